@@ -1,0 +1,1 @@
+//! wordstream: count the words of S3 objects into a Kafka changelog.
