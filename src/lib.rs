@@ -1,1 +1,10 @@
 //! wordstream: count the words of S3 objects into a Kafka changelog.
+//!
+//! The core ([`tokenize`], [`count`], [`charclass`]) has no I/O and no async;
+//! the subcommands in [`cmd`] are thin layers over it.
+
+pub mod charclass;
+pub mod count;
+pub mod tokenize;
+#[rustfmt::skip]
+pub mod unicode_tables;

@@ -1,0 +1,318 @@
+//! The tokenizer: bytes in, words out. No I/O, no allocation per word.
+//!
+//! Semantics are those of the original Python app (see DESIGN §1): a token is
+//! a maximal run of `\w` characters and it is a word only when every
+//! character is alphabetic. Input is UTF-8 (invalid bytes are separators and
+//! are counted) or ISO-8859-1.
+//!
+//! Input arrives in chunks of any size. [`Splitter`] turns them into
+//! *segments* that start and end on token boundaries, carrying a partial
+//! token (or a partial UTF-8 sequence) over to the next chunk; [`scan`]
+//! tokenizes one segment. Concatenated segments of one stream tokenize
+//! exactly like the whole stream.
+
+use crate::charclass::{self, ascii};
+
+/// How object bytes are decoded into characters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Encoding {
+    /// UTF-8; invalid bytes are separators and are counted.
+    #[default]
+    Utf8,
+    /// ISO-8859-1 (every byte is one character), what the original app used.
+    Latin1,
+}
+
+/// One word found by [`scan`].
+#[derive(Clone, Copy, Debug)]
+pub struct Word<'a> {
+    /// The word's bytes in the input's encoding.
+    pub bytes: &'a [u8],
+    /// All bytes are ASCII (then the bytes are also valid UTF-8 as they are).
+    pub ascii: bool,
+}
+
+/// Decodes the UTF-8 character at the start of `b` (non-empty, `b[0] >= 0x80`).
+/// `Err(n)`: the first `n` bytes are one maximal invalid subpart, the unit
+/// Python's decoder (and the Unicode standard) replaces with one U+FFFD.
+#[inline]
+fn decode_utf8(b: &[u8]) -> Result<(char, usize), usize> {
+    let cont = |i: usize| b.get(i).is_some_and(|&x| x & 0xC0 == 0x80);
+    let b0 = b[0];
+    let (len, lo, hi) = match b0 {
+        0xC2..=0xDF => (2, 0x80, 0xBF),
+        0xE0 => (3, 0xA0, 0xBF),
+        0xE1..=0xEC | 0xEE..=0xEF => (3, 0x80, 0xBF),
+        0xED => (3, 0x80, 0x9F),
+        0xF0 => (4, 0x90, 0xBF),
+        0xF1..=0xF3 => (4, 0x80, 0xBF),
+        0xF4 => (4, 0x80, 0x8F),
+        _ => return Err(1),
+    };
+    match b.get(1) {
+        Some(&b1) if (lo..=hi).contains(&b1) => {}
+        _ => return Err(1),
+    }
+    for i in 2..len {
+        if !cont(i) {
+            return Err(i);
+        }
+    }
+    let cp = match len {
+        2 => (u32::from(b0 & 0x1F) << 6) | u32::from(b[1] & 0x3F),
+        3 => (u32::from(b0 & 0x0F) << 12) | (u32::from(b[1] & 0x3F) << 6) | u32::from(b[2] & 0x3F),
+        _ => {
+            (u32::from(b0 & 0x07) << 18)
+                | (u32::from(b[1] & 0x3F) << 12)
+                | (u32::from(b[2] & 0x3F) << 6)
+                | u32::from(b[3] & 0x3F)
+        }
+    };
+    // The ranges above exclude surrogates and overlongs, so this cannot fail.
+    Ok((char::from_u32(cp).unwrap_or('\u{fffd}'), len))
+}
+
+/// A non-ASCII unit at `b[0]`: its flags and byte length; invalid bytes have
+/// flags 0 and `invalid == true`.
+#[inline]
+fn non_ascii(b: &[u8], enc: Encoding) -> (u8, usize, bool) {
+    match enc {
+        Encoding::Latin1 => (charclass::flags(char::from(b[0])), 1, false),
+        Encoding::Utf8 => match decode_utf8(b) {
+            Ok((c, len)) => (charclass::flags(c), len, false),
+            Err(n) => (0, n, true),
+        },
+    }
+}
+
+/// Tokenizes one complete segment: calls `emit` for every word and returns
+/// the number of invalid UTF-8 bytes seen. The end of `seg` ends a token, and
+/// a truncated UTF-8 sequence at its end is invalid.
+#[inline]
+pub fn scan(seg: &[u8], enc: Encoding, mut emit: impl FnMut(Word<'_>)) -> u64 {
+    let n = seg.len();
+    let mut invalid = 0u64;
+    let mut i = 0;
+    while i < n {
+        // Between tokens: skip separators.
+        let b = seg[i];
+        match ascii::CLASS[b as usize] {
+            ascii::SEP => {
+                i += 1;
+                continue;
+            }
+            ascii::OTHER => {
+                let (f, len, bad) = non_ascii(&seg[i..], enc);
+                if bad {
+                    invalid += len as u64;
+                }
+                if f & charclass::WORD == 0 {
+                    i += len;
+                    continue;
+                }
+            }
+            _ => {}
+        }
+        // A token starts at i.
+        let start = i;
+        let mut is_word = true;
+        let mut is_ascii = true;
+        while i < n {
+            let b = seg[i];
+            match ascii::CLASS[b as usize] {
+                ascii::ALPHA => i += 1,
+                ascii::NON_ALPHA => {
+                    is_word = false;
+                    i += 1;
+                }
+                ascii::SEP => break,
+                _ => {
+                    let (f, len, _) = non_ascii(&seg[i..], enc);
+                    if f & charclass::WORD == 0 {
+                        break; // the separator (or invalid run) is handled above
+                    }
+                    is_word &= f & charclass::ALPHA != 0;
+                    is_ascii = false;
+                    i += len;
+                }
+            }
+        }
+        if is_word {
+            emit(Word {
+                bytes: &seg[start..i],
+                ascii: is_ascii,
+            });
+        }
+    }
+    invalid
+}
+
+/// Whether the byte at `buf[i]` certainly ends a token, so that splitting the
+/// stream right after it changes nothing. Looks back at most 3 bytes.
+fn boundary_after(buf: &[u8], i: usize, enc: Encoding) -> bool {
+    let b = buf[i];
+    if b < 0x80 {
+        return ascii::CLASS[b as usize] == ascii::SEP;
+    }
+    if enc == Encoding::Latin1 {
+        return charclass::flags(char::from(b)) & charclass::WORD == 0;
+    }
+    match b {
+        // Never part of valid UTF-8: one invalid byte on its own.
+        0xC0 | 0xC1 | 0xF5..=0xFF => true,
+        // Lead bytes: the character is not complete at i.
+        0xC2..=0xF4 => false,
+        // A continuation byte: find its lead byte.
+        _ => {
+            let lead = (1..=3).find(|&k| i >= k && buf[i - k] & 0xC0 != 0x80);
+            match lead {
+                None => i >= 3, // 4 continuation bytes in a row: a stray byte
+                Some(k) => {
+                    let l = i - k;
+                    match decode_utf8(&buf[l..=i]) {
+                        // A complete character ending exactly at i.
+                        Ok((c, len)) if len == k + 1 => charclass::flags(c) & charclass::WORD == 0,
+                        Ok(_) => false,
+                        // Invalid before reaching i: i is a stray byte.
+                        Err(bad) if bad <= k => true,
+                        Err(_) => false,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The largest `p <= buf.len()` such that `buf[..p]` ends on a token
+/// boundary (0 if there is none). Scans backwards from the end.
+pub fn last_boundary(buf: &[u8], enc: Encoding) -> usize {
+    (0..buf.len())
+        .rev()
+        .find(|&i| boundary_after(buf, i, enc))
+        .map_or(0, |i| i + 1)
+}
+
+/// Turns a stream of chunks of any size into complete segments for [`scan`].
+///
+/// Memory stays bounded by the chunk size plus the longest token.
+#[derive(Debug, Default)]
+pub struct Splitter {
+    enc: Encoding,
+    carry: Vec<u8>,
+}
+
+impl Splitter {
+    /// A splitter for a stream in `enc`.
+    pub fn new(enc: Encoding) -> Self {
+        Splitter {
+            enc,
+            carry: Vec::new(),
+        }
+    }
+
+    /// Feeds the next chunk; `emit` receives zero or more complete segments.
+    pub fn push(&mut self, chunk: &[u8], mut emit: impl FnMut(&[u8])) {
+        let mut rest = chunk;
+        if !self.carry.is_empty() {
+            // Complete the carried token with the chunk's first ASCII separator
+            // (an ASCII byte is never inside a multi-byte character).
+            match rest
+                .iter()
+                .position(|&b| b < 0x80 && ascii::CLASS[b as usize] == ascii::SEP)
+            {
+                Some(p) => {
+                    self.carry.extend_from_slice(&rest[..=p]);
+                    emit(&self.carry);
+                    self.carry.clear();
+                    rest = &rest[p + 1..];
+                }
+                None => {
+                    self.carry.extend_from_slice(rest);
+                    let p = last_boundary(&self.carry, self.enc);
+                    if p > 0 {
+                        emit(&self.carry[..p]);
+                        self.carry.drain(..p);
+                    }
+                    return;
+                }
+            }
+        }
+        let p = last_boundary(rest, self.enc);
+        if p > 0 {
+            emit(&rest[..p]);
+        }
+        self.carry.extend_from_slice(&rest[p..]);
+    }
+
+    /// Ends the stream: emits what is carried as the final segment.
+    pub fn finish(&mut self, mut emit: impl FnMut(&[u8])) {
+        if !self.carry.is_empty() {
+            emit(&self.carry);
+            self.carry.clear();
+        }
+    }
+
+    /// Bytes currently carried over (a partial token).
+    pub fn carried(&self) -> usize {
+        self.carry.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(s: &[u8], enc: Encoding) -> (Vec<String>, u64) {
+        let mut out = Vec::new();
+        let bad = scan(s, enc, |w| {
+            out.push(match enc {
+                Encoding::Utf8 => String::from_utf8(w.bytes.to_vec()).unwrap(),
+                Encoding::Latin1 => w.bytes.iter().map(|&b| char::from(b)).collect(),
+            })
+        });
+        (out, bad)
+    }
+
+    #[test]
+    fn python_semantics() {
+        let (w, bad) = words("The H2O x_1 naïve 中文 café-au-lait".as_bytes(), Encoding::Utf8);
+        assert_eq!(w, ["The", "naïve", "中文", "café", "au", "lait"]);
+        assert_eq!(bad, 0);
+    }
+
+    #[test]
+    fn invalid_utf8_separates_and_counts() {
+        let (w, bad) = words(b"ab\xffcd\xe2\x82ef\xe2", Encoding::Utf8);
+        assert_eq!(w, ["ab", "cd", "ef"]);
+        assert_eq!(bad, 4);
+    }
+
+    #[test]
+    fn latin1() {
+        let (w, _) = words(b"na\xefve \xd7x", Encoding::Latin1);
+        assert_eq!(w, ["naïve", "x"]);
+    }
+
+    #[test]
+    fn splitter_every_boundary() {
+        let text = "Zoë's naïve 中文\u{ff}\u{10348} x1 ab\u{301}c end".as_bytes().to_vec();
+        let mut text = text;
+        text.extend_from_slice(b"\xe2\x82 tail\xf0\x90");
+        for enc in [Encoding::Utf8, Encoding::Latin1] {
+            let whole = words(&text, enc);
+            for cut in 0..=text.len() {
+                let mut sp = Splitter::new(enc);
+                let mut got = (Vec::new(), 0);
+                let mut take = |seg: &[u8]| {
+                    let (w, b) = words(seg, enc);
+                    got.0.extend(w);
+                    got.1 += b;
+                };
+                sp.push(&text[..cut], &mut take);
+                sp.push(&text[cut..], &mut take);
+                sp.finish(&mut take);
+                assert_eq!(got, whole, "cut at {cut}, {enc:?}");
+            }
+        }
+    }
+}
