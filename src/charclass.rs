@@ -68,7 +68,11 @@ pub fn lower_into(word: &str, out: &mut String) {
     }
     for (i, c) in word.char_indices() {
         if c == CAPITAL_SIGMA {
-            out.push(if final_sigma(word, i) { '\u{3c2}' } else { '\u{3c3}' });
+            out.push(if final_sigma(word, i) {
+                '\u{3c2}'
+            } else {
+                '\u{3c3}'
+            });
         } else if flags(c) & HAS_LOWER != 0 {
             let at = LOWER
                 .binary_search_by_key(&(c as u32), |&(cp, _)| cp)
@@ -85,11 +89,13 @@ pub fn lower_into(word: &str, out: &mut String) {
 fn final_sigma(word: &str, i: usize) -> bool {
     let significant = |c: &char| flags(*c) & CASE_IGNORABLE == 0;
     let before = word[..i].chars().rev().find(significant);
-    if !before.is_some_and(|c| flags(c) & CASED != 0) {
+    if before.is_none_or(|c| flags(c) & CASED == 0) {
         return false;
     }
-    let after = word[i + CAPITAL_SIGMA.len_utf8()..].chars().find(significant);
-    !after.is_some_and(|c| flags(c) & CASED != 0)
+    let after = word[i + CAPITAL_SIGMA.len_utf8()..]
+        .chars()
+        .find(significant);
+    after.is_none_or(|c| flags(c) & CASED == 0)
 }
 
 #[cfg(test)]

@@ -111,7 +111,10 @@ impl WordCounts {
     /// (byte order).
     pub fn sorted(&self) -> Vec<(&str, u64)> {
         let mut v: Vec<(&str, u64)> = self.iter().collect();
-        v.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.as_bytes().cmp(b.0.as_bytes())));
+        v.sort_unstable_by(|a, b| {
+            b.1.cmp(&a.1)
+                .then_with(|| a.0.as_bytes().cmp(b.0.as_bytes()))
+        });
         v
     }
 }
@@ -134,7 +137,9 @@ fn latin1_to_utf8<'a>(bytes: &[u8], out: &'a mut Vec<u8>) -> &'a [u8] {
 fn fold<'a>(w: Word<'_>, enc: Encoding, scratch: &'a mut Scratch) -> &'a [u8] {
     if w.ascii {
         scratch.bytes.clear();
-        scratch.bytes.extend(w.bytes.iter().map(u8::to_ascii_lowercase));
+        scratch
+            .bytes
+            .extend(w.bytes.iter().map(u8::to_ascii_lowercase));
         return &scratch.bytes;
     }
     let word: &str = match enc {

@@ -8,3 +8,8 @@ pub mod count;
 pub mod tokenize;
 #[rustfmt::skip]
 pub mod unicode_tables;
+
+pub mod cli;
+pub mod cmd;
+pub mod logging;
+pub mod output;

@@ -275,7 +275,10 @@ mod tests {
 
     #[test]
     fn python_semantics() {
-        let (w, bad) = words("The H2O x_1 naïve 中文 café-au-lait".as_bytes(), Encoding::Utf8);
+        let (w, bad) = words(
+            "The H2O x_1 naïve 中文 café-au-lait".as_bytes(),
+            Encoding::Utf8,
+        );
         assert_eq!(w, ["The", "naïve", "中文", "café", "au", "lait"]);
         assert_eq!(bad, 0);
     }
@@ -295,7 +298,9 @@ mod tests {
 
     #[test]
     fn splitter_every_boundary() {
-        let text = "Zoë's naïve 中文\u{ff}\u{10348} x1 ab\u{301}c end".as_bytes().to_vec();
+        let text = "Zoë's naïve 中文\u{ff}\u{10348} x1 ab\u{301}c end"
+            .as_bytes()
+            .to_vec();
         let mut text = text;
         text.extend_from_slice(b"\xe2\x82 tail\xf0\x90");
         for enc in [Encoding::Utf8, Encoding::Latin1] {

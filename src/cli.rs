@@ -1,0 +1,34 @@
+//! The command line: the top-level parser and its subcommands.
+//!
+//! Each subcommand's flags live with the subcommand (in [`crate::cmd`]); this
+//! module only assembles them, so `completions` and `--help` see one tree.
+
+use crate::cmd;
+use clap::{Parser, Subcommand};
+
+/// Count the words of publications landing in S3 into a Kafka changelog.
+#[derive(Debug, Parser)]
+#[command(name = "wordstream", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Log level: error, warn, info, debug, trace (like Faust's `-l info`).
+    /// RUST_LOG, when set, takes precedence.
+    #[arg(short = 'l', long = "loglevel", global = true, default_value = "info")]
+    pub loglevel: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Count words of local files or stdin with the pipeline's exact semantics.
+    CountLocal(cmd::count_local::Args),
+    /// Print a shell completion script.
+    Completions(cmd::completions::Args),
+}
+
+/// The clap command tree (for completions and tests).
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}

@@ -1,0 +1,284 @@
+//! `wordstream count-local`: the core over local files or stdin, offline.
+//!
+//! The same tokenizer and counter as the worker, so its output is the
+//! reference the pipeline's changelog must equal.
+
+use crate::count::{Options, ParallelCounter, WordCounts};
+use crate::output::{self, Format};
+use crate::tokenize::{Encoding, Splitter};
+use anyhow::{bail, Context, Result};
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Counting flags shared by `count-local` and `worker`.
+#[derive(Clone, Copy, Debug, clap::Args)]
+pub struct CountFlags {
+    /// Fold case with Python's `str.lower()` (default: case preserved).
+    #[arg(long)]
+    pub lowercase: bool,
+    /// How object bytes decode (latin1 is what the original app did).
+    #[arg(long, value_enum, default_value_t = Encoding::Utf8)]
+    pub encoding: Encoding,
+}
+
+impl CountFlags {
+    /// The core's options.
+    pub fn options(self) -> Options {
+        Options {
+            encoding: self.encoding,
+            lowercase: self.lowercase,
+        }
+    }
+}
+
+/// Flags of `count-local`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Files and directories (recursive, sorted); `-` is stdin. Default: `-`.
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub count: CountFlags,
+    /// Output format [default: table on a terminal, tsv otherwise].
+    #[arg(long, short = 'o', value_enum)]
+    pub output: Option<Format>,
+    /// Print only the N most frequent words.
+    #[arg(long, value_name = "N")]
+    pub top: Option<usize>,
+    /// Counting threads [default: all cores].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Warn about unreadable paths and count the rest (still exits 1).
+    #[arg(long)]
+    pub keep_going: bool,
+    /// No summary line on stderr.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+/// Bytes handed to the counting threads at a time.
+const BATCH: usize = 16 << 20;
+/// Bytes read from a file at a time.
+const READ: usize = 4 << 20;
+/// Inputs larger than this get a progress bar (on a terminal).
+const PROGRESS_MIN: u64 = 50_000_000;
+
+/// One input: a file or stdin.
+enum Input {
+    Stdin,
+    File(PathBuf),
+}
+
+impl Input {
+    fn name(&self) -> String {
+        match self {
+            Input::Stdin => "-".into(),
+            Input::File(p) => p.display().to_string(),
+        }
+    }
+}
+
+/// What a count of inputs found.
+pub struct Tally {
+    /// The counts.
+    pub counts: WordCounts,
+    /// Inputs read completely.
+    pub files: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Inputs that could not be read (with --keep-going).
+    pub failed: u64,
+}
+
+/// Expands the command-line paths into inputs: directories recursively, in
+/// sorted order. An unreadable path is an error (or a warning, with keep_going).
+fn expand(paths: &[PathBuf], keep_going: bool, failed: &mut u64) -> Result<Vec<(Input, u64)>> {
+    let mut inputs = Vec::new();
+    for path in paths {
+        if path.as_os_str() == "-" {
+            inputs.push((Input::Stdin, 0));
+            continue;
+        }
+        for entry in walkdir::WalkDir::new(path)
+            .follow_links(true)
+            .sort_by_file_name()
+        {
+            let found = entry
+                .and_then(|e| {
+                    let len = e.metadata()?.len();
+                    Ok((e, len))
+                })
+                .map_err(|e| {
+                    let at = e.path().unwrap_or(path).display().to_string();
+                    match e.into_io_error() {
+                        Some(io) => anyhow::anyhow!("cannot read {at}: {io}"),
+                        None => anyhow::anyhow!("cannot read {at}: symlink loop"),
+                    }
+                });
+            match found {
+                Ok((e, len)) if e.file_type().is_file() => {
+                    inputs.push((Input::File(e.into_path()), len))
+                }
+                Ok(_) => {}
+                Err(e) if keep_going => {
+                    tracing::warn!("{e:#}");
+                    *failed += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(inputs)
+}
+
+/// Counts `paths` with `threads` threads (a progress bar on big inputs).
+pub fn count_paths(
+    paths: &[PathBuf],
+    opts: Options,
+    threads: usize,
+    keep_going: bool,
+) -> Result<Tally> {
+    let mut failed = 0;
+    let inputs = expand(paths, keep_going, &mut failed)?;
+    let total: u64 = inputs.iter().map(|(_, len)| len).sum();
+    let bar = progress_bar(total);
+    let mut counter = ParallelCounter::new(opts, threads);
+    let mut batch: Vec<u8> = Vec::with_capacity(BATCH + READ);
+    let mut buf = vec![0u8; READ];
+    let (mut files, mut bytes) = (0, 0);
+    for (input, _) in &inputs {
+        let reader = match open(input) {
+            Ok(r) => r,
+            Err(e) if keep_going => {
+                tracing::warn!("{e:#}");
+                failed += 1;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        // A failure after the first byte is fatal even with --keep-going:
+        // part of the input would already be counted.
+        let mut splitter = Splitter::new(opts.encoding);
+        let n = read_chunks(reader, &input.name(), &mut buf, |chunk| {
+            bar.inc(chunk.len() as u64);
+            splitter.push(chunk, |seg| batch.extend_from_slice(seg));
+            if batch.len() >= BATCH {
+                counter.count(&batch);
+                batch.clear();
+            }
+        })?;
+        splitter.finish(|seg| batch.extend_from_slice(seg));
+        batch.push(b'\n'); // the end of an input ends its last token
+        files += 1;
+        bytes += n;
+    }
+    counter.count(&batch);
+    bar.finish_and_clear();
+    Ok(Tally {
+        counts: counter.finish(),
+        files,
+        bytes,
+        failed,
+    })
+}
+
+/// Opens an input for reading.
+fn open(input: &Input) -> Result<Box<dyn Read>> {
+    Ok(match input {
+        Input::Stdin => Box::new(std::io::stdin().lock()),
+        Input::File(p) => Box::new(
+            std::fs::File::open(p).with_context(|| format!("cannot read {}", p.display()))?,
+        ),
+    })
+}
+
+/// Reads `reader` to the end in chunks, calling `f` on each; returns the size.
+pub fn read_chunks(
+    mut reader: impl Read,
+    name: &str,
+    buf: &mut [u8],
+    mut f: impl FnMut(&[u8]),
+) -> Result<u64> {
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).with_context(|| format!("cannot read {name}")),
+        };
+        total += n as u64;
+        f(&buf[..n]);
+    }
+}
+
+fn progress_bar(total: u64) -> indicatif::ProgressBar {
+    if total < PROGRESS_MIN || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .expect("valid template"),
+    );
+    bar
+}
+
+/// The default thread count: every core.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Runs the subcommand.
+pub fn run(args: Args) -> Result<()> {
+    let started = Instant::now();
+    let paths = if args.paths.is_empty() {
+        vec![PathBuf::from("-")]
+    } else {
+        args.paths.clone()
+    };
+    if args.threads == Some(0) {
+        bail!("--threads must be at least 1");
+    }
+    let threads = args.threads.unwrap_or_else(default_threads);
+    let tally = count_paths(&paths, args.count.options(), threads, args.keep_going)?;
+    let secs = started.elapsed().as_secs_f64();
+
+    let mut rows = tally.counts.sorted();
+    if let Some(n) = args.top {
+        rows.truncate(n);
+    }
+    let format = Format::or_default(args.output);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    output::ignore_broken_pipe(
+        output::write_counts(&mut out, &rows, format)
+            .and_then(|()| std::io::Write::flush(&mut out)),
+    )
+    .context("cannot write to stdout")?;
+
+    if !args.quiet {
+        eprintln!("{}", summary(&tally, secs));
+    }
+    if tally.failed > 0 {
+        bail!("{} input(s) could not be read", tally.failed);
+    }
+    Ok(())
+}
+
+/// The one-line summary printed on stderr.
+pub fn summary(t: &Tally, secs: f64) -> String {
+    format!(
+        "count-local: {} files, {} bytes, {} words, {} distinct, {} invalid bytes, {:.3} s, {:.1} MB/s",
+        t.files,
+        t.bytes,
+        t.counts.words,
+        t.counts.distinct(),
+        t.counts.invalid_bytes,
+        secs,
+        t.bytes as f64 / 1e6 / secs.max(1e-9)
+    )
+}

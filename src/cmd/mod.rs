@@ -1,0 +1,5 @@
+//! The subcommands, one module each. Each exposes `Args` (its flags) and
+//! `run(args)`.
+
+pub mod completions;
+pub mod count_local;
