@@ -11,5 +11,9 @@ pub mod unicode_tables;
 
 pub mod cli;
 pub mod cmd;
+pub mod config;
+pub mod kafka;
 pub mod logging;
 pub mod output;
+pub mod s3;
+pub mod wire;

@@ -1,19 +1,33 @@
-//! The `wordstream` binary: parse the command line, set up logging, run the
-//! subcommand, and turn an error into one line on stderr and exit code 1.
+//! The `wordstream` binary: load `.env`, parse the command line, set up
+//! logging, run the subcommand, and turn an error into one line on stderr
+//! and exit code 1.
 
 use clap::Parser;
+use std::path::PathBuf;
 use wordstream::cli::{Cli, Command};
-use wordstream::cmd;
+use wordstream::{cmd, config};
 
 fn main() {
+    // Before parsing, so that clap's env fallbacks see `.env` (flag > env > .env).
+    let env_file = std::env::var_os("WORDSTREAM_ENV_FILE").map(PathBuf::from);
+    let dotenv = config::load_dotenv(env_file.as_deref());
     let cli = Cli::parse();
     wordstream::logging::init(&cli.loglevel);
-    let result = match cli.command {
-        Command::CountLocal(args) => cmd::count_local::run(args),
-        Command::Completions(args) => cmd::completions::run(args),
-    };
+    let result = dotenv.and_then(|warnings| {
+        for w in warnings {
+            tracing::warn!("{w}");
+        }
+        run(cli.command)
+    });
     if let Err(err) = result {
         eprintln!("wordstream: error: {err:#}");
         std::process::exit(1);
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::CountLocal(args) => cmd::count_local::run(args),
+        Command::Completions(args) => cmd::completions::run(args),
     }
 }

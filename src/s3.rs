@@ -1,0 +1,94 @@
+//! The S3 layer: one client builder and the few operations wordstream needs,
+//! with errors that name the bucket, the key and the S3 error code.
+
+use crate::config::S3Args;
+use anyhow::{anyhow, Result};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::Client;
+
+/// Builds the S3 client: the standard AWS credential chain, the region
+/// (flag, env, profile, else us-east-1) and, with an endpoint URL,
+/// path-style addressing for S3-compatible servers.
+pub async fn client(args: &S3Args) -> Client {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(region) = &args.region {
+        loader = loader.region(aws_config::Region::new(region.clone()));
+    }
+    let shared = loader.load().await;
+    let mut conf = aws_sdk_s3::config::Builder::from(&shared);
+    if shared.region().is_none() {
+        conf = conf.region(aws_config::Region::new("us-east-1"));
+    }
+    if let Some(url) = &args.endpoint_url {
+        conf = conf.endpoint_url(url).force_path_style(true);
+    }
+    Client::from_conf(conf.build())
+}
+
+/// A one-line description of an S3 failure of `what` (e.g. `list s3://b`):
+/// the S3 error code and message, or why the endpoint could not be reached.
+/// Never includes credentials.
+pub fn describe<E, R>(what: &str, err: &SdkError<E, R>) -> anyhow::Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    let detail = match err {
+        SdkError::ServiceError(se) => {
+            let e = se.err();
+            let code = e.code().unwrap_or("error");
+            let hint = match code {
+                "NoSuchBucket" => " (create it, e.g. with `wordstream upload --create-bucket`)",
+                "InvalidAccessKeyId" | "SignatureDoesNotMatch" => {
+                    " (check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)"
+                }
+                _ => "",
+            };
+            match e.message() {
+                Some(m) if !m.is_empty() => format!("{code}: {m}{hint}"),
+                _ => format!("{code}{hint}"),
+            }
+        }
+        SdkError::TimeoutError(_) => "timed out".to_string(),
+        SdkError::DispatchFailure(d) => {
+            if d.is_io() || d.is_timeout() {
+                format!("cannot reach the S3 endpoint: {}", root_cause(err))
+            } else {
+                root_cause(err)
+            }
+        }
+        _ => root_cause(err),
+    };
+    anyhow!("{what}: {detail}")
+}
+
+/// The innermost error message of a chain (the useful part of SDK errors).
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = err;
+    let mut msgs = vec![cur.to_string()];
+    while let Some(next) = cur.source() {
+        msgs.push(next.to_string());
+        cur = next;
+    }
+    msgs.retain(|m| !m.is_empty() && m != "dispatch failure" && m != "other");
+    msgs.last()
+        .cloned()
+        .unwrap_or_else(|| "unknown error".into())
+}
+
+/// Checks that the bucket exists and the credentials may list it.
+pub async fn check_bucket(client: &Client, bucket: &str) -> Result<()> {
+    client
+        .list_objects_v2()
+        .bucket(bucket)
+        .max_keys(1)
+        .send()
+        .await
+        .map_err(|e| describe(&format!("cannot list s3://{bucket}"), &e))?;
+    Ok(())
+}
+
+/// `s3://bucket/key`, the name wordstream gives an object everywhere.
+pub fn url(bucket: &str, key: &str) -> String {
+    format!("s3://{bucket}/{key}")
+}
