@@ -5,53 +5,33 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use futures::StreamExt;
 use rdkafka::admin::{AdminOptions, ResourceSpecifier};
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use rdkafka::{Offset, TopicPartitionList};
 
 use common::{stack, test_bytes, unique_name};
 
 const T: Duration = Duration::from_secs(30);
 
-/// Reads partition 0 of `topic` from the beginning up to its end (with
-/// read_committed: up to the last stable offset) and returns (key, value)s.
+/// (key, value) pairs of a topic, read to its end.
 async fn read_all(topic: &str, isolation: &str) -> Vec<(String, String)> {
-    let consumer: StreamConsumer = stack()
-        .consumer_config()
-        .set("isolation.level", isolation)
-        .set("enable.partition.eof", "true")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
-    consumer.assign(&tpl).expect("assign");
-    let mut out = Vec::new();
-    let deadline = Instant::now() + T;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, consumer.recv()).await {
-            Err(_) => panic!("reading {topic} ({isolation}): no end of partition within {T:?}; got {out:?}"),
-            Ok(Err(KafkaError::PartitionEOF(0))) => return out,
-            Ok(Err(e)) => panic!("reading {topic}: {e}"),
-            Ok(Ok(m)) => {
-                let k = String::from_utf8(m.key().expect("key").to_vec()).unwrap();
-                let v = String::from_utf8(m.payload().expect("value").to_vec()).unwrap();
-                out.push((k, v));
-            }
-        }
-    }
+    stack()
+        .read_to_end(topic, isolation)
+        .await
+        .iter()
+        .map(|r| (r.key_str().to_string(), r.value_str().to_string()))
+        .collect()
 }
 
 fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -61,7 +41,12 @@ async fn kafka_produce_then_consume_exact_records() {
     s.create_topic(&topic, 1, &[]).await;
 
     let producer: FutureProducer = s.producer_config().create().expect("producer");
-    let sent = kv(&[("alpha", "1"), ("beta", "2"), ("gamma", "3"), ("alpha", "4")]);
+    let sent = kv(&[
+        ("alpha", "1"),
+        ("beta", "2"),
+        ("gamma", "3"),
+        ("alpha", "4"),
+    ]);
     let mut offsets = Vec::new();
     for (k, v) in &sent {
         let d = producer
@@ -71,7 +56,11 @@ async fn kafka_produce_then_consume_exact_records() {
         assert_eq!(d.partition, 0);
         offsets.push(d.offset);
     }
-    assert_eq!(offsets, vec![0, 1, 2, 3], "offsets of a fresh single-partition topic");
+    assert_eq!(
+        offsets,
+        vec![0, 1, 2, 3],
+        "offsets of a fresh single-partition topic"
+    );
 
     assert_eq!(read_all(&topic, "read_uncommitted").await, sent);
 }
@@ -103,14 +92,30 @@ async fn kafka_transactions_committed_seen_aborted_not() {
             tokio::task::block_in_place(|| p.abort_transaction(T)).expect("abort_transaction");
         }
     }
-    txn(&producer, &topic, &[("a", "committed-1"), ("b", "committed-2")], true).await;
-    txn(&producer, &topic, &[("c", "aborted-1"), ("d", "aborted-2")], false).await;
+    txn(
+        &producer,
+        &topic,
+        &[("a", "committed-1"), ("b", "committed-2")],
+        true,
+    )
+    .await;
+    txn(
+        &producer,
+        &topic,
+        &[("c", "aborted-1"), ("d", "aborted-2")],
+        false,
+    )
+    .await;
     txn(&producer, &topic, &[("e", "committed-3")], true).await;
 
     let committed = read_all(&topic, "read_committed").await;
     assert_eq!(
         committed,
-        kv(&[("a", "committed-1"), ("b", "committed-2"), ("e", "committed-3")]),
+        kv(&[
+            ("a", "committed-1"),
+            ("b", "committed-2"),
+            ("e", "committed-3")
+        ]),
         "read_committed sees exactly the committed records, in order"
     );
     let all = read_all(&topic, "read_uncommitted").await;
@@ -131,8 +136,12 @@ async fn kafka_transactions_committed_seen_aborted_not() {
 async fn kafka_compacted_topic_config() {
     let s = stack();
     let topic = unique_name("smoke-compact");
-    s.create_topic(&topic, 3, &[("cleanup.policy", "compact"), ("segment.ms", "1000")])
-        .await;
+    s.create_topic(
+        &topic,
+        3,
+        &[("cleanup.policy", "compact"), ("segment.ms", "1000")],
+    )
+    .await;
     let res = s
         .admin()
         .describe_configs(
@@ -159,9 +168,15 @@ async fn kafka_unknown_topic_is_an_error() {
         .expect("producer");
     let topic = unique_name("smoke-missing");
     let r = producer
-        .send(FutureRecord::to(&topic).key("k").payload("v"), Duration::from_secs(3))
+        .send(
+            FutureRecord::to(&topic).key("k").payload("v"),
+            Duration::from_secs(3),
+        )
         .await;
-    assert!(r.is_err(), "producing to missing topic {topic} must fail, got {r:?}");
+    assert!(
+        r.is_err(),
+        "producing to missing topic {topic} must fail, got {r:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -176,11 +191,22 @@ async fn s3_default_bucket_put_get() {
         .send()
         .await
         .expect("put into the default bucket");
-    let got = c.get_object().bucket(&s.bucket).key(&key).send().await.expect("get");
+    let got = c
+        .get_object()
+        .bucket(&s.bucket)
+        .key(&key)
+        .send()
+        .await
+        .expect("get");
     assert_eq!(got.content_length(), Some(17));
     let body = got.body.collect().await.expect("body").into_bytes();
     assert_eq!(&body[..], b"hello wordstream\n");
-    c.delete_object().bucket(&s.bucket).key(&key).send().await.expect("delete");
+    c.delete_object()
+        .bucket(&s.bucket)
+        .key(&key)
+        .send()
+        .await
+        .expect("delete");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -191,7 +217,9 @@ async fn s3_list_paginates_past_1000_keys() {
     let c = s.s3_client();
 
     const N: usize = 1050;
-    let keys: BTreeSet<String> = (0..N).map(|i| format!("dir-{}/obj-{i:05}.txt", i % 7)).collect();
+    let keys: BTreeSet<String> = (0..N)
+        .map(|i| format!("dir-{}/obj-{i:05}.txt", i % 7))
+        .collect();
     futures::stream::iter(keys.iter().cloned())
         .map(|k| {
             let c = c.clone();
@@ -203,7 +231,9 @@ async fn s3_list_paginates_past_1000_keys() {
                     .body(ByteStream::from(k.clone().into_bytes()))
                     .send()
                     .await
-                    .unwrap_or_else(|e| panic!("put {k}: {}", aws_sdk_s3::error::DisplayErrorContext(e)));
+                    .unwrap_or_else(|e| {
+                        panic!("put {k}: {}", aws_sdk_s3::error::DisplayErrorContext(e))
+                    });
             }
         })
         .buffer_unordered(32)
@@ -214,13 +244,17 @@ async fn s3_list_paginates_past_1000_keys() {
     let mut pages = 0;
     let mut stream = c.list_objects_v2().bucket(&bucket).into_paginator().send();
     while let Some(page) = stream.next().await {
-        let page = page.unwrap_or_else(|e| panic!("list page: {}", aws_sdk_s3::error::DisplayErrorContext(e)));
+        let page = page
+            .unwrap_or_else(|e| panic!("list page: {}", aws_sdk_s3::error::DisplayErrorContext(e)));
         pages += 1;
         for o in page.contents() {
             listed.push(o.key().expect("key").to_string());
         }
     }
-    assert!(pages >= 2, "1,050 keys need at least 2 pages of 1,000, got {pages}");
+    assert!(
+        pages >= 2,
+        "1,050 keys need at least 2 pages of 1,000, got {pages}"
+    );
     assert_eq!(listed.len(), N, "no duplicates or gaps across pages");
     let listed: BTreeSet<String> = listed.into_iter().collect();
     assert_eq!(listed, keys);
@@ -239,7 +273,11 @@ async fn s3_list_paginates_past_1000_keys() {
         .iter()
         .flat_map(|p| p.contents().iter().map(|o| o.key().unwrap().to_string()))
         .collect();
-    let want: BTreeSet<String> = keys.iter().filter(|k| k.starts_with("dir-3/")).cloned().collect();
+    let want: BTreeSet<String> = keys
+        .iter()
+        .filter(|k| k.starts_with("dir-3/"))
+        .cloned()
+        .collect();
     assert_eq!(in_dir3, want);
 }
 
@@ -257,7 +295,14 @@ async fn s3_get_streams_in_chunks() {
         .await
         .unwrap_or_else(|e| panic!("put: {}", aws_sdk_s3::error::DisplayErrorContext(e)));
 
-    let mut body = c.get_object().bucket(&s.bucket).key(&key).send().await.expect("get").body;
+    let mut body = c
+        .get_object()
+        .bucket(&s.bucket)
+        .key(&key)
+        .send()
+        .await
+        .expect("get")
+        .body;
     let mut got = Vec::with_capacity(data.len());
     let mut chunks = 0;
     while let Some(chunk) = body.next().await {
@@ -265,7 +310,10 @@ async fn s3_get_streams_in_chunks() {
         chunks += 1;
         got.extend_from_slice(&chunk);
     }
-    assert!(chunks > 1, "a 3 MiB body arrives in several chunks, got {chunks}");
+    assert!(
+        chunks > 1,
+        "a 3 MiB body arrives in several chunks, got {chunks}"
+    );
     assert_eq!(got.len(), data.len());
     assert!(got == data, "streamed bytes differ from what was put");
 
@@ -280,7 +328,12 @@ async fn s3_get_streams_in_chunks() {
         .expect("ranged get");
     let part = r.body.collect().await.unwrap().into_bytes();
     assert_eq!(&part[..], &data[1000..2000]);
-    c.delete_object().bucket(&s.bucket).key(&key).send().await.expect("delete");
+    c.delete_object()
+        .bucket(&s.bucket)
+        .key(&key)
+        .send()
+        .await
+        .expect("delete");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -313,7 +366,12 @@ async fn s3_multipart_upload_20mb() {
             .body(ByteStream::from(chunk.to_vec()))
             .send()
             .await
-            .unwrap_or_else(|e| panic!("upload_part {n}: {}", aws_sdk_s3::error::DisplayErrorContext(e)));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "upload_part {n}: {}",
+                    aws_sdk_s3::error::DisplayErrorContext(e)
+                )
+            });
         parts.insert(n, r.e_tag().expect("part etag").to_string());
     }
     assert_eq!(parts.len(), 5);
@@ -332,9 +390,20 @@ async fn s3_multipart_upload_20mb() {
         .multipart_upload(completed)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("complete_multipart_upload: {}", aws_sdk_s3::error::DisplayErrorContext(e)));
+        .unwrap_or_else(|e| {
+            panic!(
+                "complete_multipart_upload: {}",
+                aws_sdk_s3::error::DisplayErrorContext(e)
+            )
+        });
 
-    let head = c.head_object().bucket(&bucket).key(key).send().await.expect("head");
+    let head = c
+        .head_object()
+        .bucket(&bucket)
+        .key(key)
+        .send()
+        .await
+        .expect("head");
     assert_eq!(head.content_length(), Some(data.len() as i64));
     let got = c
         .get_object()
@@ -359,7 +428,15 @@ async fn harness_unique_names_are_s3_safe() {
     assert_ne!(a, b);
     for n in [&a, &b, &unique_name(&"x".repeat(200))] {
         assert!(n.len() >= 3 && n.len() <= 63, "{n}");
-        assert!(n.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-'), "{n}");
-        assert!(n.as_bytes()[0].is_ascii_alphanumeric() && n.as_bytes()[n.len() - 1].is_ascii_alphanumeric(), "{n}");
+        assert!(
+            n.bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-'),
+            "{n}"
+        );
+        assert!(
+            n.as_bytes()[0].is_ascii_alphanumeric()
+                && n.as_bytes()[n.len() - 1].is_ascii_alphanumeric(),
+            "{n}"
+        );
     }
 }

@@ -56,7 +56,10 @@ fn answers(hostport: &str) -> bool {
 fn endpoint_hostport(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
     let authority = rest.split('/').next().unwrap_or(rest);
-    if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+    if authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
         authority.to_string()
     } else if scheme == "https" {
         format!("{authority}:443")
@@ -123,7 +126,12 @@ pub fn unique_name(prefix: &str) -> String {
     if p.is_empty() {
         p = "t".to_string();
     }
-    let suffix = format!("-{}-{}-{}", std::process::id(), n, base36(nanos % 36u128.pow(8)));
+    let suffix = format!(
+        "-{}-{}-{}",
+        std::process::id(),
+        n,
+        base36(nanos % 36u128.pow(8))
+    );
     p.truncate(63 - suffix.len());
     let p = p.trim_end_matches('-');
     format!("{p}{suffix}")
@@ -218,20 +226,24 @@ impl Stack {
         let consumer: rdkafka::consumer::BaseConsumer =
             self.kafka_config().create().expect("metadata client");
         let name_owned = name.to_string();
-        wait_for(Duration::from_secs(30), &format!("leaders of topic {name}"), || {
-            let ok = consumer
-                .fetch_metadata(Some(&name_owned), Duration::from_secs(5))
-                .ok()
-                .and_then(|md| {
-                    md.topics().first().map(|t| {
-                        t.error().is_none()
-                            && t.partitions().len() == partitions as usize
-                            && t.partitions().iter().all(|p| p.leader() >= 0)
+        wait_for(
+            Duration::from_secs(30),
+            &format!("leaders of topic {name}"),
+            || {
+                let ok = consumer
+                    .fetch_metadata(Some(&name_owned), Duration::from_secs(5))
+                    .ok()
+                    .and_then(|md| {
+                        md.topics().first().map(|t| {
+                            t.error().is_none()
+                                && t.partitions().len() == partitions as usize
+                                && t.partitions().iter().all(|p| p.leader() >= 0)
+                        })
                     })
-                })
-                .unwrap_or(false);
-            async move { ok }
-        })
+                    .unwrap_or(false);
+                async move { ok }
+            },
+        )
         .await;
     }
 
@@ -261,7 +273,87 @@ impl Stack {
             .bucket(name)
             .send()
             .await
-            .unwrap_or_else(|e| panic!("create_bucket({name}): {}", aws_sdk_s3::error::DisplayErrorContext(e)));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "create_bucket({name}): {}",
+                    aws_sdk_s3::error::DisplayErrorContext(e)
+                )
+            });
+    }
+}
+
+/// One record read back by [`Stack::read_to_end`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+}
+
+impl Record {
+    /// Key as UTF-8 (panics if absent or not UTF-8).
+    pub fn key_str(&self) -> &str {
+        std::str::from_utf8(self.key.as_deref().expect("record has no key")).expect("key is not UTF-8")
+    }
+    /// Value as UTF-8 (panics if absent or not UTF-8).
+    pub fn value_str(&self) -> &str {
+        std::str::from_utf8(self.value.as_deref().expect("record has no value")).expect("value is not UTF-8")
+    }
+}
+
+impl Stack {
+    /// Reads every partition of `topic` from the beginning to its current end
+    /// (`isolation`: "read_committed" stops at the last stable offset, and
+    /// skips aborted records) and returns the records in partition, offset
+    /// order. Panics if the end is not reached within 60 s.
+    pub async fn read_to_end(&self, topic: &str, isolation: &str) -> Vec<Record> {
+        use rdkafka::consumer::StreamConsumer;
+        use rdkafka::error::KafkaError;
+        use rdkafka::message::Message;
+        use rdkafka::{Offset, TopicPartitionList};
+
+        let consumer: StreamConsumer = self
+            .consumer_config()
+            .set("isolation.level", isolation)
+            .set("enable.partition.eof", "true")
+            .create()
+            .expect("creating a consumer");
+        let md = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("metadata of {topic}: {e}"));
+        let partitions: Vec<i32> = md.topics()[0].partitions().iter().map(|p| p.id()).collect();
+        assert!(!partitions.is_empty(), "topic {topic} has no partitions (does it exist?)");
+        let mut tpl = TopicPartitionList::new();
+        for p in &partitions {
+            tpl.add_partition_offset(topic, *p, Offset::Beginning).unwrap();
+        }
+        consumer.assign(&tpl).expect("assign");
+        let mut at_end = std::collections::BTreeSet::new();
+        let mut out = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while at_end.len() < partitions.len() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, consumer.recv()).await {
+                Err(_) => panic!(
+                    "reading {topic} ({isolation}): partitions {at_end:?} of {partitions:?} at their end after 60 s; \
+                     read {} records",
+                    out.len()
+                ),
+                Ok(Err(KafkaError::PartitionEOF(p))) => {
+                    at_end.insert(p);
+                }
+                Ok(Err(e)) => panic!("reading {topic}: {e}"),
+                Ok(Ok(m)) => out.push(Record {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key().map(<[u8]>::to_vec),
+                    value: m.payload().map(<[u8]>::to_vec),
+                }),
+            }
+        }
+        out.sort_by_key(|r| (r.partition, r.offset));
+        out
     }
 }
 
