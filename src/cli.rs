@@ -21,9 +21,12 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once
 pub enum Command {
     /// Count words of local files or stdin with the pipeline's exact semantics.
     CountLocal(cmd::count_local::Args),
+    /// Run the pipeline: poll S3, count new objects, publish totals (exactly once).
+    Worker(cmd::worker::Args),
     /// Print a shell completion script.
     Completions(cmd::completions::Args),
 }

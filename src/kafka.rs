@@ -4,10 +4,10 @@
 use crate::config::KafkaArgs;
 use anyhow::{anyhow, bail, Context, Result};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::metadata::Metadata;
 use std::time::Duration;
 
@@ -61,11 +61,31 @@ pub fn murmur2(data: &[u8]) -> u32 {
     h
 }
 
+/// A client context that hands librdkafka's own log lines and error events
+/// to `tracing` at debug level instead of printing them: librdkafka retries
+/// connection failures by itself, and the caller reports what matters in
+/// one line (e.g. [`unreachable_error`] after a bounded wait). `-l debug`
+/// shows them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct QuietContext;
+
+impl ClientContext for QuietContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        tracing::debug!("librdkafka {level:?} {fac}: {log_message}");
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::debug!("librdkafka error: {error}: {reason}");
+    }
+}
+
+impl ConsumerContext for QuietContext {}
+
 /// Fetches cluster metadata (all topics, or one), waiting at most `timeout`.
 /// Blocking: call from `spawn_blocking` in async code.
 pub fn metadata(args: &KafkaArgs, topic: Option<&str>, timeout: Duration) -> Result<Metadata> {
-    let consumer: BaseConsumer = client_config(args)
-        .create()
+    let consumer: BaseConsumer<QuietContext> = client_config(args)
+        .create_with_context(QuietContext)
         .context("cannot create Kafka client")?;
     consumer
         .fetch_metadata(topic, timeout)
@@ -148,6 +168,33 @@ pub async fn ensure_topics(args: &KafkaArgs, specs: &[TopicSpec]) -> Result<()> 
             Ok(_) => {}
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((name, code)) => bail!("cannot create topic {name}: {code}"),
+        }
+    }
+    Ok(())
+}
+
+/// Fails unless `topic` is compacted (an existing changelog must be).
+pub async fn check_compacted(args: &KafkaArgs, topic: &str) -> Result<()> {
+    use rdkafka::admin::ResourceSpecifier;
+    let admin: AdminClient<DefaultClientContext> = client_config(args)
+        .create()
+        .context("cannot create Kafka admin client")?;
+    let timeout = Duration::from_secs(args.connect_timeout);
+    let opts = AdminOptions::new().request_timeout(Some(timeout));
+    let results = admin
+        .describe_configs(&[ResourceSpecifier::Topic(topic)], &opts)
+        .await
+        .map_err(|e| unreachable_error(args, timeout, e))?;
+    for r in results {
+        let resource = r.map_err(|e| anyhow!("cannot describe topic {topic}: {e}"))?;
+        let policy = resource
+            .get("cleanup.policy")
+            .and_then(|e| e.value.clone())
+            .unwrap_or_default();
+        if !policy.split(',').any(|p| p.trim() == "compact") {
+            bail!(
+                "topic {topic} exists with cleanup.policy={policy}; a changelog must be compacted"
+            );
         }
     }
     Ok(())

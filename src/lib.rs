@@ -17,3 +17,4 @@ pub mod logging;
 pub mod output;
 pub mod s3;
 pub mod wire;
+pub mod worker;

@@ -28,6 +28,7 @@ fn main() {
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::CountLocal(args) => cmd::count_local::run(args),
+        Command::Worker(args) => cmd::worker::run(args),
         Command::Completions(args) => cmd::completions::run(args),
     }
 }

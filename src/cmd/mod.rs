@@ -3,3 +3,4 @@
 
 pub mod completions;
 pub mod count_local;
+pub mod worker;

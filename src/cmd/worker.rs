@@ -1,0 +1,87 @@
+//! `wordstream worker`: run the pipeline (see [`crate::worker`]) until
+//! SIGINT/SIGTERM.
+
+use crate::cmd::count_local::CountFlags;
+use crate::config::{KafkaArgs, S3Args};
+use crate::wire::Serde;
+use crate::worker::{Settings, Worker};
+use anyhow::{bail, Context, Result};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Flags of `worker`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub s3: S3Args,
+    #[command(flatten)]
+    pub count: CountFlags,
+    /// Only count objects whose key starts with this.
+    #[arg(long, default_value = "")]
+    pub prefix: String,
+    /// Seconds between bucket listings.
+    #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+    pub interval: f64,
+    /// Changelog wire format.
+    #[arg(long, value_enum, default_value_t = Serde::Faust)]
+    pub serde: Serde,
+    /// This worker's id: names its transactional id, so a restarted worker
+    /// with the same id fences its zombie [default: hostname-pid].
+    #[arg(long, env = "WORDSTREAM_WORKER_ID")]
+    pub worker_id: Option<String>,
+    /// Print the top N words after each committed batch ("$$ TALLY $$").
+    #[arg(long, value_name = "N")]
+    pub tally: Option<usize>,
+    /// Partitions of topics the worker creates (an existing changelog's
+    /// count wins).
+    #[arg(long, default_value_t = 8)]
+    pub partitions: i32,
+    /// Replication factor of topics the worker creates.
+    #[arg(long, default_value_t = 1)]
+    pub replication: i32,
+    /// Seconds between status lines.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub status_interval: u64,
+}
+
+/// Runs the subcommand.
+pub fn run(args: Args) -> Result<()> {
+    if !(args.interval > 0.0 && args.interval.is_finite()) {
+        bail!("--interval must be a positive number of seconds");
+    }
+    if args.partitions < 1 || args.replication < 1 {
+        bail!("--partitions and --replication must be at least 1");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second signal while stopping exits at once.
+        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop))
+            .context("cannot install signal handler")?;
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("cannot install signal handler")?;
+    }
+    let worker_id = args.worker_id.unwrap_or_else(|| {
+        format!(
+            "{}-{}",
+            gethostname::gethostname().to_string_lossy(),
+            std::process::id()
+        )
+    });
+    let settings = Settings {
+        kafka: args.kafka,
+        s3: args.s3,
+        prefix: args.prefix,
+        interval: Duration::from_secs_f64(args.interval),
+        count: args.count.options(),
+        serde: args.serde,
+        worker_id,
+        tally: args.tally,
+        partitions: args.partitions,
+        replication: args.replication,
+        status_interval: Duration::from_secs(args.status_interval.max(1)),
+    };
+    Worker::start(settings, stop)?.run()
+}
