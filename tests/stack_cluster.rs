@@ -37,9 +37,12 @@ async fn produce(p: &FutureProducer, topic: &str, prefix: &str, n: usize) -> BTr
     let sends = (0..n).map(|i| {
         let key = format!("{prefix}-{i:04}");
         async move {
-            p.send(FutureRecord::to(topic).key(&key).payload("v"), Duration::from_secs(30))
-                .await
-                .unwrap_or_else(|(e, _)| panic!("acks=all produce of {key}: {e}"));
+            p.send(
+                FutureRecord::to(topic).key(&key).payload("v"),
+                Duration::from_secs(30),
+            )
+            .await
+            .unwrap_or_else(|(e, _)| panic!("acks=all produce of {key}: {e}"));
             key
         }
     });
@@ -58,9 +61,15 @@ async fn acks_all_produce_survives_one_broker_down() {
     let topic = unique_name("cluster-acks");
     s.create_topic(&topic, 3, &[]).await;
     let md_client: BaseConsumer = s.kafka_config().create().unwrap();
-    let md = md_client.fetch_metadata(Some(&topic), Duration::from_secs(10)).unwrap();
+    let md = md_client
+        .fetch_metadata(Some(&topic), Duration::from_secs(10))
+        .unwrap();
     for p in md.topics()[0].partitions() {
-        assert_eq!(p.replicas().len(), 3, "default replication factor 3 on the cluster");
+        assert_eq!(
+            p.replicas().len(),
+            3,
+            "default replication factor 3 on the cluster"
+        );
     }
 
     let producer: FutureProducer = s

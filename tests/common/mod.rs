@@ -294,11 +294,13 @@ pub struct Record {
 impl Record {
     /// Key as UTF-8 (panics if absent or not UTF-8).
     pub fn key_str(&self) -> &str {
-        std::str::from_utf8(self.key.as_deref().expect("record has no key")).expect("key is not UTF-8")
+        std::str::from_utf8(self.key.as_deref().expect("record has no key"))
+            .expect("key is not UTF-8")
     }
     /// Value as UTF-8 (panics if absent or not UTF-8).
     pub fn value_str(&self) -> &str {
-        std::str::from_utf8(self.value.as_deref().expect("record has no value")).expect("value is not UTF-8")
+        std::str::from_utf8(self.value.as_deref().expect("record has no value"))
+            .expect("value is not UTF-8")
     }
 }
 
@@ -323,10 +325,14 @@ impl Stack {
             .fetch_metadata(Some(topic), Duration::from_secs(10))
             .unwrap_or_else(|e| panic!("metadata of {topic}: {e}"));
         let partitions: Vec<i32> = md.topics()[0].partitions().iter().map(|p| p.id()).collect();
-        assert!(!partitions.is_empty(), "topic {topic} has no partitions (does it exist?)");
+        assert!(
+            !partitions.is_empty(),
+            "topic {topic} has no partitions (does it exist?)"
+        );
         let mut tpl = TopicPartitionList::new();
         for p in &partitions {
-            tpl.add_partition_offset(topic, *p, Offset::Beginning).unwrap();
+            tpl.add_partition_offset(topic, *p, Offset::Beginning)
+                .unwrap();
         }
         consumer.assign(&tpl).expect("assign");
         let mut at_end = std::collections::BTreeSet::new();
