@@ -25,6 +25,10 @@ pub struct Cli {
 pub enum Command {
     /// Count words of local files or stdin with the pipeline's exact semantics.
     CountLocal(cmd::count_local::Args),
+    /// Upload local files to the bucket (multipart for big ones).
+    Upload(cmd::upload::Args),
+    /// Print the word counts of the changelog topic (or any topic).
+    Consume(cmd::consume::Args),
     /// Run the pipeline: poll S3, count new objects, publish totals (exactly once).
     Worker(cmd::worker::Args),
     /// Print a shell completion script.

@@ -28,6 +28,8 @@ fn main() {
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::CountLocal(args) => cmd::count_local::run(args),
+        Command::Upload(args) => cmd::upload::run(args),
+        Command::Consume(args) => cmd::consume::run(args),
         Command::Worker(args) => cmd::worker::run(args),
         Command::Completions(args) => cmd::completions::run(args),
     }

@@ -2,7 +2,7 @@
 //! with errors that name the bucket, the key and the S3 error code.
 
 use crate::config::S3Args;
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::Client;
 
@@ -39,7 +39,8 @@ where
             let code = e.code().unwrap_or("error");
             let hint = match code {
                 "NoSuchBucket" => " (create it, e.g. with `wordstream upload --create-bucket`)",
-                "InvalidAccessKeyId" | "SignatureDoesNotMatch" => {
+                // XAdminUserNotFound: versitygw's unknown access key
+                "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "XAdminUserNotFound" => {
                     " (check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)"
                 }
                 _ => "",
@@ -91,4 +92,65 @@ pub async fn check_bucket(client: &Client, bucket: &str) -> Result<()> {
 /// `s3://bucket/key`, the name wordstream gives an object everywhere.
 pub fn url(bucket: &str, key: &str) -> String {
     format!("s3://{bucket}/{key}")
+}
+
+/// The S3 error code of a failed call (`NoSuchBucket`, `AccessDenied`, …),
+/// when the service answered one.
+pub fn error_code<E, R>(err: &SdkError<E, R>) -> Option<&str>
+where
+    E: ProvideErrorMetadata,
+{
+    match err {
+        SdkError::ServiceError(se) => se.err().code(),
+        _ => None,
+    }
+}
+
+/// Checks that the bucket exists and the credentials may list it; with
+/// `create`, creates it when it does not exist (in the client's region).
+/// A missing bucket without `create` is the one-line error
+/// `bucket s3://B does not exist (create it with --create-bucket)`.
+pub async fn ensure_bucket(client: &Client, bucket: &str, create: bool) -> Result<()> {
+    let err = match client
+        .list_objects_v2()
+        .bucket(bucket)
+        .max_keys(1)
+        .send()
+        .await
+    {
+        Ok(_) => return Ok(()),
+        Err(e) => e,
+    };
+    // Some servers answer 404 without a body (no code) to a missing bucket.
+    let missing = match error_code(&err) {
+        Some(code) => code == "NoSuchBucket",
+        None => err
+            .raw_response()
+            .is_some_and(|r| r.status().as_u16() == 404),
+    };
+    if !missing {
+        return Err(describe(&format!("cannot list s3://{bucket}"), &err));
+    }
+    if !create {
+        bail!("bucket s3://{bucket} does not exist (create it with --create-bucket)");
+    }
+    let mut req = client.create_bucket().bucket(bucket);
+    let region = client.config().region().map(|r| r.as_ref().to_string());
+    if let Some(region) = region.filter(|r| r != "us-east-1") {
+        use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+        req = req.create_bucket_configuration(
+            CreateBucketConfiguration::builder()
+                .location_constraint(BucketLocationConstraint::from(region.as_str()))
+                .build(),
+        );
+    }
+    match req.send().await {
+        Ok(_) => {
+            tracing::info!("created bucket s3://{bucket}");
+            Ok(())
+        }
+        // Someone else (or we, a moment ago) created it meanwhile.
+        Err(e) if error_code(&e) == Some("BucketAlreadyOwnedByYou") => Ok(()),
+        Err(e) => Err(describe(&format!("cannot create bucket s3://{bucket}"), &e)),
+    }
 }

@@ -2,5 +2,7 @@
 //! `run(args)`.
 
 pub mod completions;
+pub mod consume;
 pub mod count_local;
+pub mod upload;
 pub mod worker;

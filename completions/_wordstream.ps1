@@ -1,0 +1,175 @@
+
+using namespace System.Management.Automation
+using namespace System.Management.Automation.Language
+
+Register-ArgumentCompleter -Native -CommandName 'wordstream' -ScriptBlock {
+    param($wordToComplete, $commandAst, $cursorPosition)
+
+    $commandElements = $commandAst.CommandElements
+    $command = @(
+        'wordstream'
+        for ($i = 1; $i -lt $commandElements.Count; $i++) {
+            $element = $commandElements[$i]
+            if ($element -isnot [StringConstantExpressionAst] -or
+                $element.StringConstantType -ne [StringConstantType]::BareWord -or
+                $element.Value.StartsWith('-') -or
+                $element.Value -eq $wordToComplete) {
+                break
+        }
+        $element.Value
+    }) -join ';'
+
+    $completions = @(switch ($command) {
+        'wordstream' {
+            [CompletionResult]::new('-l', '-l', [CompletionResultType]::ParameterName, 'Log level: error, warn, info, debug, trace (like Faust''s `-l info`). RUST_LOG, when set, takes precedence')
+            [CompletionResult]::new('--loglevel', '--loglevel', [CompletionResultType]::ParameterName, 'Log level: error, warn, info, debug, trace (like Faust''s `-l info`). RUST_LOG, when set, takes precedence')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('count-local', 'count-local', [CompletionResultType]::ParameterValue, 'Count words of local files or stdin with the pipeline''s exact semantics')
+            [CompletionResult]::new('upload', 'upload', [CompletionResultType]::ParameterValue, 'Upload local files to the bucket (multipart for big ones)')
+            [CompletionResult]::new('consume', 'consume', [CompletionResultType]::ParameterValue, 'Print the word counts of the changelog topic (or any topic)')
+            [CompletionResult]::new('worker', 'worker', [CompletionResultType]::ParameterValue, 'Run the pipeline: poll S3, count new objects, publish totals (exactly once)')
+            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'wordstream;count-local' {
+            [CompletionResult]::new('--encoding', '--encoding', [CompletionResultType]::ParameterName, 'How object bytes decode (latin1 is what the original app did)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format [default: table on a terminal, tsv otherwise]')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format [default: table on a terminal, tsv otherwise]')
+            [CompletionResult]::new('--top', '--top', [CompletionResultType]::ParameterName, 'Print only the N most frequent words')
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Counting threads [default: all cores]')
+            [CompletionResult]::new('-l', '-l', [CompletionResultType]::ParameterName, 'Log level: error, warn, info, debug, trace (like Faust''s `-l info`). RUST_LOG, when set, takes precedence')
+            [CompletionResult]::new('--loglevel', '--loglevel', [CompletionResultType]::ParameterName, 'Log level: error, warn, info, debug, trace (like Faust''s `-l info`). RUST_LOG, when set, takes precedence')
+            [CompletionResult]::new('--lowercase', '--lowercase', [CompletionResultType]::ParameterName, 'Fold case with Python''s `str.lower()` (default: case preserved)')
+            [CompletionResult]::new('--keep-going', '--keep-going', [CompletionResultType]::ParameterName, 'Warn about unreadable paths and count the rest (still exits 1)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No summary line on stderr')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No summary line on stderr')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'wordstream;upload' {
+            [CompletionResult]::new('--bucket', '--bucket', [CompletionResultType]::ParameterName, 'The bucket')
+            [CompletionResult]::new('--endpoint-url', '--endpoint-url', [CompletionResultType]::ParameterName, 'S3 endpoint for S3-compatible servers (path-style addressing)')
+            [CompletionResult]::new('--region', '--region', [CompletionResultType]::ParameterName, 'AWS region [default: the AWS chain''s, else us-east-1]')
+            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Key prefix ("folder"); a `/` is added when missing. Keys are the prefix plus the file name, or the path relative to a directory argument')
+            [CompletionResult]::new('--multipart-threshold', '--multipart-threshold', [CompletionResultType]::ParameterName, 'Files larger than this go up in parts (bytes, or with KiB/MiB/GiB)')
+            [CompletionResult]::new('--part-size', '--part-size', [CompletionResultType]::ParameterName, 'Part size of multipart uploads (at least 5 MiB)')
+            [CompletionResult]::new('--concurrency', '--concurrency', [CompletionResultType]::ParameterName, 'Requests in flight (whole files and parts together)')
+            [CompletionResult]::new('--content-type', '--content-type', [CompletionResultType]::ParameterName, 'Content-Type of the objects')
+            [CompletionResult]::new('-l', '-l', [CompletionResultType]::ParameterName, 'Log level: error, warn, info, debug, trace (like Faust''s `-l info`). RUST_LOG, when set, takes precedence')
+            [CompletionResult]::new('--loglevel', '--loglevel', [CompletionResultType]::ParameterName, 'Log level: error, warn, info, debug, trace (like Faust''s `-l info`). RUST_LOG, when set, takes precedence')
+            [CompletionResult]::new('-r', '-r', [CompletionResultType]::ParameterName, 'Upload the files of directories, recursively')
+            [CompletionResult]::new('--recursive', '--recursive', [CompletionResultType]::ParameterName, 'Upload the files of directories, recursively')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'List what would be uploaded; send nothing to S3')
+            [CompletionResult]::new('--create-bucket', '--create-bucket', [CompletionResultType]::ParameterName, 'Create the bucket if it does not exist')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No progress bars and no summary table')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No progress bars and no summary table')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'wordstream;consume' {
+            [CompletionResult]::new('--brokers', '--brokers', [CompletionResultType]::ParameterName, 'Bootstrap brokers, comma-separated')
+            [CompletionResult]::new('-X', '-X ', [CompletionResultType]::ParameterName, 'Any librdkafka property, like kcat (repeatable): -X key=value')
+            [CompletionResult]::new('--app-id', '--app-id', [CompletionResultType]::ParameterName, 'Application id: names the topics and the consumer group (as in Faust)')
+            [CompletionResult]::new('--table', '--table', [CompletionResultType]::ParameterName, 'Table name: the changelog is `<app-id>-<table>-changelog`')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'Seconds to wait for the brokers before giving up')
+            [CompletionResult]::new('-t', '-t', [CompletionResultType]::ParameterName, 'Topic to read [default: the changelog, <app-id>-<table>-changelog]')
+            [CompletionResult]::new('--topic', '--topic', [CompletionResultType]::ParameterName, 'Topic to read [default: the changelog, <app-id>-<table>-changelog]')
+            [CompletionResult]::new('--serde', '--serde', [CompletionResultType]::ParameterName, 'Wire format of keys and values')
+            [CompletionResult]::new('--max-messages', '--max-messages', [CompletionResultType]::ParameterName, 'Exit after this many records')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--top', '--top', [CompletionResultType]::ParameterName, 'With --output table: only the N most frequent words [default: all; 25 when redrawing on a terminal]')
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Print each record with this format, like kcat: %k key, %s value, %t topic, %p partition, %o offset, %T timestamp (ms), %% a percent sign; \n newline, \t tab, \\ backslash')
+            [CompletionResult]::new('--format-string', '--format-string', [CompletionResultType]::ParameterName, 'Print each record with this format, like kcat: %k key, %s value, %t topic, %p partition, %o offset, %T timestamp (ms), %% a percent sign; \n newline, \t tab, \\ backslash')
+            [CompletionResult]::new('-g', '-g', [CompletionResultType]::ParameterName, 'Consume as this consumer group and commit its offsets (default: no group offsets are read or committed)')
+            [CompletionResult]::new('--group', '--group', [CompletionResultType]::ParameterName, 'Consume as this consumer group and commit its offsets (default: no group offsets are read or committed)')
+            [CompletionResult]::new('-l', '-l', [CompletionResultType]::ParameterName, 'Log level: error, warn, info, debug, trace (like Faust''s `-l info`). RUST_LOG, when set, takes precedence')
+            [CompletionResult]::new('--loglevel', '--loglevel', [CompletionResultType]::ParameterName, 'Log level: error, warn, info, debug, trace (like Faust''s `-l info`). RUST_LOG, when set, takes precedence')
+            [CompletionResult]::new('--from-beginning', '--from-beginning', [CompletionResultType]::ParameterName, 'Start at the oldest record (default: only records written from now on)')
+            [CompletionResult]::new('-e', '-e', [CompletionResultType]::ParameterName, 'Exit once every partition''s end (as of the start) is reached')
+            [CompletionResult]::new('--exit-at-end', '--exit-at-end', [CompletionResultType]::ParameterName, 'Exit once every partition''s end (as of the start) is reached')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'wordstream;worker' {
+            [CompletionResult]::new('--brokers', '--brokers', [CompletionResultType]::ParameterName, 'Bootstrap brokers, comma-separated')
+            [CompletionResult]::new('-X', '-X ', [CompletionResultType]::ParameterName, 'Any librdkafka property, like kcat (repeatable): -X key=value')
+            [CompletionResult]::new('--app-id', '--app-id', [CompletionResultType]::ParameterName, 'Application id: names the topics and the consumer group (as in Faust)')
+            [CompletionResult]::new('--table', '--table', [CompletionResultType]::ParameterName, 'Table name: the changelog is `<app-id>-<table>-changelog`')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'Seconds to wait for the brokers before giving up')
+            [CompletionResult]::new('--bucket', '--bucket', [CompletionResultType]::ParameterName, 'The bucket')
+            [CompletionResult]::new('--endpoint-url', '--endpoint-url', [CompletionResultType]::ParameterName, 'S3 endpoint for S3-compatible servers (path-style addressing)')
+            [CompletionResult]::new('--region', '--region', [CompletionResultType]::ParameterName, 'AWS region [default: the AWS chain''s, else us-east-1]')
+            [CompletionResult]::new('--encoding', '--encoding', [CompletionResultType]::ParameterName, 'How object bytes decode (latin1 is what the original app did)')
+            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Only count objects whose key starts with this')
+            [CompletionResult]::new('--interval', '--interval', [CompletionResultType]::ParameterName, 'Seconds between bucket listings')
+            [CompletionResult]::new('--serde', '--serde', [CompletionResultType]::ParameterName, 'Changelog wire format')
+            [CompletionResult]::new('--worker-id', '--worker-id', [CompletionResultType]::ParameterName, 'This worker''s id: names its transactional id, so a restarted worker with the same id fences its zombie [default: hostname-pid]')
+            [CompletionResult]::new('--tally', '--tally', [CompletionResultType]::ParameterName, 'Print the top N words after each committed batch ("$$ TALLY $$")')
+            [CompletionResult]::new('--partitions', '--partitions', [CompletionResultType]::ParameterName, 'Partitions of topics the worker creates (an existing changelog''s count wins)')
+            [CompletionResult]::new('--replication', '--replication', [CompletionResultType]::ParameterName, 'Replication factor of topics the worker creates')
+            [CompletionResult]::new('--status-interval', '--status-interval', [CompletionResultType]::ParameterName, 'Seconds between status lines')
+            [CompletionResult]::new('-l', '-l', [CompletionResultType]::ParameterName, 'Log level: error, warn, info, debug, trace (like Faust''s `-l info`). RUST_LOG, when set, takes precedence')
+            [CompletionResult]::new('--loglevel', '--loglevel', [CompletionResultType]::ParameterName, 'Log level: error, warn, info, debug, trace (like Faust''s `-l info`). RUST_LOG, when set, takes precedence')
+            [CompletionResult]::new('--lowercase', '--lowercase', [CompletionResultType]::ParameterName, 'Fold case with Python''s `str.lower()` (default: case preserved)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'wordstream;completions' {
+            [CompletionResult]::new('--write-dir', '--write-dir', [CompletionResultType]::ParameterName, 'Write the scripts for every shell into this directory instead')
+            [CompletionResult]::new('-l', '-l', [CompletionResultType]::ParameterName, 'Log level: error, warn, info, debug, trace (like Faust''s `-l info`). RUST_LOG, when set, takes precedence')
+            [CompletionResult]::new('--loglevel', '--loglevel', [CompletionResultType]::ParameterName, 'Log level: error, warn, info, debug, trace (like Faust''s `-l info`). RUST_LOG, when set, takes precedence')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'wordstream;help' {
+            [CompletionResult]::new('count-local', 'count-local', [CompletionResultType]::ParameterValue, 'Count words of local files or stdin with the pipeline''s exact semantics')
+            [CompletionResult]::new('upload', 'upload', [CompletionResultType]::ParameterValue, 'Upload local files to the bucket (multipart for big ones)')
+            [CompletionResult]::new('consume', 'consume', [CompletionResultType]::ParameterValue, 'Print the word counts of the changelog topic (or any topic)')
+            [CompletionResult]::new('worker', 'worker', [CompletionResultType]::ParameterValue, 'Run the pipeline: poll S3, count new objects, publish totals (exactly once)')
+            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'wordstream;help;count-local' {
+            break
+        }
+        'wordstream;help;upload' {
+            break
+        }
+        'wordstream;help;consume' {
+            break
+        }
+        'wordstream;help;worker' {
+            break
+        }
+        'wordstream;help;completions' {
+            break
+        }
+        'wordstream;help;help' {
+            break
+        }
+    })
+
+    $completions.Where{ $_.CompletionText -like "$wordToComplete*" } |
+        Sort-Object -Property ListItemText
+}

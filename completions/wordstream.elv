@@ -1,0 +1,157 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[wordstream] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'wordstream'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'wordstream'= {
+            cand -l 'Log level: error, warn, info, debug, trace (like Faust''s `-l info`). RUST_LOG, when set, takes precedence'
+            cand --loglevel 'Log level: error, warn, info, debug, trace (like Faust''s `-l info`). RUST_LOG, when set, takes precedence'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand count-local 'Count words of local files or stdin with the pipeline''s exact semantics'
+            cand upload 'Upload local files to the bucket (multipart for big ones)'
+            cand consume 'Print the word counts of the changelog topic (or any topic)'
+            cand worker 'Run the pipeline: poll S3, count new objects, publish totals (exactly once)'
+            cand completions 'Print a shell completion script'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wordstream;count-local'= {
+            cand --encoding 'How object bytes decode (latin1 is what the original app did)'
+            cand -o 'Output format [default: table on a terminal, tsv otherwise]'
+            cand --output 'Output format [default: table on a terminal, tsv otherwise]'
+            cand --top 'Print only the N most frequent words'
+            cand --threads 'Counting threads [default: all cores]'
+            cand -l 'Log level: error, warn, info, debug, trace (like Faust''s `-l info`). RUST_LOG, when set, takes precedence'
+            cand --loglevel 'Log level: error, warn, info, debug, trace (like Faust''s `-l info`). RUST_LOG, when set, takes precedence'
+            cand --lowercase 'Fold case with Python''s `str.lower()` (default: case preserved)'
+            cand --keep-going 'Warn about unreadable paths and count the rest (still exits 1)'
+            cand -q 'No summary line on stderr'
+            cand --quiet 'No summary line on stderr'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wordstream;upload'= {
+            cand --bucket 'The bucket'
+            cand --endpoint-url 'S3 endpoint for S3-compatible servers (path-style addressing)'
+            cand --region 'AWS region [default: the AWS chain''s, else us-east-1]'
+            cand --prefix 'Key prefix ("folder"); a `/` is added when missing. Keys are the prefix plus the file name, or the path relative to a directory argument'
+            cand --multipart-threshold 'Files larger than this go up in parts (bytes, or with KiB/MiB/GiB)'
+            cand --part-size 'Part size of multipart uploads (at least 5 MiB)'
+            cand --concurrency 'Requests in flight (whole files and parts together)'
+            cand --content-type 'Content-Type of the objects'
+            cand -l 'Log level: error, warn, info, debug, trace (like Faust''s `-l info`). RUST_LOG, when set, takes precedence'
+            cand --loglevel 'Log level: error, warn, info, debug, trace (like Faust''s `-l info`). RUST_LOG, when set, takes precedence'
+            cand -r 'Upload the files of directories, recursively'
+            cand --recursive 'Upload the files of directories, recursively'
+            cand --dry-run 'List what would be uploaded; send nothing to S3'
+            cand --create-bucket 'Create the bucket if it does not exist'
+            cand -q 'No progress bars and no summary table'
+            cand --quiet 'No progress bars and no summary table'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wordstream;consume'= {
+            cand --brokers 'Bootstrap brokers, comma-separated'
+            cand -X 'Any librdkafka property, like kcat (repeatable): -X key=value'
+            cand --app-id 'Application id: names the topics and the consumer group (as in Faust)'
+            cand --table 'Table name: the changelog is `<app-id>-<table>-changelog`'
+            cand --connect-timeout 'Seconds to wait for the brokers before giving up'
+            cand -t 'Topic to read [default: the changelog, <app-id>-<table>-changelog]'
+            cand --topic 'Topic to read [default: the changelog, <app-id>-<table>-changelog]'
+            cand --serde 'Wire format of keys and values'
+            cand --max-messages 'Exit after this many records'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand --top 'With --output table: only the N most frequent words [default: all; 25 when redrawing on a terminal]'
+            cand -f 'Print each record with this format, like kcat: %k key, %s value, %t topic, %p partition, %o offset, %T timestamp (ms), %% a percent sign; \n newline, \t tab, \\ backslash'
+            cand --format-string 'Print each record with this format, like kcat: %k key, %s value, %t topic, %p partition, %o offset, %T timestamp (ms), %% a percent sign; \n newline, \t tab, \\ backslash'
+            cand -g 'Consume as this consumer group and commit its offsets (default: no group offsets are read or committed)'
+            cand --group 'Consume as this consumer group and commit its offsets (default: no group offsets are read or committed)'
+            cand -l 'Log level: error, warn, info, debug, trace (like Faust''s `-l info`). RUST_LOG, when set, takes precedence'
+            cand --loglevel 'Log level: error, warn, info, debug, trace (like Faust''s `-l info`). RUST_LOG, when set, takes precedence'
+            cand --from-beginning 'Start at the oldest record (default: only records written from now on)'
+            cand -e 'Exit once every partition''s end (as of the start) is reached'
+            cand --exit-at-end 'Exit once every partition''s end (as of the start) is reached'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wordstream;worker'= {
+            cand --brokers 'Bootstrap brokers, comma-separated'
+            cand -X 'Any librdkafka property, like kcat (repeatable): -X key=value'
+            cand --app-id 'Application id: names the topics and the consumer group (as in Faust)'
+            cand --table 'Table name: the changelog is `<app-id>-<table>-changelog`'
+            cand --connect-timeout 'Seconds to wait for the brokers before giving up'
+            cand --bucket 'The bucket'
+            cand --endpoint-url 'S3 endpoint for S3-compatible servers (path-style addressing)'
+            cand --region 'AWS region [default: the AWS chain''s, else us-east-1]'
+            cand --encoding 'How object bytes decode (latin1 is what the original app did)'
+            cand --prefix 'Only count objects whose key starts with this'
+            cand --interval 'Seconds between bucket listings'
+            cand --serde 'Changelog wire format'
+            cand --worker-id 'This worker''s id: names its transactional id, so a restarted worker with the same id fences its zombie [default: hostname-pid]'
+            cand --tally 'Print the top N words after each committed batch ("$$ TALLY $$")'
+            cand --partitions 'Partitions of topics the worker creates (an existing changelog''s count wins)'
+            cand --replication 'Replication factor of topics the worker creates'
+            cand --status-interval 'Seconds between status lines'
+            cand -l 'Log level: error, warn, info, debug, trace (like Faust''s `-l info`). RUST_LOG, when set, takes precedence'
+            cand --loglevel 'Log level: error, warn, info, debug, trace (like Faust''s `-l info`). RUST_LOG, when set, takes precedence'
+            cand --lowercase 'Fold case with Python''s `str.lower()` (default: case preserved)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wordstream;completions'= {
+            cand --write-dir 'Write the scripts for every shell into this directory instead'
+            cand -l 'Log level: error, warn, info, debug, trace (like Faust''s `-l info`). RUST_LOG, when set, takes precedence'
+            cand --loglevel 'Log level: error, warn, info, debug, trace (like Faust''s `-l info`). RUST_LOG, when set, takes precedence'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wordstream;help'= {
+            cand count-local 'Count words of local files or stdin with the pipeline''s exact semantics'
+            cand upload 'Upload local files to the bucket (multipart for big ones)'
+            cand consume 'Print the word counts of the changelog topic (or any topic)'
+            cand worker 'Run the pipeline: poll S3, count new objects, publish totals (exactly once)'
+            cand completions 'Print a shell completion script'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wordstream;help;count-local'= {
+        }
+        &'wordstream;help;upload'= {
+        }
+        &'wordstream;help;consume'= {
+        }
+        &'wordstream;help;worker'= {
+        }
+        &'wordstream;help;completions'= {
+        }
+        &'wordstream;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

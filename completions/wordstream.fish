@@ -1,0 +1,118 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_wordstream_global_optspecs
+    string join \n l/loglevel= h/help V/version
+end
+
+function __fish_wordstream_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_wordstream_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_wordstream_using_subcommand
+    set -l cmd (__fish_wordstream_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c wordstream -n "__fish_wordstream_needs_command" -s l -l loglevel -d 'Log level: error, warn, info, debug, trace (like Faust\'s `-l info`). RUST_LOG, when set, takes precedence' -r
+complete -c wordstream -n "__fish_wordstream_needs_command" -s h -l help -d 'Print help'
+complete -c wordstream -n "__fish_wordstream_needs_command" -s V -l version -d 'Print version'
+complete -c wordstream -n "__fish_wordstream_needs_command" -f -a "count-local" -d 'Count words of local files or stdin with the pipeline\'s exact semantics'
+complete -c wordstream -n "__fish_wordstream_needs_command" -f -a "upload" -d 'Upload local files to the bucket (multipart for big ones)'
+complete -c wordstream -n "__fish_wordstream_needs_command" -f -a "consume" -d 'Print the word counts of the changelog topic (or any topic)'
+complete -c wordstream -n "__fish_wordstream_needs_command" -f -a "worker" -d 'Run the pipeline: poll S3, count new objects, publish totals (exactly once)'
+complete -c wordstream -n "__fish_wordstream_needs_command" -f -a "completions" -d 'Print a shell completion script'
+complete -c wordstream -n "__fish_wordstream_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l encoding -d 'How object bytes decode (latin1 is what the original app did)' -r -f -a "utf8\t'UTF-8; invalid bytes are separators and are counted'
+latin1\t'ISO-8859-1 (every byte is one character), what the original app used'"
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -s o -l output -d 'Output format [default: table on a terminal, tsv otherwise]' -r -f -a "table\t'A table for people (default on a terminal)'
+tsv\t'`word<TAB>count` lines (default when stdout is not a terminal)'
+json\t'A JSON array of `{"word": ..., "count": ...}`'"
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l top -d 'Print only the N most frequent words' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l threads -d 'Counting threads [default: all cores]' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -s l -l loglevel -d 'Log level: error, warn, info, debug, trace (like Faust\'s `-l info`). RUST_LOG, when set, takes precedence' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l lowercase -d 'Fold case with Python\'s `str.lower()` (default: case preserved)'
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l keep-going -d 'Warn about unreadable paths and count the rest (still exits 1)'
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -s q -l quiet -d 'No summary line on stderr'
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -s V -l version -d 'Print version'
+complete -c wordstream -n "__fish_wordstream_using_subcommand upload" -l bucket -d 'The bucket' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand upload" -l endpoint-url -d 'S3 endpoint for S3-compatible servers (path-style addressing)' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand upload" -l region -d 'AWS region [default: the AWS chain\'s, else us-east-1]' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand upload" -l prefix -d 'Key prefix ("folder"); a `/` is added when missing. Keys are the prefix plus the file name, or the path relative to a directory argument' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand upload" -l multipart-threshold -d 'Files larger than this go up in parts (bytes, or with KiB/MiB/GiB)' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand upload" -l part-size -d 'Part size of multipart uploads (at least 5 MiB)' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand upload" -l concurrency -d 'Requests in flight (whole files and parts together)' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand upload" -l content-type -d 'Content-Type of the objects' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand upload" -s l -l loglevel -d 'Log level: error, warn, info, debug, trace (like Faust\'s `-l info`). RUST_LOG, when set, takes precedence' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand upload" -s r -l recursive -d 'Upload the files of directories, recursively'
+complete -c wordstream -n "__fish_wordstream_using_subcommand upload" -l dry-run -d 'List what would be uploaded; send nothing to S3'
+complete -c wordstream -n "__fish_wordstream_using_subcommand upload" -l create-bucket -d 'Create the bucket if it does not exist'
+complete -c wordstream -n "__fish_wordstream_using_subcommand upload" -s q -l quiet -d 'No progress bars and no summary table'
+complete -c wordstream -n "__fish_wordstream_using_subcommand upload" -s h -l help -d 'Print help'
+complete -c wordstream -n "__fish_wordstream_using_subcommand upload" -s V -l version -d 'Print version'
+complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -l brokers -d 'Bootstrap brokers, comma-separated' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -s X -d 'Any librdkafka property, like kcat (repeatable): -X key=value' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -l app-id -d 'Application id: names the topics and the consumer group (as in Faust)' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -l table -d 'Table name: the changelog is `<app-id>-<table>-changelog`' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -l connect-timeout -d 'Seconds to wait for the brokers before giving up' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -s t -l topic -d 'Topic to read [default: the changelog, <app-id>-<table>-changelog]' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -l serde -d 'Wire format of keys and values' -r -f -a "faust\t'JSON key and value, byte-compatible with a Faust table (`"the"` → `120`)'
+kstreams\t'UTF-8 key, 8-byte big-endian signed value (Kafka Streams `Serdes.Long()`)'
+text\t'UTF-8 key, decimal ASCII value'"
+complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -l max-messages -d 'Exit after this many records' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -s o -l output -d 'Output format' -r -f -a "lines\t'`word<TAB>count` per record'
+json\t'One JSON object per record: topic, partition, offset, timestamp, key, value'
+table\t'The latest count per word as a table, sorted by count'"
+complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -l top -d 'With --output table: only the N most frequent words [default: all; 25 when redrawing on a terminal]' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -s f -l format-string -d 'Print each record with this format, like kcat: %k key, %s value, %t topic, %p partition, %o offset, %T timestamp (ms), %% a percent sign; \\n newline, \\t tab, \\\\ backslash' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -s g -l group -d 'Consume as this consumer group and commit its offsets (default: no group offsets are read or committed)' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -s l -l loglevel -d 'Log level: error, warn, info, debug, trace (like Faust\'s `-l info`). RUST_LOG, when set, takes precedence' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -l from-beginning -d 'Start at the oldest record (default: only records written from now on)'
+complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -s e -l exit-at-end -d 'Exit once every partition\'s end (as of the start) is reached'
+complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -s V -l version -d 'Print version'
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l brokers -d 'Bootstrap brokers, comma-separated' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -s X -d 'Any librdkafka property, like kcat (repeatable): -X key=value' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l app-id -d 'Application id: names the topics and the consumer group (as in Faust)' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l table -d 'Table name: the changelog is `<app-id>-<table>-changelog`' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l connect-timeout -d 'Seconds to wait for the brokers before giving up' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l bucket -d 'The bucket' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l endpoint-url -d 'S3 endpoint for S3-compatible servers (path-style addressing)' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l region -d 'AWS region [default: the AWS chain\'s, else us-east-1]' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l encoding -d 'How object bytes decode (latin1 is what the original app did)' -r -f -a "utf8\t'UTF-8; invalid bytes are separators and are counted'
+latin1\t'ISO-8859-1 (every byte is one character), what the original app used'"
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l prefix -d 'Only count objects whose key starts with this' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l interval -d 'Seconds between bucket listings' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l serde -d 'Changelog wire format' -r -f -a "faust\t'JSON key and value, byte-compatible with a Faust table (`"the"` → `120`)'
+kstreams\t'UTF-8 key, 8-byte big-endian signed value (Kafka Streams `Serdes.Long()`)'
+text\t'UTF-8 key, decimal ASCII value'"
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l worker-id -d 'This worker\'s id: names its transactional id, so a restarted worker with the same id fences its zombie [default: hostname-pid]' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l tally -d 'Print the top N words after each committed batch ("$$ TALLY $$")' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l partitions -d 'Partitions of topics the worker creates (an existing changelog\'s count wins)' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l replication -d 'Replication factor of topics the worker creates' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l status-interval -d 'Seconds between status lines' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -s l -l loglevel -d 'Log level: error, warn, info, debug, trace (like Faust\'s `-l info`). RUST_LOG, when set, takes precedence' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l lowercase -d 'Fold case with Python\'s `str.lower()` (default: case preserved)'
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -s V -l version -d 'Print version'
+complete -c wordstream -n "__fish_wordstream_using_subcommand completions" -l write-dir -d 'Write the scripts for every shell into this directory instead' -r -F
+complete -c wordstream -n "__fish_wordstream_using_subcommand completions" -s l -l loglevel -d 'Log level: error, warn, info, debug, trace (like Faust\'s `-l info`). RUST_LOG, when set, takes precedence' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c wordstream -n "__fish_wordstream_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c wordstream -n "__fish_wordstream_using_subcommand help; and not __fish_seen_subcommand_from count-local upload consume worker completions help" -f -a "count-local" -d 'Count words of local files or stdin with the pipeline\'s exact semantics'
+complete -c wordstream -n "__fish_wordstream_using_subcommand help; and not __fish_seen_subcommand_from count-local upload consume worker completions help" -f -a "upload" -d 'Upload local files to the bucket (multipart for big ones)'
+complete -c wordstream -n "__fish_wordstream_using_subcommand help; and not __fish_seen_subcommand_from count-local upload consume worker completions help" -f -a "consume" -d 'Print the word counts of the changelog topic (or any topic)'
+complete -c wordstream -n "__fish_wordstream_using_subcommand help; and not __fish_seen_subcommand_from count-local upload consume worker completions help" -f -a "worker" -d 'Run the pipeline: poll S3, count new objects, publish totals (exactly once)'
+complete -c wordstream -n "__fish_wordstream_using_subcommand help; and not __fish_seen_subcommand_from count-local upload consume worker completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c wordstream -n "__fish_wordstream_using_subcommand help; and not __fish_seen_subcommand_from count-local upload consume worker completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
