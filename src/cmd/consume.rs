@@ -659,7 +659,8 @@ mod tests {
         let s = t.render();
         let words: Vec<&str> = s
             .lines()
-            .filter_map(|l| l.split('│').nth(1).map(str::trim))
+            .filter_map(|l| l.strip_prefix('│'))
+            .filter_map(|l| l.split('┆').next().map(str::trim))
             .collect();
         assert_eq!(words, ["word", "c", "a", "b"]);
         let mut buf = Vec::new();
