@@ -16,5 +16,6 @@ pub mod kafka;
 pub mod logging;
 pub mod output;
 pub mod s3;
+pub mod verify;
 pub mod wire;
 pub mod worker;

@@ -55,6 +55,18 @@ pub struct Args {
     /// No summary line on stderr.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Compare the counts with the changelog topic instead of printing them;
+    /// exit 1 on any difference.
+    #[arg(long)]
+    pub verify: bool,
+    /// Wire format of the changelog read by --verify.
+    #[arg(long, value_enum, default_value_t = crate::wire::Serde::Faust)]
+    pub serde: crate::wire::Serde,
+    /// Topic read by --verify [default: the app's changelog].
+    #[arg(long)]
+    pub topic: Option<String>,
+    #[command(flatten)]
+    pub kafka: crate::config::KafkaArgs,
 }
 
 /// Bytes handed to the counting threads at a time.
@@ -246,6 +258,12 @@ pub fn run(args: Args) -> Result<()> {
     let threads = args.threads.unwrap_or_else(default_threads);
     let tally = count_paths(&paths, args.count.options(), threads, args.keep_going)?;
     let secs = started.elapsed().as_secs_f64();
+    if args.verify {
+        if !args.quiet {
+            eprintln!("{}", summary(&tally, secs));
+        }
+        return verify(&args, &tally.counts);
+    }
 
     let mut rows = tally.counts.sorted();
     if let Some(n) = args.top {
@@ -267,6 +285,43 @@ pub fn run(args: Args) -> Result<()> {
         bail!("{} input(s) could not be read", tally.failed);
     }
     Ok(())
+}
+
+/// `--verify`: compares `counts` with the changelog and reports.
+fn verify(args: &Args, counts: &WordCounts) -> Result<()> {
+    let topic = args
+        .topic
+        .clone()
+        .unwrap_or_else(|| args.kafka.topics().changelog);
+    let table = crate::verify::read_changelog(&args.kafka, &topic, args.serde)?;
+    let report = crate::verify::compare(counts, &table);
+    println!(
+        "verify {topic}: {} words match, {} differ",
+        report.matching,
+        report.differences.len()
+    );
+    if report.differences.is_empty() {
+        return Ok(());
+    }
+    let mut table = comfy_table::Table::new();
+    table
+        .load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
+        .set_header(vec!["word", "local", "changelog"]);
+    for d in report.differences.iter().take(20) {
+        table.add_row(vec![
+            d.word.clone(),
+            d.local.to_string(),
+            d.changelog.to_string(),
+        ]);
+    }
+    println!("{table}");
+    if report.differences.len() > 20 {
+        println!("… and {} more", report.differences.len() - 20);
+    }
+    bail!(
+        "{} words differ between the local count and {topic}",
+        report.differences.len()
+    )
 }
 
 /// The one-line summary printed on stderr.
