@@ -6,6 +6,19 @@
 //! of [`Worker::run`] polls a batch, computes its results, and commits them
 //! in one transaction together with the input offsets: a crash anywhere
 //! loses nothing and counts nothing twice.
+//!
+//! Local state (the tables of owned changelog partitions, the set of done
+//! objects of owned ledger partitions, discovery's set of known keys) is a
+//! cache of what Kafka committed. Whenever a transaction fails, or the
+//! brokers go away, the worker throws that state away, seeks back to the
+//! committed offsets and rebuilds it from the topics ("resync"): what was
+//! not committed is simply done again.
+//!
+//! Membership is static (`group.instance.id` = the worker id): a worker
+//! restarted with the same `--worker-id` takes its partitions back at once,
+//! without a rebalance, and its transactional id fences its zombie. The
+//! price, as in Kafka Streams: a worker that stops for good hands its
+//! partitions over only after the session timeout (10 s).
 
 pub mod discover;
 pub mod ledger;
@@ -20,16 +33,19 @@ use crate::s3;
 use crate::wire::Serde;
 use anyhow::{anyhow, bail, Context, Result};
 use discover::{Discovery, Found};
+use futures::StreamExt;
 use ledger::Entry;
+use object::Outcome;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Everything a worker needs to know.
@@ -47,7 +63,8 @@ pub struct Settings {
     pub count: Options,
     /// Changelog wire format.
     pub serde: Serde,
-    /// This worker's id (names its transactional id).
+    /// This worker's id (names its transactional id and its static group
+    /// membership).
     pub worker_id: String,
     /// Print the top N after each committed batch.
     pub tally: Option<usize>,
@@ -65,21 +82,65 @@ const MAX_OBJECTS_PER_BATCH: usize = 32;
 const MAX_BYTES_PER_BATCH: u64 = 256 << 20;
 /// Most records polled in one batch.
 const MAX_RECORDS_PER_BATCH: usize = 50_000;
+/// Objects read and counted at the same time.
+const COUNT_CONCURRENCY: usize = 4;
 /// Timeout of transactional calls.
-const TXN_TIMEOUT: Duration = Duration::from_secs(60);
+const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Timeout of one bucket listing (all its pages).
+const LIST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pause after a failed iteration before the next attempt.
+const RETRY_PAUSE: Duration = Duration::from_secs(1);
 
-/// Rebalance notifications from the consumer's callbacks.
-#[derive(Default)]
-struct GroupContext {
-    epoch: AtomicU64,
+/// An error retrying cannot fix: the worker exits with it.
+#[derive(Debug)]
+pub struct Fatal(pub String);
+
+impl std::fmt::Display for Fatal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
-impl ClientContext for GroupContext {}
+impl std::error::Error for Fatal {}
+
+fn is_fatal(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.is::<Fatal>())
+}
+
+/// librdkafka's own log lines and error events go to `tracing` at debug
+/// level: it retries by itself, and the worker reports what matters.
+fn librdkafka_log(level: RDKafkaLogLevel, fac: &str, msg: &str) {
+    tracing::debug!("librdkafka {level:?} {fac}: {msg}");
+}
+
+/// The consumer's context: quiet logs, and rebalance notifications.
+#[derive(Default)]
+struct GroupContext {
+    /// Bumped by every rebalance callback.
+    epoch: AtomicU64,
+    /// Partitions revoked since the worker last looked: their local state
+    /// is stale even if they come back.
+    revoked: Mutex<HashSet<(String, i32)>>,
+}
+
+impl ClientContext for GroupContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, msg: &str) {
+        librdkafka_log(level, fac, msg);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::debug!("librdkafka consumer error: {error}: {reason}");
+    }
+}
 
 impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             tracing::info!("partitions revoked: {}", describe_tpl(tpl));
+            let mut revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
+            for e in tpl.elements() {
+                revoked.insert((e.topic().to_string(), e.partition()));
+            }
             self.epoch.fetch_add(1, Ordering::SeqCst);
         }
     }
@@ -95,6 +156,32 @@ impl ConsumerContext for GroupContext {
         }
     }
 }
+
+/// The transactional producer's context: quiet logs.
+struct TxnContext;
+
+impl ClientContext for TxnContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, msg: &str) {
+        librdkafka_log(level, fac, msg);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::debug!("librdkafka producer error: {error}: {reason}");
+    }
+}
+
+impl ProducerContext for TxnContext {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        // A failed delivery fails the transaction's commit, which is handled.
+        if let Err((e, _)) = result {
+            tracing::debug!("delivery failed: {e}");
+        }
+    }
+}
+
+type TxnProducer = ThreadedProducer<TxnContext>;
 
 fn describe_tpl(tpl: &TopicPartitionList) -> String {
     let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
@@ -114,6 +201,39 @@ fn describe_tpl(tpl: &TopicPartitionList) -> String {
         .join(" ")
 }
 
+/// Logs a recurring warning at most once per period, saying how many
+/// were left out meanwhile (a broker outage must not flood the log).
+struct Throttle {
+    last: Option<Instant>,
+    suppressed: u64,
+    period: Duration,
+}
+
+impl Throttle {
+    fn new(period: Duration) -> Self {
+        Throttle {
+            last: None,
+            suppressed: 0,
+            period,
+        }
+    }
+
+    fn warn(&mut self, msg: impl std::fmt::Display) {
+        if self.last.is_some_and(|t| t.elapsed() < self.period) {
+            self.suppressed += 1;
+            tracing::debug!("{msg}");
+            return;
+        }
+        if self.suppressed > 0 {
+            tracing::warn!("{msg} ({} similar messages suppressed)", self.suppressed);
+        } else {
+            tracing::warn!("{msg}");
+        }
+        self.last = Some(Instant::now());
+        self.suppressed = 0;
+    }
+}
+
 /// A record polled in this batch (owned: the batch outlives the poll).
 struct Polled {
     topic_is_ledger: bool,
@@ -121,6 +241,14 @@ struct Polled {
     offset: i64,
     key: Vec<u8>,
     value: Option<Vec<u8>>,
+}
+
+/// An object to count in this batch.
+struct Job {
+    partition: i32,
+    ledger_key: String,
+    object_key: String,
+    listed: Entry,
 }
 
 /// Counters for the status line.
@@ -131,6 +259,7 @@ struct Stats {
     words: u64,
     bytes: u64,
     transactions: u64,
+    aborted: u64,
 }
 
 /// A running worker.
@@ -142,9 +271,13 @@ pub struct Worker {
     rt: tokio::runtime::Runtime,
     s3: aws_sdk_s3::Client,
     consumer: BaseConsumer<GroupContext>,
-    producer: ThreadedProducer<DefaultProducerContext>,
+    /// `None` after a fatal producer error: recreated (fencing the old one)
+    /// at the next iteration.
+    producer: Option<TxnProducer>,
     stop: Arc<AtomicBool>,
     seen_epoch: u64,
+    /// Local state must be rebuilt from Kafka before the next batch.
+    resync: bool,
     ready: bool,
     /// Owned repartition (= changelog) partitions and their tables.
     tables: BTreeMap<i32, HashMap<String, i64>>,
@@ -153,6 +286,8 @@ pub struct Worker {
     discovery: Option<Discovery>,
     last_listing: Option<Instant>,
     stats: Stats,
+    kafka_warnings: Throttle,
+    s3_warnings: Throttle,
 }
 
 impl Worker {
@@ -171,34 +306,22 @@ impl Worker {
                 s3::check_bucket(&s3, &settings.s3.bucket),
             )
             .await
-            .map_err(|_| anyhow!("cannot list s3://{}: timed out", settings.s3.bucket))?
+            .map_err(|_| {
+                anyhow!(
+                    "cannot list s3://{}: no answer within {} s",
+                    settings.s3.bucket,
+                    settings.kafka.connect_timeout
+                )
+            })?
         })?;
 
         let topics = settings.kafka.topics();
         let (partitions, ledger_partitions) = prepare_topics(&settings, &topics, &rt)?;
-
-        let producer: ThreadedProducer<DefaultProducerContext> =
-            kafka::client_config(&settings.kafka)
-                .set(
-                    "transactional.id",
-                    format!("{}-{}", settings.kafka.app_id, settings.worker_id),
-                )
-                .set("transaction.timeout.ms", "30000")
-                .set("linger.ms", "5")
-                .set("queue.buffering.max.messages", "1000000")
-                .create()
-                .context("cannot create Kafka producer")?;
-        producer
-            .init_transactions(Duration::from_secs(settings.kafka.connect_timeout.max(30)))
-            .map_err(|e| {
-                anyhow!(
-                    "cannot initialise transactions on {}: {e}",
-                    settings.kafka.brokers
-                )
-            })?;
+        let producer = create_producer(&settings)?;
 
         let consumer: BaseConsumer<GroupContext> = kafka::client_config(&settings.kafka)
             .set("group.id", &settings.kafka.app_id)
+            .set("group.instance.id", &settings.worker_id)
             .set("client.id", format!("wordstream-{}", settings.worker_id))
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
@@ -206,18 +329,19 @@ impl Worker {
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "2000")
+            .set("fetch.wait.max.ms", "100")
             .create_with_context(GroupContext::default())
             .context("cannot create Kafka consumer")?;
         consumer
             .subscribe(&[&topics.ledger, &topics.repartition])
             .context("cannot subscribe")?;
         tracing::info!(
-            "worker {} joining group {} (changelog {}, {} partitions, serde {:?})",
+            "worker {} joining group {} (changelog {}, {} partitions, serde {})",
             settings.worker_id,
             settings.kafka.app_id,
             topics.changelog,
             partitions,
-            settings.serde
+            serde_name(settings.serde)
         );
         Ok(Worker {
             settings,
@@ -227,23 +351,37 @@ impl Worker {
             rt,
             s3,
             consumer,
-            producer,
+            producer: Some(producer),
             stop,
             seen_epoch: 0,
+            resync: false,
             ready: false,
             tables: BTreeMap::new(),
             done: BTreeMap::new(),
             discovery: None,
             last_listing: None,
             stats: Stats::default(),
+            kafka_warnings: Throttle::new(Duration::from_secs(10)),
+            s3_warnings: Throttle::new(Duration::from_secs(10)),
         })
     }
 
-    /// Runs until `stop` is set; then leaves the group cleanly.
+    /// Runs until `stop` is set; then leaves the group cleanly. Returns an
+    /// error only for what retrying cannot fix (e.g. fenced by a newer
+    /// process with the same worker id).
     pub fn run(mut self) -> Result<()> {
         let mut last_status = Instant::now();
         while !self.stop.load(Ordering::Relaxed) {
-            self.iteration()?;
+            if let Err(e) = self.iteration() {
+                if is_fatal(&e) {
+                    return Err(e);
+                }
+                if !self.stop.load(Ordering::Relaxed) {
+                    self.kafka_warnings.warn(format_args!("{e:#} (retrying)"));
+                }
+                self.resync = true;
+                self.pause(RETRY_PAUSE);
+            }
             if last_status.elapsed() >= self.settings.status_interval {
                 self.status();
                 last_status = Instant::now();
@@ -251,20 +389,28 @@ impl Worker {
         }
         tracing::info!("stopping: leaving group {}", self.settings.kafka.app_id);
         self.consumer.unsubscribe();
-        let _ = self.producer.flush(Duration::from_secs(5));
         self.status();
         Ok(())
+    }
+
+    /// Sleeps, waking early when stopping.
+    fn pause(&self, d: Duration) {
+        let until = Instant::now() + d;
+        while Instant::now() < until && !self.stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn status(&self) {
         let owned = |m: Vec<i32>| format!("{m:?}");
         tracing::info!(
-            "status: {} objects counted, {} failed, {} bytes, {} words, {} transactions; ledger {} repartition {}{}; table {} words; {} list calls",
+            "status: {} objects counted, {} failed, {} bytes, {} words, {} transactions ({} aborted); ledger {} repartition {}{}; table {} words; {} list calls",
             self.stats.objects,
             self.stats.failed,
             self.stats.bytes,
             self.stats.words,
             self.stats.transactions,
+            self.stats.aborted,
             owned(self.done.keys().copied().collect()),
             owned(self.tables.keys().copied().collect()),
             if self.discovery.is_some() { " (lists the bucket)" } else { "" },
@@ -275,10 +421,17 @@ impl Worker {
 
     /// One batch: discover, poll, count, aggregate, commit.
     fn iteration(&mut self) -> Result<()> {
+        if self.producer.is_none() {
+            self.producer = Some(create_producer(&self.settings)?);
+        }
         let epoch = self.consumer.context().epoch.load(Ordering::SeqCst);
-        if epoch != self.seen_epoch {
+        if self.resync {
+            self.rewind()?;
+            self.resync = false;
             self.seen_epoch = epoch;
+        } else if epoch != self.seen_epoch {
             self.on_assignment()?;
+            self.seen_epoch = epoch;
         }
 
         let mut discovered: Vec<Found> = Vec::new();
@@ -288,20 +441,32 @@ impl Worker {
                 .is_none_or(|t| t.elapsed() >= self.settings.interval)
             {
                 self.last_listing = Some(Instant::now());
-                match self.rt.block_on(d.poll(&self.s3)) {
-                    Ok(found) => discovered = found,
-                    Err(e) => tracing::warn!("{e:#} (retrying in {:?})", self.settings.interval),
+                let (stop, s3) = (&self.stop, &self.s3);
+                let listing = async move {
+                    object::unless_stopped(stop, tokio::time::timeout(LIST_TIMEOUT, d.poll(s3)))
+                        .await
+                };
+                match self.rt.block_on(listing) {
+                    None => return Ok(()), // stopping
+                    Some(Ok(Ok(found))) => discovered = found,
+                    Some(Ok(Err(e))) => self.s3_warnings.warn(format_args!(
+                        "{e:#} (retrying in {:?})",
+                        self.settings.interval
+                    )),
+                    Some(Err(_)) => self.s3_warnings.warn(format_args!(
+                        "cannot list s3://{}: no answer within {} s (retrying)",
+                        self.settings.s3.bucket,
+                        LIST_TIMEOUT.as_secs()
+                    )),
                 }
             }
         }
 
-        let polled = self.poll_batch(epoch);
+        let polled = self.poll_batch(epoch)?;
         if self.consumer.context().epoch.load(Ordering::SeqCst) != epoch {
             // A rebalance happened while polling: positions were reset to the
             // committed offsets, so everything polled comes again. Keep nothing.
-            if let Some(d) = self.discovery.as_mut() {
-                d.forget(discovered.into_iter().map(|f| f.key));
-            }
+            self.abandon(discovered);
             return Ok(());
         }
         if polled.is_empty() && discovered.is_empty() {
@@ -311,7 +476,7 @@ impl Worker {
     }
 
     /// Polls records until the batch is full or nothing more comes quickly.
-    fn poll_batch(&mut self, epoch: u64) -> Vec<Polled> {
+    fn poll_batch(&mut self, epoch: u64) -> Result<Vec<Polled>> {
         let mut polled = Vec::new();
         let mut objects = 0;
         let mut bytes = 0u64;
@@ -330,7 +495,16 @@ impl Worker {
             let msg = match self.consumer.poll(wait) {
                 None => break,
                 Some(Err(e)) => {
-                    tracing::warn!("consumer: {e}");
+                    if matches!(
+                        e.rdkafka_error_code(),
+                        Some(RDKafkaErrorCode::Fatal | RDKafkaErrorCode::FencedInstanceId)
+                    ) {
+                        return Err(anyhow!(Fatal(format!(
+                            "consumer fenced: another process runs with --worker-id {} in group {} ({e})",
+                            self.settings.worker_id, self.settings.kafka.app_id
+                        ))));
+                    }
+                    self.kafka_warnings.warn(format_args!("consumer: {e}"));
                     break;
                 }
                 Some(Ok(m)) => m,
@@ -355,20 +529,16 @@ impl Worker {
                 value: msg.payload().map(<[u8]>::to_vec),
             });
         }
-        polled
+        Ok(polled)
     }
 
     /// Computes the batch's results and commits them in one transaction.
     fn process(&mut self, polled: Vec<Polled>, discovered: Vec<Found>) -> Result<()> {
-        let n = self.partitions;
-        let serde = self.settings.serde;
         let bucket = self.settings.s3.bucket.clone();
         let mut offsets: BTreeMap<(bool, i32), i64> = BTreeMap::new();
-        let mut ledger_out: Vec<(i32, String, Entry)> = Vec::new();
-        let mut deltas: Vec<WordCounts> = Vec::new();
-        let mut newly_done: Vec<(i32, String)> = Vec::new();
+        let mut jobs: Vec<Job> = Vec::new();
+        let mut pending: HashSet<String> = HashSet::new();
         let mut totals: HashMap<String, (i32, i64)> = HashMap::new();
-        let mut interrupted = false;
 
         for rec in polled {
             offsets.insert((rec.topic_is_ledger, rec.partition), rec.offset + 1);
@@ -391,66 +561,19 @@ impl Worker {
                     done.insert(key);
                     continue;
                 }
-                if done.contains(&key) || newly_done.iter().any(|(_, k)| *k == key) {
+                if done.contains(&key) || pending.contains(&key) {
                     continue; // counted already: a duplicate discovery
                 }
                 let Some(object_key) = Discovery::key_of(&bucket, &key) else {
                     continue; // another bucket's ledger entry
                 };
-                let object_key = object_key.to_string();
-                let outcome = self.rt.block_on(object::count(
-                    &self.s3,
-                    &bucket,
-                    &object_key,
-                    self.settings.count,
-                    &self.stop,
-                ));
-                let entry = match outcome {
-                    object::Outcome::Counted {
-                        counts,
-                        size,
-                        etag,
-                        elapsed,
-                    } => {
-                        tracing::info!(
-                            "counted {key}: {size} bytes, {} words, {} distinct, {} invalid bytes, {} ms",
-                            counts.words,
-                            counts.distinct(),
-                            counts.invalid_bytes,
-                            elapsed.as_millis()
-                        );
-                        let e = Entry::Counted {
-                            etag,
-                            size,
-                            words: counts.words,
-                            distinct: counts.distinct() as u64,
-                            invalid_bytes: counts.invalid_bytes,
-                            ms: elapsed.as_millis() as u64,
-                            worker: self.settings.worker_id.clone(),
-                        };
-                        deltas.push(counts);
-                        e
-                    }
-                    object::Outcome::Failed(reason) => {
-                        tracing::warn!("failed {key}: {reason}");
-                        let (etag, size) = match entry {
-                            Entry::Discovered { etag, size } => (etag, size),
-                            _ => (String::new(), 0),
-                        };
-                        Entry::Failed {
-                            etag,
-                            size,
-                            reason,
-                            worker: self.settings.worker_id.clone(),
-                        }
-                    }
-                    object::Outcome::Interrupted => {
-                        interrupted = true;
-                        break;
-                    }
-                };
-                newly_done.push((rec.partition, key.clone()));
-                ledger_out.push((rec.partition, key, entry));
+                jobs.push(Job {
+                    partition: rec.partition,
+                    ledger_key: key.clone(),
+                    object_key: object_key.to_string(),
+                    listed: entry,
+                });
+                pending.insert(key);
             } else {
                 let Some(delta) = rec
                     .value
@@ -479,37 +602,75 @@ impl Worker {
                 totals.insert(key, (p, current + delta));
             }
         }
-        if interrupted {
+
+        let outcomes = self.count_objects(&jobs);
+        if outcomes.iter().any(|o| matches!(o, Outcome::Interrupted)) {
             // Shutting down mid-batch: commit nothing; the records come again.
             self.abandon(discovered);
             return Ok(());
         }
+        let mut delta = WordCounts::new();
+        let mut ledger_out: Vec<(i32, String, Entry)> = Vec::new();
+        let mut objects = 0u64;
+        for (job, outcome) in jobs.into_iter().zip(outcomes) {
+            let entry = match outcome {
+                Outcome::Counted {
+                    counts,
+                    size,
+                    etag,
+                    elapsed,
+                } => {
+                    tracing::info!(
+                        "counted {}: {size} bytes, {} words, {} distinct, {} invalid bytes, {} ms",
+                        job.ledger_key,
+                        counts.words,
+                        counts.distinct(),
+                        counts.invalid_bytes,
+                        elapsed.as_millis()
+                    );
+                    let e = Entry::Counted {
+                        etag,
+                        size,
+                        words: counts.words,
+                        distinct: counts.distinct() as u64,
+                        invalid_bytes: counts.invalid_bytes,
+                        ms: elapsed.as_millis() as u64,
+                        worker: self.settings.worker_id.clone(),
+                    };
+                    objects += 1;
+                    delta.merge(counts);
+                    e
+                }
+                Outcome::Failed(reason) => {
+                    tracing::warn!("failed {}: {reason}", job.ledger_key);
+                    let (etag, size) = match job.listed {
+                        Entry::Discovered { etag, size } => (etag, size),
+                        _ => (String::new(), 0),
+                    };
+                    Entry::Failed {
+                        etag,
+                        size,
+                        reason,
+                        worker: self.settings.worker_id.clone(),
+                    }
+                }
+                Outcome::Interrupted => unreachable!("handled above"),
+            };
+            ledger_out.push((job.partition, job.ledger_key, entry));
+        }
 
-        let result = self.commit(
-            &discovered,
-            &ledger_out,
-            &deltas,
-            &totals,
-            &offsets,
-            n,
-            serde,
-        );
-        match result {
+        match self.commit(&discovered, &ledger_out, &delta, &totals, &offsets) {
             Ok(()) => {
                 self.stats.transactions += 1;
-                for (p, key) in newly_done {
-                    self.done.entry(p).or_default().insert(key);
-                }
-                for d in &deltas {
-                    self.stats.objects += 1;
-                    self.stats.words += d.words;
-                }
-                for (_, _, e) in &ledger_out {
-                    match e {
+                self.stats.objects += objects;
+                self.stats.words += delta.words;
+                for (p, key, e) in ledger_out {
+                    match &e {
                         Entry::Failed { .. } => self.stats.failed += 1,
                         Entry::Counted { size, .. } => self.stats.bytes += size,
-                        _ => {}
+                        Entry::Discovered { .. } => {}
                     }
+                    self.done.entry(p).or_default().insert(key);
                 }
                 let changed = !totals.is_empty();
                 for (word, (p, total)) in totals {
@@ -521,21 +682,68 @@ impl Worker {
                 Ok(())
             }
             Err(e) => {
+                self.stats.aborted += 1;
+                self.abandon(discovered);
+                self.resync = true;
+                let producer = self.producer.take().expect("producer exists in a batch");
                 if let Some(KafkaError::Transaction(te)) = e.downcast_ref::<KafkaError>() {
                     if te.is_fatal() {
-                        return Err(e.context(
-                            "fatal transaction error (fenced by another worker with the same id?)",
+                        if matches!(
+                            te.code(),
+                            RDKafkaErrorCode::Fenced
+                                | RDKafkaErrorCode::ProducerFenced
+                                | RDKafkaErrorCode::InvalidProducerEpoch
+                                | RDKafkaErrorCode::TransactionalIdAuthorizationFailed
+                        ) {
+                            return Err(anyhow!(Fatal(format!(
+                                "fenced: another process runs with --worker-id {} (transactional id {}-{}): {te}",
+                                self.settings.worker_id,
+                                self.settings.kafka.app_id,
+                                self.settings.worker_id
+                            ))));
+                        }
+                        self.kafka_warnings.warn(format_args!(
+                            "transaction failed fatally ({te}); recreating the producer and retrying the batch"
                         ));
+                        return Ok(()); // dropped: recreated next iteration
                     }
                 }
-                tracing::warn!("transaction failed, retrying the batch: {e:#}");
-                let _ = self.producer.abort_transaction(TXN_TIMEOUT);
-                self.abandon(discovered);
-                self.rewind()?;
-                std::thread::sleep(Duration::from_millis(500));
+                self.kafka_warnings.warn(format_args!(
+                    "transaction failed, retrying the batch: {e:#}"
+                ));
+                match producer.abort_transaction(TXN_TIMEOUT) {
+                    Ok(()) => self.producer = Some(producer),
+                    Err(ae) => tracing::warn!(
+                        "cannot abort the transaction ({ae}); recreating the producer"
+                    ),
+                }
                 Ok(())
             }
         }
+    }
+
+    /// Reads and counts the batch's objects, [`COUNT_CONCURRENCY`] at a
+    /// time; outcomes in the order of `jobs`.
+    fn count_objects(&self, jobs: &[Job]) -> Vec<Outcome> {
+        if jobs.is_empty() {
+            return Vec::new();
+        }
+        let handle = self.rt.handle().clone();
+        let tasks = jobs.iter().map(|job| {
+            handle.spawn(object::count(
+                self.s3.clone(),
+                self.settings.s3.bucket.clone(),
+                job.object_key.clone(),
+                self.settings.count,
+                Arc::clone(&self.stop),
+            ))
+        });
+        self.rt.block_on(
+            futures::stream::iter(tasks)
+                .buffered(COUNT_CONCURRENCY)
+                .map(|r| r.unwrap_or_else(|e| Outcome::Failed(format!("counting panicked: {e}"))))
+                .collect(),
+        )
     }
 
     /// Forgets an uncommitted batch's discoveries.
@@ -546,18 +754,17 @@ impl Worker {
     }
 
     /// Produces a batch's output and commits it with the input offsets.
-    #[allow(clippy::too_many_arguments)]
     fn commit(
         &self,
         discovered: &[Found],
         ledger_out: &[(i32, String, Entry)],
-        deltas: &[WordCounts],
+        delta: &WordCounts,
         totals: &HashMap<String, (i32, i64)>,
         offsets: &BTreeMap<(bool, i32), i64>,
-        n: i32,
-        serde: Serde,
     ) -> Result<()> {
-        let p = &self.producer;
+        let p = self.producer.as_ref().expect("producer exists in a batch");
+        let n = self.partitions;
+        let serde = self.settings.serde;
         p.begin_transaction()?;
         let bucket = &self.settings.s3.bucket;
         for f in discovered {
@@ -570,17 +777,15 @@ impl Worker {
             let part = partition_for(key.as_bytes(), self.ledger_partitions);
             send(p, &self.topics.ledger, part, key.as_bytes(), &value)?;
         }
-        for counts in deltas {
-            for (word, n_occ) in counts.iter() {
-                let part = partition_for(&serde.key(word), n);
-                send(
-                    p,
-                    &self.topics.repartition,
-                    part,
-                    word.as_bytes(),
-                    n_occ.to_string().as_bytes(),
-                )?;
-            }
+        for (word, n_occ) in delta.iter() {
+            let part = partition_for(&serde.key(word), n);
+            send(
+                p,
+                &self.topics.repartition,
+                part,
+                word.as_bytes(),
+                n_occ.to_string().as_bytes(),
+            )?;
         }
         for (part, key, entry) in ledger_out {
             send(
@@ -620,35 +825,43 @@ impl Worker {
         Ok(())
     }
 
-    /// After a failed transaction: back to the committed offsets.
+    /// After a failed transaction or an outage: back to the committed
+    /// offsets, and local state rebuilt from the topics.
     fn rewind(&mut self) -> Result<()> {
-        let committed = self
+        tracing::info!("resynchronising with the committed state");
+        let assignment = self
             .consumer
-            .committed(Duration::from_secs(30))
-            .context("cannot read committed offsets")?;
-        let mut tpl = TopicPartitionList::new();
-        for e in committed.elements() {
-            let off = match e.offset() {
-                Offset::Offset(o) => Offset::Offset(o),
-                _ => Offset::Beginning,
+            .assignment()
+            .context("cannot read assignment")?;
+        if assignment.count() > 0 {
+            let committed = self
+                .consumer
+                .committed_offsets(assignment, Duration::from_secs(10))
+                .context("cannot read committed offsets")?;
+            let mut tpl = TopicPartitionList::new();
+            for e in committed.elements() {
+                let off = match e.offset() {
+                    Offset::Offset(o) => Offset::Offset(o),
+                    _ => Offset::Beginning,
+                };
+                tpl.add_partition_offset(e.topic(), e.partition(), off)?;
+            }
+            let failed = match self.consumer.seek_partitions(tpl, Duration::from_secs(10)) {
+                Ok(res) => res.elements().iter().any(|e| e.error().is_err()),
+                Err(_) => true,
             };
-            tpl.add_partition_offset(e.topic(), e.partition(), off)?;
+            if failed {
+                // Rejoining resets every position to the committed offsets.
+                tracing::warn!("cannot seek; rejoining the group");
+                self.consumer.unsubscribe();
+                self.consumer
+                    .subscribe(&[&self.topics.ledger, &self.topics.repartition])
+                    .context("cannot subscribe")?;
+            }
         }
-        let failed = match self.consumer.seek_partitions(tpl, Duration::from_secs(10)) {
-            Ok(res) => res.elements().iter().any(|e| e.error().is_err()),
-            Err(_) => true,
-        };
-        if failed {
-            // Rejoining resets every position to the committed offsets.
-            tracing::warn!("cannot seek; rejoining the group");
-            self.consumer.unsubscribe();
-            self.consumer
-                .subscribe(&[&self.topics.ledger, &self.topics.repartition])
-                .context("cannot subscribe")?;
-        }
-        // Local state may hold what was not committed: rebuild it.
         self.tables.clear();
         self.done.clear();
+        self.discovery = None;
         self.on_assignment()
     }
 
@@ -660,6 +873,14 @@ impl Worker {
             .consumer
             .assignment()
             .context("cannot read assignment")?;
+        let revoked: HashSet<(String, i32)> = std::mem::take(
+            &mut *self
+                .consumer
+                .context()
+                .revoked
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
         let mut ledger = BTreeSet::new();
         let mut repart = BTreeSet::new();
         for e in assignment.elements() {
@@ -669,8 +890,15 @@ impl Worker {
                 repart.insert(e.partition());
             }
         }
-        self.tables.retain(|p, _| repart.contains(p));
-        self.done.retain(|p, _| ledger.contains(p));
+        let kept = |topic: &str, p: i32, owned: &BTreeSet<i32>| {
+            owned.contains(&p) && !revoked.contains(&(topic.to_string(), p))
+        };
+        let (lt, rt) = (self.topics.ledger.clone(), self.topics.repartition.clone());
+        self.tables.retain(|&p, _| kept(&rt, p, &repart));
+        self.done.retain(|&p, _| kept(&lt, p, &ledger));
+        if revoked.contains(&(lt.clone(), 0)) {
+            self.discovery = None;
+        }
         let restore_tables: Vec<i32> = repart
             .iter()
             .copied()
@@ -690,10 +918,11 @@ impl Worker {
                 .map(|&p| (p, HashMap::new()))
                 .collect();
             let mut bad = 0u64;
-            restore::read_to_end(
+            restore::read_to_end_until(
                 &self.settings.kafka,
                 &self.topics.changelog,
                 &restore_tables,
+                &self.stop,
                 |p, k, v| match (serde.decode_key(k), v.map(|v| serde.decode_value(v))) {
                     (Ok(word), Some(Ok(total))) => {
                         tables.entry(p).or_default().insert(word, total);
@@ -705,12 +934,12 @@ impl Worker {
                 },
             )?;
             if bad > 0 {
-                bail!(
-                    "{} records of {} do not decode with --serde {:?}: is the topic written in another format?",
+                return Err(anyhow!(Fatal(format!(
+                    "{} records of {} do not decode with --serde {}: is the topic written in another format?",
                     bad,
                     self.topics.changelog,
-                    serde
-                );
+                    serde_name(serde)
+                ))));
             }
             let words: usize = tables.values().map(HashMap::len).sum();
             tracing::info!(
@@ -725,12 +954,15 @@ impl Worker {
                 .iter()
                 .map(|&p| (p, HashSet::new()))
                 .collect();
-            restore::read_to_end(
+            restore::read_to_end_until(
                 &self.settings.kafka,
                 &self.topics.ledger,
                 &restore_ledger,
+                &self.stop,
                 |p, k, v| {
                     if let Some(Ok(e)) = v.map(Entry::parse) {
+                        // Done once is done for good: a later discovery
+                        // of the same key is a duplicate.
                         if e.is_done() {
                             done.entry(p)
                                 .or_default()
@@ -747,10 +979,11 @@ impl Worker {
             let bucket = self.settings.s3.bucket.clone();
             let all: Vec<i32> = (0..self.ledger_partitions).collect();
             let mut seen = HashSet::new();
-            restore::read_to_end(
+            restore::read_to_end_until(
                 &self.settings.kafka,
                 &self.topics.ledger,
                 &all,
+                &self.stop,
                 |_, k, _| {
                     if let Some(key) = std::str::from_utf8(k)
                         .ok()
@@ -773,7 +1006,7 @@ impl Worker {
             tracing::info!("another worker lists the bucket now");
             self.discovery = None;
         }
-        if !self.ready && !assignment.elements().is_empty() {
+        if !self.ready && assignment.count() > 0 {
             self.ready = true;
             tracing::info!("Worker ready");
         }
@@ -793,14 +1026,42 @@ impl Worker {
     }
 }
 
+/// The transactional producer, with its transactions initialised (which
+/// fences any older process with the same worker id and aborts its open
+/// transaction).
+fn create_producer(settings: &Settings) -> Result<TxnProducer> {
+    let producer: TxnProducer = kafka::client_config(&settings.kafka)
+        .set(
+            "transactional.id",
+            format!("{}-{}", settings.kafka.app_id, settings.worker_id),
+        )
+        .set("transaction.timeout.ms", "30000")
+        .set("linger.ms", "5")
+        .set("queue.buffering.max.messages", "1000000")
+        .create_with_context(TxnContext)
+        .context("cannot create Kafka producer")?;
+    producer
+        .init_transactions(Duration::from_secs(settings.kafka.connect_timeout.max(30)))
+        .map_err(|e| {
+            anyhow!(
+                "cannot initialise transactions on {}: {e}",
+                settings.kafka.brokers
+            )
+        })?;
+    Ok(producer)
+}
+
+/// The `--serde` value naming `serde`.
+fn serde_name(serde: Serde) -> &'static str {
+    match serde {
+        Serde::Faust => "faust",
+        Serde::Kstreams => "kstreams",
+        Serde::Text => "text",
+    }
+}
+
 /// Sends one record, waiting while the producer's queue is full.
-fn send(
-    p: &ThreadedProducer<DefaultProducerContext>,
-    topic: &str,
-    partition: i32,
-    key: &[u8],
-    value: &[u8],
-) -> Result<()> {
+fn send(p: &TxnProducer, topic: &str, partition: i32, key: &[u8], value: &[u8]) -> Result<()> {
     let mut record = BaseRecord::to(topic)
         .partition(partition)
         .key(key)
@@ -817,8 +1078,9 @@ fn send(
     }
 }
 
-/// Checks existing topics and creates missing ones. Returns the partition
-/// counts of the changelog (= repartition) and of the ledger.
+/// Checks existing topics and creates missing ones, then waits until every
+/// partition has a leader. Returns the partition counts of the changelog
+/// (= repartition) and of the ledger.
 fn prepare_topics(
     settings: &Settings,
     topics: &Topics,
@@ -841,6 +1103,10 @@ fn prepare_topics(
     if changelog.is_some() {
         rt.block_on(kafka::check_compacted(k, &topics.changelog))?;
     }
+    if ledger.is_some() {
+        rt.block_on(kafka::check_compacted(k, &topics.ledger))
+            .map_err(|e| anyhow!("{e:#} (the ledger keeps one record per object)"))?;
+    }
     let compact = || vec![("cleanup.policy", "compact".to_string())];
     let specs = [
         kafka::TopicSpec {
@@ -862,6 +1128,41 @@ fn prepare_topics(
             config: vec![("cleanup.policy", "delete".to_string())],
         },
     ];
-    rt.block_on(kafka::ensure_topics(k, &specs))?;
+    if changelog.is_none() || repart.is_none() || ledger.is_none() {
+        rt.block_on(kafka::ensure_topics(k, &specs))?;
+    }
+    wait_for_leaders(k, &specs)?;
     Ok((n, ledger.unwrap_or(n)))
+}
+
+/// Waits until every partition of the topics has a leader (new topics take
+/// a moment), at most the connect timeout.
+fn wait_for_leaders(k: &KafkaArgs, specs: &[kafka::TopicSpec]) -> Result<()> {
+    let timeout = Duration::from_secs(k.connect_timeout.max(10));
+    let started = Instant::now();
+    for spec in specs {
+        loop {
+            let md = kafka::metadata(k, Some(&spec.name), timeout)?;
+            let ok = md.topics().iter().any(|t| {
+                t.name() == spec.name
+                    && t.error().is_none()
+                    && !t.partitions().is_empty()
+                    && t.partitions()
+                        .iter()
+                        .all(|p| p.leader() >= 0 && p.error().is_none())
+            });
+            if ok {
+                break;
+            }
+            if started.elapsed() > timeout {
+                bail!(
+                    "topic {} has partitions without a leader after {} s",
+                    spec.name,
+                    timeout.as_secs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    Ok(())
 }

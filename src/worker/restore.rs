@@ -3,42 +3,72 @@
 //! ledger when it is assigned partitions.
 
 use crate::config::KafkaArgs;
-use crate::kafka;
-use anyhow::{Context, Result};
+use crate::kafka::{self, QuietContext};
+use anyhow::{bail, Context, Result};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+/// A restore that makes no progress for this long fails (the caller
+/// retries it later): the brokers are gone.
+const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Calls `f(partition, key, value)` for every committed record of the given
 /// partitions of `topic`, from the start to the end as of now. Logs progress
-/// like Faust's recovery.
+/// like Faust's recovery. Fails when the brokers do not answer for
+/// [`STALL_TIMEOUT`].
 pub fn read_to_end(
     args: &KafkaArgs,
     topic: &str,
     partitions: &[i32],
+    f: impl FnMut(i32, &[u8], Option<&[u8]>),
+) -> Result<u64> {
+    read_to_end_until(args, topic, partitions, &AtomicBool::new(false), f)
+}
+
+/// [`read_to_end`] that also gives up (with an error) when `stop` is set.
+pub fn read_to_end_until(
+    args: &KafkaArgs,
+    topic: &str,
+    partitions: &[i32],
+    stop: &AtomicBool,
     mut f: impl FnMut(i32, &[u8], Option<&[u8]>),
 ) -> Result<u64> {
     if partitions.is_empty() {
         return Ok(0);
     }
-    let consumer: BaseConsumer = kafka::client_config(args)
+    let consumer: BaseConsumer<QuietContext> = kafka::client_config(args)
         .set("group.id", format!("{}-restore", args.app_id))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
         .set("isolation.level", "read_committed")
-        .create()
+        .create_with_context(QuietContext)
         .context("cannot create Kafka consumer")?;
-    let timeout = Duration::from_secs(args.connect_timeout);
     let mut tpl = TopicPartitionList::new();
     let mut remaining: HashSet<i32> = HashSet::new();
     let mut total: i64 = 0;
     for &p in partitions {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, p, timeout)
-            .with_context(|| format!("cannot read offsets of {topic}[{p}]"))?;
+        let started = Instant::now();
+        let (low, high) = loop {
+            match consumer.fetch_watermarks(topic, p, Duration::from_secs(5)) {
+                Ok(w) => break w,
+                Err(e) => {
+                    if stop.load(Ordering::Relaxed) {
+                        bail!("stopping");
+                    }
+                    if started.elapsed() > STALL_TIMEOUT {
+                        return Err(e)
+                            .with_context(|| format!("cannot read offsets of {topic}[{p}]"));
+                    }
+                    tracing::debug!("offsets of {topic}[{p}]: {e} (retrying)");
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+            }
+        };
         if high > low {
             tpl.add_partition_offset(topic, p, Offset::Beginning)?;
             remaining.insert(p);
@@ -51,19 +81,32 @@ pub fn read_to_end(
     consumer.assign(&tpl).context("cannot assign partitions")?;
     let started = Instant::now();
     let mut last_log = Instant::now();
+    let mut last_progress = Instant::now();
     let mut read = 0u64;
     while !remaining.is_empty() {
-        match consumer.poll(Duration::from_millis(500)) {
+        if stop.load(Ordering::Relaxed) {
+            bail!("stopping");
+        }
+        if last_progress.elapsed() > STALL_TIMEOUT {
+            bail!(
+                "reading {topic}: no progress for {} s (partitions {:?} not at their end)",
+                STALL_TIMEOUT.as_secs(),
+                remaining
+            );
+        }
+        match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
                 read += 1;
+                last_progress = Instant::now();
                 if let Some(key) = m.key() {
                     f(m.partition(), key, m.payload());
                 }
             }
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 remaining.remove(&p);
+                last_progress = Instant::now();
             }
-            Some(Err(e)) => tracing::warn!("reading {topic}: {e}"),
+            Some(Err(e)) => tracing::debug!("reading {topic}: {e}"),
             None => {}
         }
         if last_log.elapsed() > Duration::from_secs(2) {
