@@ -29,7 +29,11 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Serde::Faust)]
     pub serde: Serde,
     /// This worker's id: names its transactional id, so a restarted worker
-    /// with the same id fences its zombie [default: hostname-pid].
+    /// with the same id fences its zombie. Given explicitly, it also makes
+    /// the worker a static group member: restarted with the same id it takes
+    /// its partitions back at once, without a rebalance; stopped for good,
+    /// its partitions move to other workers after the session timeout
+    /// (10 s). The default id is hostname-pid, with dynamic membership.
     #[arg(long, env = "WORDSTREAM_WORKER_ID")]
     pub worker_id: Option<String>,
     /// Print the top N words after each committed batch ("$$ TALLY $$").
@@ -63,6 +67,7 @@ pub fn run(args: Args) -> Result<()> {
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .context("cannot install signal handler")?;
     }
+    let static_membership = args.worker_id.is_some();
     let worker_id = args.worker_id.unwrap_or_else(|| {
         format!(
             "{}-{}",
@@ -78,6 +83,7 @@ pub fn run(args: Args) -> Result<()> {
         count: args.count.options(),
         serde: args.serde,
         worker_id,
+        static_membership,
         tally: args.tally,
         partitions: args.partitions,
         replication: args.replication,

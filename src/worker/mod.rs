@@ -14,11 +14,14 @@
 //! committed offsets and rebuilds it from the topics ("resync"): what was
 //! not committed is simply done again.
 //!
-//! Membership is static (`group.instance.id` = the worker id): a worker
-//! restarted with the same `--worker-id` takes its partitions back at once,
-//! without a rebalance, and its transactional id fences its zombie. The
-//! price, as in Kafka Streams: a worker that stops for good hands its
-//! partitions over only after the session timeout (10 s).
+//! With an explicit `--worker-id`, membership is static (`group.instance.id`
+//! = the worker id): a worker restarted with the same id takes its
+//! partitions back at once, without a rebalance, and its transactional id
+//! fences its zombie. The price, as in Kafka Streams: a static member never
+//! leaves the group, so one that stops for good hands its partitions over
+//! only after the session timeout (10 s). With the default id
+//! (hostname-pid), membership is dynamic and a stopping worker leaves the
+//! group at once.
 
 pub mod discover;
 pub mod ledger;
@@ -63,9 +66,10 @@ pub struct Settings {
     pub count: Options,
     /// Changelog wire format.
     pub serde: Serde,
-    /// This worker's id (names its transactional id and its static group
-    /// membership).
+    /// This worker's id (names its transactional id).
     pub worker_id: String,
+    /// Join the group as a static member named by the worker id.
+    pub static_membership: bool,
     /// Print the top N after each committed batch.
     pub tally: Option<usize>,
     /// Partitions of topics this worker creates.
@@ -319,9 +323,12 @@ impl Worker {
         let (partitions, ledger_partitions) = prepare_topics(&settings, &topics, &rt)?;
         let producer = create_producer(&settings)?;
 
-        let consumer: BaseConsumer<GroupContext> = kafka::client_config(&settings.kafka)
+        let mut config = kafka::client_config(&settings.kafka);
+        if settings.static_membership {
+            config.set("group.instance.id", &settings.worker_id);
+        }
+        let consumer: BaseConsumer<GroupContext> = config
             .set("group.id", &settings.kafka.app_id)
-            .set("group.instance.id", &settings.worker_id)
             .set("client.id", format!("wordstream-{}", settings.worker_id))
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
@@ -387,7 +394,14 @@ impl Worker {
                 last_status = Instant::now();
             }
         }
-        tracing::info!("stopping: leaving group {}", self.settings.kafka.app_id);
+        if self.settings.static_membership {
+            tracing::info!(
+                "stopping (static member {}: partitions stay assigned to this id for the session timeout)",
+                self.settings.worker_id
+            );
+        } else {
+            tracing::info!("stopping: leaving group {}", self.settings.kafka.app_id);
+        }
         self.consumer.unsubscribe();
         self.status();
         Ok(())

@@ -20,12 +20,14 @@ const PERMANENT_ATTEMPTS: u32 = 2;
 /// A GetObject that sends no response, or a body that sends no bytes, for
 /// this long is abandoned and retried (an S3 server that hangs).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
-/// Longest token (run of word characters) an object may hold. The streaming
-/// tokenizer carries a partial token between chunks: this bounds its memory.
-pub const MAX_TOKEN_BYTES: usize = 1 << 20;
 /// Longest word the changelog can carry: its key (JSON-escaped: at most 3×
 /// the UTF-8 length) must fit in one Kafka record (1 MB by default).
 pub const MAX_WORD_BYTES: usize = 64 << 10;
+/// Longest token (run of word characters) carried between chunks. The
+/// streaming tokenizer keeps a partial token in memory and rescans it with
+/// every chunk (quadratic in its length): objects with a longer token fail
+/// at once instead. Words that long could not be published anyway.
+pub const MAX_TOKEN_BYTES: usize = MAX_WORD_BYTES;
 
 /// What became of an object.
 pub enum Outcome {
