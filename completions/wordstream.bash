@@ -107,7 +107,7 @@ _wordstream() {
             return 0
             ;;
         wordstream__subcmd__consume)
-            opts="-X -t -e -o -f -g -l -h -V --brokers --app-id --table --connect-timeout --topic --serde --from-beginning --exit-at-end --max-messages --output --top --format-string --group --loglevel --help --version"
+            opts="-X -t -e -o -f -g -l -h -V --brokers --app-id --table --connect-timeout --kafka-security-protocol --sasl-mechanism --sasl-username --sasl-password --ca-location --kafka-auth --msk-region --topic --serde --from-beginning --exit-at-end --max-messages --output --top --format-string --group --loglevel --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -130,6 +130,34 @@ _wordstream() {
                     return 0
                     ;;
                 --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kafka-security-protocol)
+                    COMPREPLY=($(compgen -W "PLAINTEXT SSL SASL_PLAINTEXT SASL_SSL" -- "${cur}"))
+                    return 0
+                    ;;
+                --sasl-mechanism)
+                    COMPREPLY=($(compgen -W "PLAIN SCRAM-SHA-256 SCRAM-SHA-512 OAUTHBEARER" -- "${cur}"))
+                    return 0
+                    ;;
+                --sasl-username)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sasl-password)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-location)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kafka-auth)
+                    COMPREPLY=($(compgen -W "none msk-iam" -- "${cur}"))
+                    return 0
+                    ;;
+                --msk-region)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -193,7 +221,7 @@ _wordstream() {
             return 0
             ;;
         wordstream__subcmd__count__subcmd__local)
-            opts="-o -q -l -h -V --lowercase --encoding --output --top --threads --keep-going --quiet --loglevel --help --version"
+            opts="-o -q -X -l -h -V --lowercase --encoding --output --top --threads --keep-going --quiet --verify --serde --topic --brokers --app-id --table --connect-timeout --kafka-security-protocol --sasl-mechanism --sasl-username --sasl-password --ca-location --kafka-auth --msk-region --loglevel --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -216,6 +244,62 @@ _wordstream() {
                     return 0
                     ;;
                 --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --serde)
+                    COMPREPLY=($(compgen -W "faust kstreams text" -- "${cur}"))
+                    return 0
+                    ;;
+                --topic)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --brokers)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -X)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --app-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --table)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kafka-security-protocol)
+                    COMPREPLY=($(compgen -W "PLAINTEXT SSL SASL_PLAINTEXT SASL_SSL" -- "${cur}"))
+                    return 0
+                    ;;
+                --sasl-mechanism)
+                    COMPREPLY=($(compgen -W "PLAIN SCRAM-SHA-256 SCRAM-SHA-512 OAUTHBEARER" -- "${cur}"))
+                    return 0
+                    ;;
+                --sasl-username)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sasl-password)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-location)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kafka-auth)
+                    COMPREPLY=($(compgen -W "none msk-iam" -- "${cur}"))
+                    return 0
+                    ;;
+                --msk-region)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -387,7 +471,7 @@ _wordstream() {
             return 0
             ;;
         wordstream__subcmd__worker)
-            opts="-X -l -h -V --brokers --app-id --table --connect-timeout --bucket --endpoint-url --region --lowercase --encoding --prefix --interval --serde --worker-id --tally --partitions --replication --status-interval --loglevel --help --version"
+            opts="-X -l -h -V --brokers --app-id --table --connect-timeout --kafka-security-protocol --sasl-mechanism --sasl-username --sasl-password --ca-location --kafka-auth --msk-region --bucket --endpoint-url --region --lowercase --encoding --prefix --interval --serde --worker-id --tally --partitions --replication --status-interval --loglevel --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -410,6 +494,34 @@ _wordstream() {
                     return 0
                     ;;
                 --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kafka-security-protocol)
+                    COMPREPLY=($(compgen -W "PLAINTEXT SSL SASL_PLAINTEXT SASL_SSL" -- "${cur}"))
+                    return 0
+                    ;;
+                --sasl-mechanism)
+                    COMPREPLY=($(compgen -W "PLAIN SCRAM-SHA-256 SCRAM-SHA-512 OAUTHBEARER" -- "${cur}"))
+                    return 0
+                    ;;
+                --sasl-username)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sasl-password)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-location)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kafka-auth)
+                    COMPREPLY=($(compgen -W "none msk-iam" -- "${cur}"))
+                    return 0
+                    ;;
+                --msk-region)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -40,10 +40,34 @@ tsv\t'`word<TAB>count` lines (default when stdout is not a terminal)'
 json\t'A JSON array of `{"word": ..., "count": ...}`'"
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l top -d 'Print only the N most frequent words' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l threads -d 'Counting threads [default: all cores]' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l serde -d 'Wire format of the changelog read by --verify' -r -f -a "faust\t'JSON key and value, byte-compatible with a Faust table (`"the"` → `120`)'
+kstreams\t'UTF-8 key, 8-byte big-endian signed value (Kafka Streams `Serdes.Long()`)'
+text\t'UTF-8 key, decimal ASCII value'"
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l topic -d 'Topic read by --verify [default: the app\'s changelog]' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l brokers -d 'Bootstrap brokers, comma-separated' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -s X -d 'Any librdkafka property, like kcat (repeatable): -X key=value' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l app-id -d 'Application id: names the topics and the consumer group (as in Faust)' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l table -d 'Table name: the changelog is `<app-id>-<table>-changelog`' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l connect-timeout -d 'Seconds to wait for the brokers before giving up' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l kafka-security-protocol -d 'Security protocol of the Kafka connections [default: PLAINTEXT; SASL_SSL with --sasl-mechanism or --kafka-auth msk-iam]' -r -f -a "PLAINTEXT\t'No TLS, no SASL'
+SSL\t'TLS'
+SASL_PLAINTEXT\t'SASL without TLS'
+SASL_SSL\t'SASL over TLS'"
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l sasl-mechanism -d 'SASL mechanism (with SASL_PLAINTEXT or SASL_SSL). PLAIN and SCRAM take --sasl-username and the password from KAFKA_SASL_PASSWORD (environment or .env only)' -r -f -a "PLAIN\t'User name and password in clear (use with SASL_SSL)'
+SCRAM-SHA-256\t'SCRAM with SHA-256'
+SCRAM-SHA-512\t'SCRAM with SHA-512'
+OAUTHBEARER\t'OAuth bearer tokens (with --kafka-auth msk-iam, or -X sasl.oauthbearer.* for OIDC)'"
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l sasl-username -d 'SASL user name (PLAIN, SCRAM)' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l sasl-password -d 'SASL password: from KAFKA_SASL_PASSWORD (a flag would show in `ps`)' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l ca-location -d 'CA certificate(s), PEM, to verify the brokers\' TLS certificates [default: the system\'s trust store]' -r -F
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l kafka-auth -d 'Authentication: `msk-iam` signs OAUTHBEARER tokens with the AWS credential chain (AWS MSK IAM; implies SASL_SSL + OAUTHBEARER)' -r -f -a "none\t'Whatever --kafka-security-protocol and --sasl-mechanism say'
+msk-iam\t'AWS MSK IAM: SASL_SSL + OAUTHBEARER tokens signed with the AWS chain'"
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l msk-region -d 'AWS region of the MSK cluster, for --kafka-auth msk-iam [default: from the broker host names, else the AWS chain\'s]' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -s l -l loglevel -d 'Log level: error, warn, info, debug, trace (like Faust\'s `-l info`). RUST_LOG, when set, takes precedence' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l lowercase -d 'Fold case with Python\'s `str.lower()` (default: case preserved)'
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l keep-going -d 'Warn about unreadable paths and count the rest (still exits 1)'
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -s q -l quiet -d 'No summary line on stderr'
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l verify -d 'Compare the counts with the changelog topic instead of printing them; exit 1 on any difference'
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -s V -l version -d 'Print version'
 complete -c wordstream -n "__fish_wordstream_using_subcommand upload" -l bucket -d 'The bucket' -r
@@ -66,6 +90,20 @@ complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -s X -d '
 complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -l app-id -d 'Application id: names the topics and the consumer group (as in Faust)' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -l table -d 'Table name: the changelog is `<app-id>-<table>-changelog`' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -l connect-timeout -d 'Seconds to wait for the brokers before giving up' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -l kafka-security-protocol -d 'Security protocol of the Kafka connections [default: PLAINTEXT; SASL_SSL with --sasl-mechanism or --kafka-auth msk-iam]' -r -f -a "PLAINTEXT\t'No TLS, no SASL'
+SSL\t'TLS'
+SASL_PLAINTEXT\t'SASL without TLS'
+SASL_SSL\t'SASL over TLS'"
+complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -l sasl-mechanism -d 'SASL mechanism (with SASL_PLAINTEXT or SASL_SSL). PLAIN and SCRAM take --sasl-username and the password from KAFKA_SASL_PASSWORD (environment or .env only)' -r -f -a "PLAIN\t'User name and password in clear (use with SASL_SSL)'
+SCRAM-SHA-256\t'SCRAM with SHA-256'
+SCRAM-SHA-512\t'SCRAM with SHA-512'
+OAUTHBEARER\t'OAuth bearer tokens (with --kafka-auth msk-iam, or -X sasl.oauthbearer.* for OIDC)'"
+complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -l sasl-username -d 'SASL user name (PLAIN, SCRAM)' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -l sasl-password -d 'SASL password: from KAFKA_SASL_PASSWORD (a flag would show in `ps`)' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -l ca-location -d 'CA certificate(s), PEM, to verify the brokers\' TLS certificates [default: the system\'s trust store]' -r -F
+complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -l kafka-auth -d 'Authentication: `msk-iam` signs OAUTHBEARER tokens with the AWS credential chain (AWS MSK IAM; implies SASL_SSL + OAUTHBEARER)' -r -f -a "none\t'Whatever --kafka-security-protocol and --sasl-mechanism say'
+msk-iam\t'AWS MSK IAM: SASL_SSL + OAUTHBEARER tokens signed with the AWS chain'"
+complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -l msk-region -d 'AWS region of the MSK cluster, for --kafka-auth msk-iam [default: from the broker host names, else the AWS chain\'s]' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -s t -l topic -d 'Topic to read [default: the changelog, <app-id>-<table>-changelog]' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -l serde -d 'Wire format of keys and values' -r -f -a "faust\t'JSON key and value, byte-compatible with a Faust table (`"the"` → `120`)'
 kstreams\t'UTF-8 key, 8-byte big-endian signed value (Kafka Streams `Serdes.Long()`)'
@@ -87,6 +125,20 @@ complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -s X -d 'A
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l app-id -d 'Application id: names the topics and the consumer group (as in Faust)' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l table -d 'Table name: the changelog is `<app-id>-<table>-changelog`' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l connect-timeout -d 'Seconds to wait for the brokers before giving up' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l kafka-security-protocol -d 'Security protocol of the Kafka connections [default: PLAINTEXT; SASL_SSL with --sasl-mechanism or --kafka-auth msk-iam]' -r -f -a "PLAINTEXT\t'No TLS, no SASL'
+SSL\t'TLS'
+SASL_PLAINTEXT\t'SASL without TLS'
+SASL_SSL\t'SASL over TLS'"
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l sasl-mechanism -d 'SASL mechanism (with SASL_PLAINTEXT or SASL_SSL). PLAIN and SCRAM take --sasl-username and the password from KAFKA_SASL_PASSWORD (environment or .env only)' -r -f -a "PLAIN\t'User name and password in clear (use with SASL_SSL)'
+SCRAM-SHA-256\t'SCRAM with SHA-256'
+SCRAM-SHA-512\t'SCRAM with SHA-512'
+OAUTHBEARER\t'OAuth bearer tokens (with --kafka-auth msk-iam, or -X sasl.oauthbearer.* for OIDC)'"
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l sasl-username -d 'SASL user name (PLAIN, SCRAM)' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l sasl-password -d 'SASL password: from KAFKA_SASL_PASSWORD (a flag would show in `ps`)' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l ca-location -d 'CA certificate(s), PEM, to verify the brokers\' TLS certificates [default: the system\'s trust store]' -r -F
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l kafka-auth -d 'Authentication: `msk-iam` signs OAUTHBEARER tokens with the AWS credential chain (AWS MSK IAM; implies SASL_SSL + OAUTHBEARER)' -r -f -a "none\t'Whatever --kafka-security-protocol and --sasl-mechanism say'
+msk-iam\t'AWS MSK IAM: SASL_SSL + OAUTHBEARER tokens signed with the AWS chain'"
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l msk-region -d 'AWS region of the MSK cluster, for --kafka-auth msk-iam [default: from the broker host names, else the AWS chain\'s]' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l bucket -d 'The bucket' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l endpoint-url -d 'S3 endpoint for S3-compatible servers (path-style addressing)' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l region -d 'AWS region [default: the AWS chain\'s, else us-east-1]' -r
@@ -97,7 +149,7 @@ complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l interva
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l serde -d 'Changelog wire format' -r -f -a "faust\t'JSON key and value, byte-compatible with a Faust table (`"the"` → `120`)'
 kstreams\t'UTF-8 key, 8-byte big-endian signed value (Kafka Streams `Serdes.Long()`)'
 text\t'UTF-8 key, decimal ASCII value'"
-complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l worker-id -d 'This worker\'s id: names its transactional id, so a restarted worker with the same id fences its zombie [default: hostname-pid]' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l worker-id -d 'This worker\'s id: names its transactional id, so a restarted worker with the same id fences its zombie. Given explicitly, it also makes the worker a static group member: restarted with the same id it takes its partitions back at once, without a rebalance; stopped for good, its partitions move to other workers after the session timeout (10 s). The default id is hostname-pid, with dynamic membership' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l tally -d 'Print the top N words after each committed batch ("$$ TALLY $$")' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l partitions -d 'Partitions of topics the worker creates (an existing changelog\'s count wins)' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l replication -d 'Replication factor of topics the worker creates' -r

@@ -82,6 +82,173 @@ pub struct KafkaArgs {
     /// Seconds to wait for the brokers before giving up.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub connect_timeout: u64,
+    /// Security protocol of the Kafka connections [default: PLAINTEXT;
+    /// SASL_SSL with --sasl-mechanism or --kafka-auth msk-iam].
+    #[arg(
+        long = "kafka-security-protocol",
+        env = "KAFKA_SECURITY_PROTOCOL",
+        value_enum,
+        value_name = "PROTOCOL",
+        ignore_case = true
+    )]
+    pub security_protocol: Option<SecurityProtocol>,
+    /// SASL mechanism (with SASL_PLAINTEXT or SASL_SSL). PLAIN and SCRAM take
+    /// --sasl-username and the password from KAFKA_SASL_PASSWORD (environment
+    /// or .env only).
+    #[arg(
+        long,
+        env = "KAFKA_SASL_MECHANISM",
+        value_enum,
+        value_name = "MECHANISM",
+        ignore_case = true
+    )]
+    pub sasl_mechanism: Option<SaslMechanism>,
+    /// SASL user name (PLAIN, SCRAM).
+    #[arg(long, env = "KAFKA_SASL_USERNAME", value_name = "NAME")]
+    pub sasl_username: Option<String>,
+    /// SASL password: from KAFKA_SASL_PASSWORD (a flag would show in `ps`).
+    #[arg(
+        long,
+        env = "KAFKA_SASL_PASSWORD",
+        hide = true,
+        hide_env_values = true,
+        value_parser = parse_secret
+    )]
+    pub sasl_password: Option<Secret>,
+    /// CA certificate(s), PEM, to verify the brokers' TLS certificates
+    /// [default: the system's trust store].
+    #[arg(long, env = "KAFKA_CA_LOCATION", value_name = "PATH")]
+    pub ca_location: Option<std::path::PathBuf>,
+    /// Authentication: `msk-iam` signs OAUTHBEARER tokens with the AWS
+    /// credential chain (AWS MSK IAM; implies SASL_SSL + OAUTHBEARER).
+    #[arg(long, env = "KAFKA_AUTH", value_enum, value_name = "AUTH")]
+    pub kafka_auth: Option<KafkaAuth>,
+    /// AWS region of the MSK cluster, for --kafka-auth msk-iam [default: from
+    /// the broker host names, else the AWS chain's].
+    #[arg(long, env = "MSK_REGION", value_name = "REGION")]
+    pub msk_region: Option<String>,
+}
+
+/// `security.protocol` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum SecurityProtocol {
+    /// No TLS, no SASL.
+    #[value(name = "PLAINTEXT")]
+    Plaintext,
+    /// TLS.
+    #[value(name = "SSL")]
+    Ssl,
+    /// SASL without TLS.
+    #[value(name = "SASL_PLAINTEXT")]
+    SaslPlaintext,
+    /// SASL over TLS.
+    #[value(name = "SASL_SSL")]
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    /// librdkafka's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
+        }
+    }
+
+    /// Whether it uses TLS.
+    pub fn is_tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
+    }
+
+    /// Whether it authenticates with SASL.
+    pub fn is_sasl(self) -> bool {
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
+    }
+}
+
+/// `sasl.mechanism` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SaslMechanism {
+    /// User name and password in clear (use with SASL_SSL).
+    #[value(name = "PLAIN")]
+    Plain,
+    /// SCRAM with SHA-256.
+    #[value(name = "SCRAM-SHA-256")]
+    ScramSha256,
+    /// SCRAM with SHA-512.
+    #[value(name = "SCRAM-SHA-512")]
+    ScramSha512,
+    /// OAuth bearer tokens (with --kafka-auth msk-iam, or -X sasl.oauthbearer.* for OIDC).
+    #[value(name = "OAUTHBEARER")]
+    OauthBearer,
+}
+
+impl SaslMechanism {
+    /// librdkafka's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SaslMechanism::Plain => "PLAIN",
+            SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
+            SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
+            SaslMechanism::OauthBearer => "OAUTHBEARER",
+        }
+    }
+
+    /// Whether it takes a user name and password.
+    pub fn needs_password(self) -> bool {
+        !matches!(self, SaslMechanism::OauthBearer)
+    }
+}
+
+/// `--kafka-auth` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum KafkaAuth {
+    /// Whatever --kafka-security-protocol and --sasl-mechanism say.
+    None,
+    /// AWS MSK IAM: SASL_SSL + OAUTHBEARER tokens signed with the AWS chain.
+    MskIam,
+}
+
+/// A secret string: its `Debug` and `Display` never show the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The value, for the one place that needs it (the client config).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+fn parse_secret(s: &str) -> Result<Secret, String> {
+    if s.is_empty() {
+        // no echo of the value in parse errors: there is none to echo
+        return Err("empty".into());
+    }
+    Ok(Secret(s.to_string()))
 }
 
 fn parse_property(s: &str) -> Result<(String, String), String> {
@@ -118,6 +285,98 @@ impl KafkaArgs {
     pub fn topics(&self) -> Topics {
         Topics::new(&self.app_id, &self.table)
     }
+
+    /// Plain-text defaults for `brokers` (tests and library users; the
+    /// command line fills these from flags and the environment).
+    pub fn new(brokers: &str) -> Self {
+        KafkaArgs {
+            brokers: brokers.to_string(),
+            property: Vec::new(),
+            app_id: "word-count".into(),
+            table: "word_counts".into(),
+            connect_timeout: 10,
+            security_protocol: None,
+            sasl_mechanism: None,
+            sasl_username: None,
+            sasl_password: None,
+            ca_location: None,
+            kafka_auth: None,
+            msk_region: None,
+        }
+    }
+
+    /// The effective security protocol.
+    pub fn effective_protocol(&self) -> SecurityProtocol {
+        match (self.security_protocol, self.kafka_auth) {
+            (Some(p), _) => p,
+            (None, Some(KafkaAuth::MskIam)) => SecurityProtocol::SaslSsl,
+            (None, _) if self.sasl_mechanism.is_some() => SecurityProtocol::SaslSsl,
+            (None, _) => SecurityProtocol::Plaintext,
+        }
+    }
+
+    /// The effective SASL mechanism, when the protocol uses SASL.
+    pub fn effective_mechanism(&self) -> Option<SaslMechanism> {
+        if !self.effective_protocol().is_sasl() {
+            return None;
+        }
+        match (self.sasl_mechanism, self.kafka_auth) {
+            (Some(m), _) => Some(m),
+            (None, Some(KafkaAuth::MskIam)) => Some(SaslMechanism::OauthBearer),
+            (None, _) => None,
+        }
+    }
+
+    /// Fails (one line, no secret) on contradicting or incomplete security
+    /// settings. `-X` properties are the escape hatch and are not checked.
+    pub fn check_security(&self) -> Result<()> {
+        let protocol = self.effective_protocol();
+        let set_by_x = |k: &str| self.property.iter().any(|(p, _)| p == k);
+        if self.kafka_auth == Some(KafkaAuth::MskIam) {
+            if protocol != SecurityProtocol::SaslSsl {
+                bail!(
+                    "--kafka-auth msk-iam needs --kafka-security-protocol SASL_SSL, not {}",
+                    protocol.as_str()
+                );
+            }
+            if let Some(m) = self
+                .sasl_mechanism
+                .filter(|m| *m != SaslMechanism::OauthBearer)
+            {
+                bail!(
+                    "--kafka-auth msk-iam uses OAUTHBEARER, not --sasl-mechanism {}",
+                    m.as_str()
+                );
+            }
+        }
+        match self.effective_mechanism() {
+            None if protocol.is_sasl() && !set_by_x("sasl.mechanism") && !set_by_x("sasl.mechanisms") => bail!(
+                "--kafka-security-protocol {} needs --sasl-mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER) or --kafka-auth msk-iam",
+                protocol.as_str()
+            ),
+            Some(m) if m.needs_password() => {
+                if self.sasl_username.as_deref().is_none_or(str::is_empty) && !set_by_x("sasl.username") {
+                    bail!("--sasl-mechanism {} needs --sasl-username (or KAFKA_SASL_USERNAME)", m.as_str());
+                }
+                if self.sasl_password.is_none() && !set_by_x("sasl.password") {
+                    bail!("--sasl-mechanism {} needs the password in KAFKA_SASL_PASSWORD (environment or .env)", m.as_str());
+                }
+            }
+            _ => {}
+        }
+        if self.sasl_mechanism.is_some() && !protocol.is_sasl() {
+            bail!(
+                "--sasl-mechanism needs --kafka-security-protocol SASL_SSL or SASL_PLAINTEXT, not {}",
+                protocol.as_str()
+            );
+        }
+        if let Some(ca) = &self.ca_location {
+            if !ca.exists() {
+                bail!("--ca-location {}: no such file or directory", ca.display());
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -130,6 +389,39 @@ mod tests {
         assert_eq!(t.changelog, "word-count-word_counts-changelog");
         assert_eq!(t.ledger, "word-count-objects");
         assert_eq!(t.repartition, "word-count-word_counts-repartition");
+    }
+
+    #[test]
+    fn security_checks_name_what_is_missing_and_never_the_secret() {
+        let mut a = KafkaArgs::new("h:9094");
+        assert!(a.check_security().is_ok());
+        a.sasl_mechanism = Some(SaslMechanism::ScramSha256);
+        assert_eq!(a.effective_protocol(), SecurityProtocol::SaslSsl);
+        assert_eq!(
+            a.check_security().unwrap_err().to_string(),
+            "--sasl-mechanism SCRAM-SHA-256 needs --sasl-username (or KAFKA_SASL_USERNAME)"
+        );
+        a.sasl_username = Some("u".into());
+        assert_eq!(
+            a.check_security().unwrap_err().to_string(),
+            "--sasl-mechanism SCRAM-SHA-256 needs the password in KAFKA_SASL_PASSWORD (environment or .env)"
+        );
+        a.sasl_password = Some(Secret::new("hunter2"));
+        assert!(a.check_security().is_ok());
+        assert_eq!(format!("{:?}", a.sasl_password), "Some(Secret([redacted]))");
+        assert!(!format!("{a:?}").contains("hunter2"));
+        a.security_protocol = Some(SecurityProtocol::Ssl);
+        assert_eq!(
+            a.check_security().unwrap_err().to_string(),
+            "--sasl-mechanism needs --kafka-security-protocol SASL_SSL or SASL_PLAINTEXT, not SSL"
+        );
+        let mut b = KafkaArgs::new("h:9094");
+        b.security_protocol = Some(SecurityProtocol::SaslPlaintext);
+        assert!(b
+            .check_security()
+            .unwrap_err()
+            .to_string()
+            .contains("needs --sasl-mechanism"));
     }
 
     #[test]

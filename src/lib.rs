@@ -14,6 +14,7 @@ pub mod cmd;
 pub mod config;
 pub mod kafka;
 pub mod logging;
+pub mod msk_iam;
 pub mod output;
 pub mod s3;
 pub mod verify;

@@ -394,6 +394,7 @@ pub fn run(args: Args) -> Result<()> {
     let consumer: BaseConsumer<QuietContext> = cfg
         .create_with_context(QuietContext)
         .context("cannot create Kafka consumer")?;
+    kafka::prime(consumer.client()); // OAUTHBEARER: a token before the first poll
 
     // Where each partition ends (read_committed: the last stable offset).
     let mut ends: HashMap<i32, i64> = HashMap::new();
