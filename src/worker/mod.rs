@@ -114,7 +114,15 @@ fn is_fatal(e: &anyhow::Error) -> bool {
 /// librdkafka's own log lines and error events go to `tracing` at debug
 /// level: it retries by itself, and the worker reports what matters.
 fn librdkafka_log(level: RDKafkaLogLevel, fac: &str, msg: &str) {
+    kafka::record_log(level, msg);
     tracing::debug!("librdkafka {level:?} {fac}: {msg}");
+}
+
+/// OAUTHBEARER tokens (MSK IAM) for the worker's contexts: see [`kafka`].
+fn oauth_token(
+    config: Option<&str>,
+) -> std::result::Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+    kafka::oauth_token(config)
 }
 
 /// The consumer's context: quiet logs, and rebalance notifications.
@@ -128,12 +136,22 @@ struct GroupContext {
 }
 
 impl ClientContext for GroupContext {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
     fn log(&self, level: RDKafkaLogLevel, fac: &str, msg: &str) {
         librdkafka_log(level, fac, msg);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        kafka::record_error(&error, reason);
         tracing::debug!("librdkafka consumer error: {error}: {reason}");
+    }
+
+    fn generate_oauth_token(
+        &self,
+        config: Option<&str>,
+    ) -> std::result::Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        oauth_token(config)
     }
 }
 
@@ -165,12 +183,22 @@ impl ConsumerContext for GroupContext {
 struct TxnContext;
 
 impl ClientContext for TxnContext {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
     fn log(&self, level: RDKafkaLogLevel, fac: &str, msg: &str) {
         librdkafka_log(level, fac, msg);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        kafka::record_error(&error, reason);
         tracing::debug!("librdkafka producer error: {error}: {reason}");
+    }
+
+    fn generate_oauth_token(
+        &self,
+        config: Option<&str>,
+    ) -> std::result::Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        oauth_token(config)
     }
 }
 
@@ -339,6 +367,7 @@ impl Worker {
             .set("fetch.wait.max.ms", "100")
             .create_with_context(GroupContext::default())
             .context("cannot create Kafka consumer")?;
+        kafka::prime(consumer.client()); // OAUTHBEARER: the first token at once
         consumer
             .subscribe(&[&topics.ledger, &topics.repartition])
             .context("cannot subscribe")?;
@@ -1054,6 +1083,7 @@ fn create_producer(settings: &Settings) -> Result<TxnProducer> {
         .set("queue.buffering.max.messages", "1000000")
         .create_with_context(TxnContext)
         .context("cannot create Kafka producer")?;
+    kafka::prime(producer.client()); // OAUTHBEARER: the first token at once
     producer
         .init_transactions(Duration::from_secs(settings.kafka.connect_timeout.max(30)))
         .map_err(|e| {

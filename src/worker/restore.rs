@@ -48,6 +48,7 @@ pub fn read_to_end_until(
         .set("isolation.level", "read_committed")
         .create_with_context(QuietContext)
         .context("cannot create Kafka consumer")?;
+    kafka::prime(consumer.client()); // OAUTHBEARER: a token before the first poll
     let mut tpl = TopicPartitionList::new();
     let mut remaining: HashSet<i32> = HashSet::new();
     let mut total: i64 = 0;
