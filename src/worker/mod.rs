@@ -94,6 +94,8 @@ const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 const LIST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause after a failed iteration before the next attempt.
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
+/// A client fenced twice within this time: another process has our id.
+const FENCE_WINDOW: Duration = Duration::from_secs(60);
 
 /// An error retrying cannot fix: the worker exits with it.
 #[derive(Debug)]
@@ -320,6 +322,8 @@ pub struct Worker {
     stats: Stats,
     kafka_warnings: Throttle,
     s3_warnings: Throttle,
+    producer_fenced_at: Option<Instant>,
+    consumer_fenced_at: Option<Instant>,
 }
 
 impl Worker {
@@ -351,26 +355,7 @@ impl Worker {
         let (partitions, ledger_partitions) = prepare_topics(&settings, &topics, &rt)?;
         let producer = create_producer(&settings)?;
 
-        let mut config = kafka::client_config(&settings.kafka);
-        if settings.static_membership {
-            config.set("group.instance.id", &settings.worker_id);
-        }
-        let consumer: BaseConsumer<GroupContext> = config
-            .set("group.id", &settings.kafka.app_id)
-            .set("client.id", format!("wordstream-{}", settings.worker_id))
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("isolation.level", "read_committed")
-            .set("auto.offset.reset", "earliest")
-            .set("session.timeout.ms", "10000")
-            .set("heartbeat.interval.ms", "2000")
-            .set("fetch.wait.max.ms", "100")
-            .create_with_context(GroupContext::default())
-            .context("cannot create Kafka consumer")?;
-        kafka::prime(consumer.client()); // OAUTHBEARER: the first token at once
-        consumer
-            .subscribe(&[&topics.ledger, &topics.repartition])
-            .context("cannot subscribe")?;
+        let consumer = create_consumer(&settings, &topics)?;
         tracing::info!(
             "worker {} joining group {} (changelog {}, {} partitions, serde {})",
             settings.worker_id,
@@ -399,6 +384,8 @@ impl Worker {
             stats: Stats::default(),
             kafka_warnings: Throttle::new(Duration::from_secs(10)),
             s3_warnings: Throttle::new(Duration::from_secs(10)),
+            producer_fenced_at: None,
+            consumer_fenced_at: None,
         })
     }
 
@@ -416,7 +403,12 @@ impl Worker {
                     self.kafka_warnings.warn(format_args!("{e:#} (retrying)"));
                 }
                 self.resync = true;
-                self.pause(RETRY_PAUSE);
+                if let Err(e) = self.idle_poll(RETRY_PAUSE) {
+                    if is_fatal(&e) {
+                        return Err(e);
+                    }
+                    self.kafka_warnings.warn(format_args!("{e:#} (retrying)"));
+                }
             }
             if last_status.elapsed() >= self.settings.status_interval {
                 self.status();
@@ -436,12 +428,25 @@ impl Worker {
         Ok(())
     }
 
-    /// Sleeps, waking early when stopping.
-    fn pause(&self, d: Duration) {
+    /// Waits before retrying a failed iteration, polling the consumer all
+    /// along: librdkafka delivers rebalances and fatal errors only through
+    /// poll, and a consumer that is not polled cannot rejoin its group.
+    /// Records polled meanwhile are dropped: the resync that follows seeks
+    /// back to the committed offsets.
+    fn idle_poll(&mut self, d: Duration) -> Result<()> {
+        debug_assert!(self.resync);
         let until = Instant::now() + d;
         while Instant::now() < until && !self.stop.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(50));
+            if let Some(Err(e)) = self.consumer.poll(Duration::from_millis(100)) {
+                if matches!(
+                    e.rdkafka_error_code(),
+                    Some(RDKafkaErrorCode::Fatal | RDKafkaErrorCode::FencedInstanceId)
+                ) {
+                    self.recreate_consumer(&e)?;
+                }
+            }
         }
+        Ok(())
     }
 
     fn status(&self) {
@@ -542,10 +547,8 @@ impl Worker {
                         e.rdkafka_error_code(),
                         Some(RDKafkaErrorCode::Fatal | RDKafkaErrorCode::FencedInstanceId)
                     ) {
-                        return Err(anyhow!(Fatal(format!(
-                            "consumer fenced: another process runs with --worker-id {} in group {} ({e})",
-                            self.settings.worker_id, self.settings.kafka.app_id
-                        ))));
+                        self.recreate_consumer(&e)?;
+                        return Ok(Vec::new());
                     }
                     self.kafka_warnings.warn(format_args!("consumer: {e}"));
                     break;
@@ -731,24 +734,9 @@ impl Worker {
                 let producer = self.producer.take().expect("producer exists in a batch");
                 if let Some(KafkaError::Transaction(te)) = e.downcast_ref::<KafkaError>() {
                     if te.is_fatal() {
-                        if matches!(
-                            te.code(),
-                            RDKafkaErrorCode::Fenced
-                                | RDKafkaErrorCode::ProducerFenced
-                                | RDKafkaErrorCode::InvalidProducerEpoch
-                                | RDKafkaErrorCode::TransactionalIdAuthorizationFailed
-                        ) {
-                            return Err(anyhow!(Fatal(format!(
-                                "fenced: another process runs with --worker-id {} (transactional id {}-{}): {te}",
-                                self.settings.worker_id,
-                                self.settings.kafka.app_id,
-                                self.settings.worker_id
-                            ))));
-                        }
-                        self.kafka_warnings.warn(format_args!(
-                            "transaction failed fatally ({te}); recreating the producer and retrying the batch"
-                        ));
-                        return Ok(()); // dropped: recreated next iteration
+                        // Dropped: recreated (with init_transactions) next
+                        // iteration.
+                        return self.producer_lost(&e);
                     }
                 }
                 self.kafka_warnings.warn(format_args!(
@@ -756,13 +744,79 @@ impl Worker {
                 ));
                 match producer.abort_transaction(TXN_TIMEOUT) {
                     Ok(()) => self.producer = Some(producer),
-                    Err(ae) => tracing::warn!(
-                        "cannot abort the transaction ({ae}); recreating the producer"
-                    ),
+                    Err(ae) => return self.producer_lost(&anyhow!(ae).context("cannot abort")),
                 }
                 Ok(())
             }
         }
+    }
+
+    /// The producer failed fatally (it was dropped): recreated at the next
+    /// iteration, unless it was fenced twice within [`FENCE_WINDOW`].
+    ///
+    /// A fenced producer does not always mean another process with this
+    /// worker id: a transaction left open across a broker outage longer
+    /// than `transaction.timeout.ms` is aborted by the coordinator, which
+    /// bumps the producer epoch exactly as a newer instance would. Fenced
+    /// again soon after re-initialising, though, there is another process.
+    fn producer_lost(&mut self, e: &anyhow::Error) -> Result<()> {
+        let fenced = e.chain().any(|c| {
+            matches!(
+                c.downcast_ref::<KafkaError>(),
+                Some(KafkaError::Transaction(te)) if matches!(
+                    te.code(),
+                    RDKafkaErrorCode::Fenced
+                        | RDKafkaErrorCode::ProducerFenced
+                        | RDKafkaErrorCode::InvalidProducerEpoch
+                )
+            )
+        });
+        if fenced {
+            if self
+                .producer_fenced_at
+                .is_some_and(|t| t.elapsed() < FENCE_WINDOW)
+            {
+                return Err(anyhow!(Fatal(format!(
+                    "fenced twice within {} s: another process runs with --worker-id {} (transactional id {}-{}): {e:#}",
+                    FENCE_WINDOW.as_secs(),
+                    self.settings.worker_id,
+                    self.settings.kafka.app_id,
+                    self.settings.worker_id
+                ))));
+            }
+            self.producer_fenced_at = Some(Instant::now());
+        }
+        tracing::warn!(
+            "transactional producer lost ({e:#}); re-initialising it and retrying the batch"
+        );
+        Ok(())
+    }
+
+    /// The consumer failed fatally: usually a static member fenced by its
+    /// own rejoin after its session expired during a coordinator outage
+    /// (librdkafka issue #3437). Rejoins with a new consumer, unless that
+    /// happened twice within [`FENCE_WINDOW`] (then another process runs
+    /// with this worker id).
+    fn recreate_consumer(&mut self, e: &KafkaError) -> Result<()> {
+        if self
+            .consumer_fenced_at
+            .is_some_and(|t| t.elapsed() < FENCE_WINDOW)
+        {
+            return Err(anyhow!(Fatal(format!(
+                "consumer fenced twice within {} s: another process runs with --worker-id {} in group {} ({e})",
+                FENCE_WINDOW.as_secs(),
+                self.settings.worker_id,
+                self.settings.kafka.app_id
+            ))));
+        }
+        tracing::warn!(
+            "consumer lost ({e}); rejoining group {}",
+            self.settings.kafka.app_id
+        );
+        self.consumer = create_consumer(&self.settings, &self.topics)?;
+        self.consumer_fenced_at = Some(Instant::now());
+        self.resync = true;
+        Ok(())
     }
 
     /// Reads and counts the batch's objects, [`COUNT_CONCURRENCY`] at a
@@ -879,7 +933,7 @@ impl Worker {
         if assignment.count() > 0 {
             let committed = self
                 .consumer
-                .committed_offsets(assignment, Duration::from_secs(10))
+                .committed_offsets(assignment, Duration::from_secs(5))
                 .context("cannot read committed offsets")?;
             let mut tpl = TopicPartitionList::new();
             for e in committed.elements() {
@@ -1067,6 +1121,31 @@ impl Worker {
         rows.truncate(n);
         println!("$$ TALLY $$\n{}", output::tally_table(&rows));
     }
+}
+
+/// The group consumer of the ledger and repartition topics, subscribed.
+fn create_consumer(settings: &Settings, topics: &Topics) -> Result<BaseConsumer<GroupContext>> {
+    let mut config = kafka::client_config(&settings.kafka);
+    if settings.static_membership {
+        config.set("group.instance.id", &settings.worker_id);
+    }
+    let consumer: BaseConsumer<GroupContext> = config
+        .set("group.id", &settings.kafka.app_id)
+        .set("client.id", format!("wordstream-{}", settings.worker_id))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("isolation.level", "read_committed")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "2000")
+        .set("fetch.wait.max.ms", "100")
+        .create_with_context(GroupContext::default())
+        .context("cannot create Kafka consumer")?;
+    kafka::prime(consumer.client()); // OAUTHBEARER: the first token at once
+    consumer
+        .subscribe(&[&topics.ledger, &topics.repartition])
+        .context("cannot subscribe")?;
+    Ok(consumer)
 }
 
 /// The transactional producer, with its transactions initialised (which

@@ -46,6 +46,8 @@ pub fn read_to_end_until(
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
         .set("isolation.level", "read_committed")
+        // The end shows as an empty fetch: do not let the broker hold it.
+        .set("fetch.wait.max.ms", "10")
         .create_with_context(QuietContext)
         .context("cannot create Kafka consumer")?;
     kafka::prime(consumer.client()); // OAUTHBEARER: a token before the first poll

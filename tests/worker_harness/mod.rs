@@ -118,6 +118,7 @@ pub fn diff_counts(got: &Counts, want: &Counts) -> String {
 
 /// One test's application: a fresh bucket and a unique app id (so unique
 /// topics and consumer group).
+#[derive(Clone)]
 pub struct App {
     pub app_id: String,
     pub bucket: String,
@@ -176,14 +177,23 @@ impl App {
 
     /// Uploads files (key, path), `concurrency` at a time.
     pub async fn put_files(&self, files: &[(String, PathBuf)], concurrency: usize) {
-        futures::stream::iter(files.iter().map(|(key, path)| async move {
-            let data =
-                std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-            self.put(key, data).await
-        }))
-        .buffer_unordered(concurrency)
-        .collect::<Vec<()>>()
-        .await;
+        // Owned futures, so that callers may spawn this.
+        let jobs: Vec<_> = files
+            .iter()
+            .cloned()
+            .map(|(key, path)| {
+                let app = self.clone();
+                async move {
+                    let data = std::fs::read(&path)
+                        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+                    app.put(&key, data).await
+                }
+            })
+            .collect();
+        futures::stream::iter(jobs)
+            .buffer_unordered(concurrency)
+            .collect::<Vec<()>>()
+            .await;
     }
 
     /// Multipart upload of `parts` parts, each made by `part(i)` (all but
