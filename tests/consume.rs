@@ -456,3 +456,26 @@ async fn follows_new_records_until_max_messages() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_closed_stdout_is_not_an_error() {
+    let st = stack();
+    let topic = changelog_topic(Serde::Faust).await;
+    for output in ["lines", "table"] {
+        let c = wscli::cmd(
+            st,
+            &[
+                "consume",
+                "-t",
+                &topic,
+                "--from-beginning",
+                "-e",
+                "-o",
+                output,
+            ],
+        );
+        let (code, stderr) = wscli::run_with_closed_stdout(c).await;
+        assert_eq!(code, Some(0), "{output}: {stderr}");
+        assert!(!stderr.contains("error"), "{output}: {stderr}");
+    }
+}

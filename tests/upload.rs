@@ -349,3 +349,18 @@ async fn create_bucket_creates_a_missing_bucket() {
     .await
     .ok();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_closed_stdout_is_not_an_error() {
+    let st = stack();
+    let bucket = unique_name("up-pipe");
+    st.create_bucket(&bucket).await;
+    let files = demo_files();
+    for extra in [None, Some("--dry-run")] {
+        let mut args = vec!["upload", "--bucket", &bucket, s(&files[0])];
+        args.extend(extra);
+        let (code, stderr) = wscli::run_with_closed_stdout(wscli::cmd(st, &args)).await;
+        assert_eq!(code, Some(0), "{extra:?}: {stderr}");
+        assert_eq!(stderr, "", "{extra:?}");
+    }
+}

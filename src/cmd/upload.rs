@@ -322,6 +322,9 @@ struct Ctx {
     /// so an interrupted run can abort them.
     open: Mutex<HashMap<String, String>>,
     fail_after_parts: Option<u32>,
+    /// Skip SHA-256 payload signing (HTTPS only: TLS and the CRC32 checksum
+    /// the SDK adds keep the bytes intact, as botocore does by default).
+    unsigned_payload: bool,
 }
 
 /// A spawned task that is aborted when dropped (so dropping an upload stops
@@ -395,7 +398,13 @@ impl Ctx {
             .key(&item.key)
             .content_type(&self.content_type)
             .content_length(item.size as i64)
-            .body(body);
+            .body(body)
+            .customize();
+        let req = if self.unsigned_payload {
+            req.disable_payload_signing()
+        } else {
+            req
+        };
         let url = self.url(&item.key);
         spawn(async move {
             req.send()
@@ -514,7 +523,13 @@ impl Ctx {
                         .upload_id(&upload_id)
                         .part_number(n as i32)
                         .content_length(len as i64)
-                        .body(ByteStream::from(data));
+                        .body(ByteStream::from(data))
+                        .customize();
+                    let req = if ctx.unsigned_payload {
+                        req.disable_payload_signing()
+                    } else {
+                        req
+                    };
                     let url = ctx.url(&item.key);
                     let resp = spawn(async move {
                         req.send().await.map_err(|e| {
@@ -652,7 +667,17 @@ fn summary(outcomes: &[Outcome], wall: f64) -> Table {
     t
 }
 
-fn dry_run(args: &Args, items: &[Item]) {
+/// Writes `text` to stdout; a reader that went away (`| head`) is fine.
+fn print(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    crate::output::ignore_broken_pipe(out.write_all(text.as_bytes()).and_then(|()| out.flush()))
+        .context("cannot write to stdout")
+}
+
+fn dry_run(args: &Args, items: &[Item]) -> Result<()> {
+    use std::fmt::Write;
+    let mut text = String::new();
     let mut total = 0;
     for it in items {
         total += it.size;
@@ -660,25 +685,27 @@ fn dry_run(args: &Args, items: &[Item]) {
             Plan::Single => "1 PUT".to_string(),
             Plan::Multipart { parts, .. } => format!("multipart, {parts} parts"),
         };
-        println!(
+        let _ = writeln!(
+            text,
             "would upload {} -> {} ({} bytes, {how})",
             it.path.display(),
             s3::url(&args.s3.bucket, &it.key),
             it.size
         );
     }
-    println!(
+    let _ = writeln!(
+        text,
         "dry run: {} files, {total} bytes; nothing uploaded",
         items.len()
     );
+    print(&text)
 }
 
 /// Runs the subcommand.
 pub fn run(args: Args) -> Result<()> {
     let items = expand(&args.paths, args.recursive, &args.prefix)?;
     if args.dry_run {
-        dry_run(&args, &items);
-        return Ok(());
+        return dry_run(&args, &items);
     }
     if items.is_empty() {
         tracing::warn!("no files to upload");
@@ -715,6 +742,11 @@ async fn upload_all(args: Args, items: Vec<Item>, fail_after_parts: Option<u32>)
         progress: Progress::new(show, total_bytes, files),
         open: Mutex::new(HashMap::new()),
         fail_after_parts,
+        unsigned_payload: args
+            .s3
+            .endpoint_url
+            .as_deref()
+            .is_none_or(|u| u.to_ascii_lowercase().starts_with("https://")),
     });
 
     let mut done = 0usize;
@@ -776,7 +808,10 @@ async fn upload_all(args: Args, items: Vec<Item>, fail_after_parts: Option<u32>)
     outcomes.sort_by_key(|(i, _)| *i);
     let outcomes: Vec<Outcome> = outcomes.into_iter().map(|(_, o)| o).collect();
     if !args.quiet && !outcomes.is_empty() {
-        println!("{}", summary(&outcomes, started.elapsed().as_secs_f64()));
+        print(&format!(
+            "{}\n",
+            summary(&outcomes, started.elapsed().as_secs_f64())
+        ))?;
     }
     match failures.len() {
         0 => Ok(()),

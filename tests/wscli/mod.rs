@@ -124,3 +124,23 @@ pub fn corpus() -> PathBuf {
         _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"),
     }
 }
+
+/// Runs a command whose stdout reader is gone before it writes (as with
+/// `| head` after it exited): returns the exit code and stderr.
+pub async fn run_with_closed_stdout(mut c: Command) -> (Option<i32>, String) {
+    tokio::task::spawn_blocking(move || {
+        let mut child = c
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn wordstream");
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    })
+    .await
+    .expect("join")
+}
