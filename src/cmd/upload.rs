@@ -444,10 +444,17 @@ impl Ctx {
             .expect("not poisoned")
             .insert(item.key.clone(), upload_id.clone());
 
+        let t0 = Instant::now();
         let result = self
             .clone()
             .parts(item, &upload_id, part_size, parts, bar)
             .await;
+        let t1 = Instant::now();
+        tracing::debug!(
+            "{}: {parts} parts in {:.3} s",
+            item.key,
+            (t1 - t0).as_secs_f64()
+        );
         let result = match result {
             Ok(done) => self
                 .client
@@ -468,6 +475,13 @@ impl Ctx {
                 }),
             Err(e) => Err(e),
         };
+        if result.is_ok() {
+            tracing::debug!(
+                "{}: CompleteMultipartUpload in {:.3} s",
+                item.key,
+                t1.elapsed().as_secs_f64()
+            );
+        }
         if let Err(e) = result {
             let aborted = abort(&self.client, &self.bucket, &item.key, &upload_id).await;
             self.open.lock().expect("not poisoned").remove(&item.key);
