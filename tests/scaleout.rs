@@ -1,0 +1,294 @@
+//! Scale-out e2e tests on the single-node stack: several real `wordstream
+//! worker` processes of one group (one `--app-id`), objects uploaded while
+//! they run, workers killed, added and stopped. After each: the changelog
+//! equals `count-local` of the uploaded files exactly, the ledger has each
+//! object counted once, and the workers' logs show that exactly one worker
+//! listed the bucket at any time, about once per `--interval` for the
+//! whole group.
+//!
+//! The tests of this binary run one at a time (each runs three workers on a
+//! two-core box). Run: `eval "$(scripts/stack env)" && cargo test --test scaleout`.
+//! The 3-node cluster variant (broker stopped mid-run) is scaleout_cluster.rs.
+
+mod common;
+mod scaleout_support;
+mod worker_harness;
+
+use scaleout_support::*;
+use std::time::{Duration, Instant};
+use worker_harness::App;
+
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const READY: Duration = Duration::from_secs(90);
+const SETTLE: Duration = Duration::from_secs(90);
+const DONE: Duration = Duration::from_secs(240);
+const PARTITIONS: i32 = 8;
+
+/// Three workers, 300 objects uploaded while they run: exact totals, each
+/// object counted once, work split between all three, and one lister for
+/// the whole run (the other two never list), about one ListObjectsV2 call
+/// per interval for the group.
+#[tokio::test(flavor = "multi_thread")]
+async fn three_workers_count_300_objects_exactly_once_with_one_lister() {
+    let _serial = SERIAL.lock().await;
+    let app = App::new("so-three").await;
+    let files = papers(0, 300);
+    let mut w: Vec<Member> = (1..=3)
+        .map(|i| Member::spawn(&app, &format!("w{i}"), None, &[]))
+        .collect();
+    for m in w.iter_mut() {
+        m.wait_ready(READY).await;
+    }
+    wait_settled(&mut w.iter_mut().collect::<Vec<_>>(), PARTITIONS, SETTLE).await;
+    let t0 = Instant::now();
+    let uploads = upload_gradually(&app, files.clone(), 20, Duration::from_millis(500));
+    uploads.await.expect("uploads");
+    let refs: Vec<&Member> = w.iter().collect();
+    let counted = assert_exactly_once(&app, &files, &refs, DONE).await;
+    let took = t0.elapsed();
+    for m in w.iter_mut() {
+        m.assert_running();
+    }
+    for m in w.iter_mut() {
+        m.stop().await;
+    }
+    let refs: Vec<&Member> = w.iter().collect();
+    let by = per_worker(&counted);
+    eprintln!(
+        "300 objects uploaded and counted by 3 workers in {:.1} s; per worker {by:?}",
+        took.as_secs_f64()
+    );
+    for m in &w {
+        assert!(
+            by.get(&m.worker_id).copied().unwrap_or(0) > 0,
+            "{} ({}) counted nothing: {by:?}",
+            m.name,
+            m.worker_id
+        );
+    }
+    let report = listing_report(&refs, &app.ledger_topic(), now());
+    eprintln!("{report}");
+    assert_listing(&report, 0.5);
+    let listers: Vec<&String> = report
+        .calls
+        .iter()
+        .filter(|(_, &c)| c > 0)
+        .map(|(w, _)| w)
+        .collect();
+    assert_eq!(
+        listers.len(),
+        1,
+        "a settled group of three has one lister for the whole run: {report}"
+    );
+}
+
+/// Three static members (explicit `--worker-id`); the one that lists is
+/// killed with SIGKILL in the middle of the uploads. Another worker takes
+/// listing over once the session timeout (10 s) expired the dead member;
+/// then a new worker (default id) joins. Exact totals, each object once.
+#[tokio::test(flavor = "multi_thread")]
+async fn kill9_the_lister_of_three_then_start_a_new_worker_exact_totals() {
+    let _serial = SERIAL.lock().await;
+    let app = App::new("so-kill").await;
+    let files = papers(300, 300);
+    let ids: Vec<String> = (1..=3).map(|i| format!("{}-k{i}", app.app_id)).collect();
+    let mut w: Vec<Member> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| Member::spawn(&app, &format!("k{}", i + 1), Some(id), &[]))
+        .collect();
+    for m in w.iter_mut() {
+        m.wait_ready(READY).await;
+    }
+    wait_settled(&mut w.iter_mut().collect::<Vec<_>>(), PARTITIONS, SETTLE).await;
+    let uploads = upload_gradually(&app, files.clone(), 10, Duration::from_millis(500));
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    let victim = current_lister(&w.iter().collect::<Vec<_>>()).expect("a lister");
+    let starts: Vec<usize> = w.iter().map(lister_starts).collect();
+    let killed_at = Instant::now();
+    w[victim].kill9();
+    eprintln!("killed {} (the lister) with SIGKILL", w[victim].name);
+    // Another worker lists within the session timeout plus a rebalance and
+    // a ledger restore.
+    let takeover = loop {
+        let new = (0..w.len()).find(|&i| i != victim && lister_starts(&w[i]) > starts[i]);
+        if let Some(i) = new {
+            break (i, killed_at.elapsed());
+        }
+        assert!(
+            killed_at.elapsed() < SESSION_TIMEOUT + Duration::from_secs(30),
+            "no worker took listing over within {:?} of the kill\n{}",
+            SESSION_TIMEOUT + Duration::from_secs(30),
+            w.iter()
+                .map(|m| m.log_tail(20))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    eprintln!(
+        "{} lists the bucket {:.1} s after the kill (session timeout {:?}, static membership)",
+        w[takeover.0].name,
+        takeover.1.as_secs_f64(),
+        SESSION_TIMEOUT
+    );
+    assert!(
+        takeover.1 >= SESSION_TIMEOUT - Duration::from_secs(3),
+        "a static member's partitions move only after the session timeout; took {:?}",
+        takeover.1
+    );
+
+    let mut fresh = Member::spawn(&app, "k4", None, &[]);
+    fresh.wait_ready(READY).await;
+    uploads.await.expect("uploads");
+    {
+        let mut alive: Vec<&mut Member> = w
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, _)| *i != victim)
+            .map(|(_, m)| m)
+            .collect();
+        alive.push(&mut fresh);
+        wait_settled(&mut alive, PARTITIONS, SETTLE).await;
+    }
+    let mut all: Vec<&Member> = w.iter().collect();
+    all.push(&fresh);
+    let counted = assert_exactly_once(&app, &files, &all, DONE).await;
+    eprintln!("per worker {:?}", per_worker(&counted));
+    assert!(
+        !restores(&fresh).is_empty(),
+        "the new worker restored its table partitions\n{}",
+        fresh.log_tail(30)
+    );
+    for (i, m) in w.iter_mut().enumerate() {
+        if i != victim {
+            m.stop().await;
+        }
+    }
+    fresh.stop().await;
+    let mut all: Vec<&Member> = w.iter().collect();
+    all.push(&fresh);
+    let report = listing_report(&all, &app.ledger_topic(), now());
+    eprintln!("{report}");
+    assert_listing(&report, 0.4);
+}
+
+/// One worker, then three (two join mid-run), then one again (two get
+/// SIGTERM, the lister among them): exact totals; the logs show the
+/// partitions moving (assignments, restores of only the owned table
+/// partitions) and the listing moving with ledger partition 0.
+#[tokio::test(flavor = "multi_thread")]
+async fn scale_1_to_3_to_1_mid_run_exact_totals_partitions_move() {
+    let _serial = SERIAL.lock().await;
+    let app = App::new("so-scale").await;
+    let files = papers(600, 300);
+    let mut first = Member::spawn(&app, "s1", None, &[]);
+    first.wait_ready(READY).await;
+    let uploads = upload_gradually(&app, files.clone(), 10, Duration::from_millis(700));
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    // 1 → 3
+    let t_join = Instant::now();
+    let mut joined = vec![
+        Member::spawn(&app, "s2", None, &[]),
+        Member::spawn(&app, "s3", None, &[]),
+    ];
+    for m in joined.iter_mut() {
+        m.wait_ready(READY).await;
+    }
+    {
+        let mut g: Vec<&mut Member> = vec![&mut first];
+        g.extend(joined.iter_mut());
+        wait_settled(&mut g, PARTITIONS, SETTLE).await;
+    }
+    eprintln!(
+        "1 → 3: settled {:.1} s after starting two workers",
+        t_join.elapsed().as_secs_f64()
+    );
+    for m in &joined {
+        let r = restores(m);
+        assert!(
+            !r.is_empty(),
+            "{} restored nothing\n{}",
+            m.name,
+            m.log_tail(30)
+        );
+        // Only the partitions it owns: fewer than all.
+        let owned = statuses(&m.lines()).pop().unwrap().repartition;
+        assert!(
+            owned.len() < PARTITIONS as usize
+                && r.iter()
+                    .any(|l| l.contains(&format!("{:?}", owned.iter().collect::<Vec<_>>()))),
+            "{} owns {owned:?}; its restores: {r:?}",
+            m.name
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // 3 → 1: SIGTERM two, the lister among them (if the lister is `first`,
+    // stop it and one of the others).
+    let mut group: Vec<Member> = std::iter::once(first).chain(joined).collect();
+    let lister = current_lister(&group.iter().collect::<Vec<_>>()).expect("a lister");
+    let survivor = if lister == 2 { 1 } else { 2 };
+    let starts = lister_starts(&group[survivor]);
+    let t_stop = Instant::now();
+    for (i, m) in group.iter_mut().enumerate() {
+        if i != survivor {
+            m.stop().await;
+        }
+    }
+    let stopped = t_stop.elapsed();
+    let mut alone: Vec<&mut Member> = vec![&mut group[survivor]];
+    wait_settled(&mut alone, PARTITIONS, SETTLE).await;
+    let takeover = t_stop.elapsed();
+    assert!(
+        lister_starts(&group[survivor]) > starts,
+        "the survivor took listing over"
+    );
+    eprintln!(
+        "3 → 1: two workers stopped in {:.1} s; the survivor owns everything and lists {:.1} s after the first SIGTERM",
+        stopped.as_secs_f64(),
+        takeover.as_secs_f64()
+    );
+    uploads.await.expect("uploads");
+    let refs: Vec<&Member> = group.iter().collect();
+    let counted = assert_exactly_once(&app, &files, &refs, DONE).await;
+    let by = per_worker(&counted);
+    eprintln!("per worker {by:?}");
+    assert!(by.len() >= 2, "the work was shared: {by:?}");
+
+    // the survivor's log: assignments growing back to all 8, and a restore
+    // after the scale-in
+    let s = &group[survivor];
+    let asg = assignments(s);
+    let ledger = app.ledger_topic();
+    let sizes: Vec<usize> = asg
+        .iter()
+        .map(|a| partitions_in(a, &ledger).len())
+        .collect();
+    eprintln!("{}: ledger partitions per assignment {sizes:?}", s.name);
+    assert!(
+        sizes.iter().any(|&n| n < PARTITIONS as usize)
+            && sizes.last() == Some(&(PARTITIONS as usize)),
+        "{}: assignments {asg:#?}",
+        s.name
+    );
+    let survivor_restores = restores(s);
+    eprintln!("{}: restores {survivor_restores:#?}", s.name);
+    assert!(survivor_restores.len() >= 2, "{}", s.log_tail(40));
+    group[survivor].stop().await;
+
+    let refs: Vec<&Member> = group.iter().collect();
+    let report = listing_report(&refs, &ledger, now());
+    eprintln!("{report}");
+    assert_listing(&report, 0.4);
+    assert!(
+        report.intervals.len() >= 2,
+        "listing moved at least once: {report}"
+    );
+    for m in &group {
+        eprintln!("{}: {:#?}", m.name, assignments(m));
+    }
+}
