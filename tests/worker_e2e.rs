@@ -536,3 +536,69 @@ async fn startup_error_changelog_in_another_format() {
         "{stderr}"
     );
 }
+
+/// Two workers with the same app id split the partitions (one group); one
+/// leaves mid-run (SIGTERM, default id: dynamic membership, leaves at once)
+/// and the other takes over its partitions: totals exact, each object
+/// counted once, by one of the two.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_workers_share_the_work_and_hand_over_on_stop() {
+    let app = App::new("ws-two").await;
+    let root = corpus();
+    let mut papers: Vec<PathBuf> = std::fs::read_dir(root.join("papers"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    papers.sort();
+    let files: Vec<(String, PathBuf)> = papers[1000..1300]
+        .iter()
+        .map(|p| {
+            (
+                format!("papers/{}", p.file_name().unwrap().to_string_lossy()),
+                p.clone(),
+            )
+        })
+        .collect();
+    let paths: Vec<PathBuf> = files.iter().map(|(_, p)| p.clone()).collect();
+    let want = count_local(&paths);
+
+    let mut w1 = app.worker("", &[]);
+    let mut w2 = app.worker("", &[]);
+    w1.wait_ready(READY).await;
+    w2.wait_ready(READY).await;
+    app.put_files(&files[..150], 16).await;
+    let half: Vec<String> = files[..150].iter().map(|(k, _)| app.url(k)).collect();
+    app.wait_for_done(&half, Duration::from_secs(120), &w2)
+        .await;
+    w1.stop().await;
+    app.put_files(&files[150..], 16).await;
+    let urls: Vec<String> = files.iter().map(|(k, _)| app.url(k)).collect();
+    app.wait_for_done(&urls, Duration::from_secs(180), &w2)
+        .await;
+    app.wait_for_totals(&want, Duration::from_secs(60), &w2)
+        .await;
+
+    let mut counted: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut by_worker: std::collections::BTreeMap<String, usize> = Default::default();
+    for (k, v) in app.ledger().await {
+        if v["state"] == "counted" {
+            *counted.entry(k).or_default() += 1;
+            *by_worker
+                .entry(v["worker"].as_str().unwrap().to_string())
+                .or_default() += 1;
+        }
+    }
+    assert_eq!(counted.len(), files.len());
+    assert!(
+        counted.values().all(|&n| n == 1),
+        "counted twice: {counted:?}"
+    );
+    assert_eq!(by_worker.len(), 2, "both workers counted: {by_worker:?}");
+    let (l1, l2) = (w1.log_text(), w2.log_text());
+    assert!(
+        l1.contains("partitions assigned") && l2.contains("partitions assigned"),
+        "both workers were assigned partitions"
+    );
+    w2.assert_running();
+    w2.stop().await;
+}

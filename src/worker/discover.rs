@@ -1,14 +1,17 @@
 //! Discovery: the one worker that owns ledger partition 0 lists the bucket
 //! every interval and reports objects the ledger has never seen.
 //!
-//! Listing starts after the greatest key seen (keys that arrive in order
-//! cost one short page), with a periodic full listing as the safety net for
-//! keys that arrive out of order.
+//! Listing starts after the greatest key seen [`WATERMARK_LAG`] ago: keys
+//! that arrive in order cost a short page (what arrived lately), whatever
+//! the number of objects already counted, and keys that arrive a little out
+//! of order (concurrent uploads finish in any order) are still found at the
+//! next listing. A periodic full listing is the safety net for keys that
+//! arrive far out of order.
 
 use crate::s3;
 use anyhow::Result;
 use aws_sdk_s3::Client;
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -18,6 +21,8 @@ pub static LIST_CALLS: AtomicU64 = AtomicU64::new(0);
 
 /// How often the whole bucket is listed, whatever the watermark.
 const FULL_LIST_EVERY: Duration = Duration::from_secs(30);
+/// Listings start after the watermark as it was this long ago.
+pub const WATERMARK_LAG: Duration = Duration::from_secs(10);
 
 /// An object found in the bucket.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,6 +41,9 @@ pub struct Discovery {
     prefix: String,
     seen: HashSet<String>,
     watermark: Option<String>,
+    /// The watermark before each listing since the oldest one that may
+    /// still be the start of the next listing.
+    history: VecDeque<(Instant, Option<String>)>,
     last_full: Option<Instant>,
 }
 
@@ -48,7 +56,23 @@ impl Discovery {
             prefix: prefix.to_string(),
             seen,
             watermark,
+            history: VecDeque::new(),
             last_full: None,
+        }
+    }
+
+    /// Where a listing at `now` starts: the watermark of the latest listing
+    /// at least [`WATERMARK_LAG`] before `now` (older ones are dropped), or
+    /// of the oldest listing known when none is that old.
+    fn start_after(&mut self, now: Instant) -> Option<String> {
+        while self.history.len() >= 2
+            && now.saturating_duration_since(self.history[1].0) >= WATERMARK_LAG
+        {
+            self.history.pop_front();
+        }
+        match self.history.front() {
+            Some((_, w)) => w.clone(),
+            None => self.watermark.clone(),
         }
     }
 
@@ -66,7 +90,8 @@ impl Discovery {
         let full = self
             .last_full
             .is_none_or(|t| t.elapsed() >= FULL_LIST_EVERY);
-        let start_after = if full { None } else { self.watermark.clone() };
+        let now = Instant::now();
+        let start_after = if full { None } else { self.start_after(now) };
         let mut found = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -101,10 +126,14 @@ impl Discovery {
             }
         }
         if full {
-            self.last_full = Some(Instant::now());
+            self.last_full = Some(now);
+            self.history.clear();
         }
         found.sort_by(|a, b| a.key.cmp(&b.key));
         found.dedup_by(|a, b| a.key == b.key);
+        // The watermark before this listing's finds: a later listing within
+        // the lag starts no later than here.
+        self.history.push_back((now, self.watermark.clone()));
         for f in &found {
             self.seen.insert(f.key.clone());
             if self.watermark.as_ref().is_none_or(|w| f.key > *w) {
@@ -120,6 +149,7 @@ impl Discovery {
             self.seen.remove(&k);
         }
         self.watermark = self.seen.iter().max().cloned();
+        self.history.clear();
         self.last_full = None;
     }
 }
@@ -127,6 +157,29 @@ impl Discovery {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn start_after_lags_behind_the_watermark() {
+        let mut d = Discovery::new("b", "", HashSet::new());
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        assert_eq!(d.start_after(at(0)), None);
+        // listings at 0 s (before: none), 4 s (before: "c"), 12 s (before: "f")
+        d.history.push_back((at(0), None));
+        d.watermark = Some("c".into());
+        d.history.push_back((at(4), Some("c".into())));
+        d.watermark = Some("f".into());
+        d.history.push_back((at(12), Some("f".into())));
+        d.watermark = Some("k".into());
+        // at 13 s: the latest listing at least 10 s old is the one at 0 s
+        assert_eq!(d.start_after(at(13)), None);
+        // at 15 s: the one at 4 s; the one at 0 s is dropped
+        assert_eq!(d.start_after(at(15)), Some("c".into()));
+        assert_eq!(d.history.len(), 2);
+        // at 30 s: the one at 12 s
+        assert_eq!(d.start_after(at(30)), Some("f".into()));
+        assert_eq!(d.history.len(), 1);
+    }
 
     #[test]
     fn ledger_keys() {

@@ -81,13 +81,14 @@ pub struct Settings {
 }
 
 /// Most ledger records (objects) handled in one transaction.
-const MAX_OBJECTS_PER_BATCH: usize = 32;
+const MAX_OBJECTS_PER_BATCH: usize = 128;
 /// Most bytes of objects counted in one transaction.
 const MAX_BYTES_PER_BATCH: u64 = 256 << 20;
 /// Most records polled in one batch.
 const MAX_RECORDS_PER_BATCH: usize = 50_000;
-/// Objects read and counted at the same time.
-const COUNT_CONCURRENCY: usize = 4;
+/// Objects read and counted at the same time (small objects are bound by
+/// the S3 round trip, large ones by the CPU).
+const COUNT_CONCURRENCY: usize = 16;
 /// Timeout of transactional calls.
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Timeout of one bucket listing (all its pages).
