@@ -14,7 +14,8 @@
 //! Settings come from the environment (`eval "$(scripts/stack env)"`).
 //! Flags: `--latency-objects N` (default 100), `--big-mib N` (default 1024,
 //! 0 skips), `--skip-corpus`, `--interval SECS` (worker's, default 1),
-//! `--keep` (keep the big object).
+//! `--keep` (keep the big object), `--worker-args "…"` (more worker flags,
+//! e.g. `-X fetch.wait.max.ms=10`).
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
@@ -48,6 +49,7 @@ struct Env {
     secret: String,
     bin: PathBuf,
     interval: String,
+    extra: Vec<String>,
     logs: PathBuf,
 }
 
@@ -96,6 +98,7 @@ impl Worker {
             ])
             .args(["--brokers", &e.brokers, "--endpoint-url", &e.endpoint])
             .args(["--region", &e.region, "--interval", &e.interval])
+            .args(&e.extra)
             .env("AWS_ACCESS_KEY_ID", &e.access)
             .env("AWS_SECRET_ACCESS_KEY", &e.secret)
             .env("WORDSTREAM_ENV_FILE", "/nonexistent")
@@ -408,8 +411,9 @@ async fn bench_latency(e: &Env, s3: &aws_sdk_s3::Client, n: usize) {
     lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let pct = |p: f64| lat[((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1];
     println!(
-        "latency (upload start to counts in the changelog, {n} objects one at a time at random moments, --interval {}): p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms, min {:.0} ms",
+        "latency (upload start to counts in the changelog, {n} objects one at a time at random moments, --interval {} {}): p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms, min {:.0} ms",
         e.interval,
+        e.extra.join(" "),
         pct(0.50),
         pct(0.90),
         pct(0.99),
@@ -544,6 +548,10 @@ async fn main() {
         secret: env_or("AWS_SECRET_ACCESS_KEY", "wordstream-secret"),
         bin: PathBuf::from(env_or("WORDSTREAM_BIN", &bin.to_string_lossy())),
         interval: value("--interval", "1"),
+        extra: value("--worker-args", "")
+            .split_whitespace()
+            .map(String::from)
+            .collect(),
         logs,
     };
     println!(

@@ -19,7 +19,7 @@ use common::stack;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use worker_harness::{corpus, count_local, App, WorkerProc};
+use worker_harness::{add_counts, corpus, count_bytes, count_local, App, Counts, WorkerProc};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -87,9 +87,23 @@ fn upload_gradually(
 /// The final checks: every file's object counted exactly once in the
 /// ledger, and the changelog equal to count-local of the files.
 async fn assert_exactly_once(app: &App, files: &[(String, PathBuf)], w: &WorkerProc) {
-    let urls: Vec<String> = files.iter().map(|(k, _)| app.url(k)).collect();
+    assert_exactly_once_with(app, files, &[], w).await
+}
+
+/// [`assert_exactly_once`], with more objects: (key, their counts).
+async fn assert_exactly_once_with(
+    app: &App,
+    files: &[(String, PathBuf)],
+    more: &[(String, Counts)],
+    w: &WorkerProc,
+) {
+    let mut urls: Vec<String> = files.iter().map(|(k, _)| app.url(k)).collect();
     let paths: Vec<PathBuf> = files.iter().map(|(_, p)| p.clone()).collect();
-    let want = count_local(&paths);
+    let mut want = count_local(&paths);
+    for (k, c) in more {
+        urls.push(app.url(k));
+        add_counts(&mut want, c, 1);
+    }
     app.wait_for_done(&urls, Duration::from_secs(300), w).await;
     app.wait_for_totals(&want, Duration::from_secs(90), w).await;
     let mut counted: std::collections::BTreeMap<String, usize> = Default::default();
@@ -291,9 +305,9 @@ fn signal(pid: &str, sig: &str) {
     assert!(st.success(), "kill -{sig} {pid}");
 }
 
-/// The S3 server stops answering for 20 s (frozen) right after 100 objects
-/// were uploaded, then 100 more come: the worker waits, retries, and
-/// counts each object once.
+/// The S3 server stops answering for 20 s (frozen) as soon as the first of
+/// 100 uploaded objects are counted, then 100 more come: the worker waits,
+/// retries, and counts each object once.
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_frozen_for_20s_mid_run_loses_nothing_and_counts_nothing_twice() {
     let _serial = SERIAL.lock().await;
@@ -302,14 +316,38 @@ async fn s3_frozen_for_20s_mid_run_loses_nothing_and_counts_nothing_twice() {
     let mut w = app.worker("s3down", &[]);
     w.wait_ready(Duration::from_secs(60)).await;
     app.put_files(&files[..100], 16).await;
+    // A 40 MB object (8 parts), being read when S3 freezes: its body
+    // stalls, times out, and is read again after the thaw.
+    let para = b"the quick brown fox jumps over the lazy dog and runs away ";
+    let per_part = (5 << 20) / para.len() + 1; // parts of at least 5 MiB
+    app.put_multipart("big.txt", 8, |_| para.repeat(per_part))
+        .await;
+    let mut big = count_bytes(para);
+    for v in big.values_mut() {
+        *v *= (8 * per_part) as i64;
+    }
+    let big_url = app.url("big.txt");
+    let t = Instant::now();
+    while !app.ledger_latest().await.contains_key(&big_url) {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "big.txt not discovered"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let mut frozen = S3Frozen::freeze();
+    let latest = app.ledger_latest().await;
     let done = done_count(&app, &files).await;
+    let big_state = latest[&big_url]["state"].to_string();
     tokio::time::sleep(Duration::from_secs(20)).await;
     w.assert_running();
     frozen.thaw();
-    eprintln!("S3 frozen for 20 s with {done} of 100 uploaded objects done");
+    eprintln!(
+        "S3 frozen for 20 s with {done} of 100 uploaded papers done and the 40 MB object {big_state}"
+    );
     app.put_files(&files[100..], 16).await;
-    assert_exactly_once(&app, &files, &w).await;
+    assert_exactly_once_with(&app, &files, &[("big.txt".to_string(), big)], &w).await;
     w.assert_running();
     w.stop().await;
 }

@@ -352,6 +352,11 @@ impl Worker {
             })?
         })?;
 
+        for (k, _) in &settings.kafka.property {
+            if OWN_PROPERTIES.contains(&k.as_str()) {
+                tracing::warn!("-X {k}=… ignored: the worker sets {k} itself (exactly once)");
+            }
+        }
         let topics = settings.kafka.topics();
         let (partitions, ledger_partitions) = prepare_topics(&settings, &topics, &rt)?;
         let producer = create_producer(&settings)?;
@@ -1124,22 +1129,44 @@ impl Worker {
     }
 }
 
+/// Properties exactly-once depends on: the worker sets them whatever `-X`
+/// says.
+const OWN_PROPERTIES: [&str; 5] = [
+    "group.id",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "isolation.level",
+    "transactional.id",
+];
+
+/// Applies the `-X` properties again over the worker's defaults (they win),
+/// except [`OWN_PROPERTIES`] (warned about in [`Worker::start`]).
+fn with_user_properties(config: &mut rdkafka::ClientConfig, settings: &Settings) {
+    for (k, v) in &settings.kafka.property {
+        if !OWN_PROPERTIES.contains(&k.as_str()) {
+            config.set(k, v);
+        }
+    }
+}
+
 /// The group consumer of the ledger and repartition topics, subscribed.
 fn create_consumer(settings: &Settings, topics: &Topics) -> Result<BaseConsumer<GroupContext>> {
     let mut config = kafka::client_config(&settings.kafka);
     if settings.static_membership {
         config.set("group.instance.id", &settings.worker_id);
     }
-    let consumer: BaseConsumer<GroupContext> = config
-        .set("group.id", &settings.kafka.app_id)
+    config
         .set("client.id", format!("wordstream-{}", settings.worker_id))
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("isolation.level", "read_committed")
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "2000")
-        .set("fetch.wait.max.ms", "100")
+        .set("fetch.wait.max.ms", "100");
+    with_user_properties(&mut config, settings);
+    let consumer: BaseConsumer<GroupContext> = config
+        .set("group.id", &settings.kafka.app_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("isolation.level", "read_committed")
         .create_with_context(GroupContext::default())
         .context("cannot create Kafka consumer")?;
     kafka::prime(consumer.client()); // OAUTHBEARER: the first token at once
@@ -1153,14 +1180,17 @@ fn create_consumer(settings: &Settings, topics: &Topics) -> Result<BaseConsumer<
 /// fences any older process with the same worker id and aborts its open
 /// transaction).
 fn create_producer(settings: &Settings) -> Result<TxnProducer> {
-    let producer: TxnProducer = kafka::client_config(&settings.kafka)
+    let mut config = kafka::client_config(&settings.kafka);
+    config
+        .set("transaction.timeout.ms", "30000")
+        .set("linger.ms", "5")
+        .set("queue.buffering.max.messages", "1000000");
+    with_user_properties(&mut config, settings);
+    let producer: TxnProducer = config
         .set(
             "transactional.id",
             format!("{}-{}", settings.kafka.app_id, settings.worker_id),
         )
-        .set("transaction.timeout.ms", "30000")
-        .set("linger.ms", "5")
-        .set("queue.buffering.max.messages", "1000000")
         .create_with_context(TxnContext)
         .context("cannot create Kafka producer")?;
     kafka::prime(producer.client()); // OAUTHBEARER: the first token at once
