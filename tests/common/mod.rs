@@ -321,9 +321,18 @@ impl Stack {
             .set("enable.partition.eof", "true")
             .create()
             .expect("creating a consumer");
-        let md = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .unwrap_or_else(|e| panic!("metadata of {topic}: {e}"));
+        // Retried: a broker restarted by a fault test may still be coming back.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let md = loop {
+            match consumer.fetch_metadata(Some(topic), Duration::from_secs(10)) {
+                Ok(md) => break md,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    eprintln!("metadata of {topic}: {e}; retrying");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                Err(e) => panic!("metadata of {topic}: {e}"),
+            }
+        };
         let partitions: Vec<i32> = md.topics()[0].partitions().iter().map(|p| p.id()).collect();
         assert!(
             !partitions.is_empty(),
