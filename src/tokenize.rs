@@ -30,6 +30,9 @@ pub struct Word<'a> {
     pub bytes: &'a [u8],
     /// All bytes are ASCII (then the bytes are also valid UTF-8 as they are).
     pub ascii: bool,
+    /// The segment from the word's first byte to its end (`bytes` and what
+    /// follows), so that a counter can load the word in fixed-size blocks.
+    pub tail: &'a [u8],
 }
 
 /// Decodes the UTF-8 character at the start of `b` (non-empty, `b[0] >= 0x80`).
@@ -94,57 +97,79 @@ pub fn scan(seg: &[u8], enc: Encoding, mut emit: impl FnMut(Word<'_>)) -> u64 {
     let mut invalid = 0u64;
     let mut i = 0;
     while i < n {
-        // Between tokens: skip separators.
-        let b = seg[i];
-        match ascii::CLASS[b as usize] {
-            ascii::SEP => {
-                i += 1;
-                continue;
-            }
-            ascii::OTHER => {
-                let (f, len, bad) = non_ascii(&seg[i..], enc);
-                if bad {
-                    invalid += len as u64;
-                }
-                if f & charclass::WORD == 0 {
-                    i += len;
-                    continue;
-                }
-            }
-            _ => {}
+        // Between tokens: skip ASCII separators.
+        if ascii::CLASS[seg[i] as usize] == ascii::SEP {
+            i += 1;
+            continue;
         }
-        // A token starts at i.
+        // A token (possibly empty) starts at i. Extend it unit by unit; it
+        // ends at i, and scanning resumes at `next`, after the separator
+        // that ended it (each unit is decoded once).
         let start = i;
         let mut is_word = true;
         let mut is_ascii = true;
-        while i < n {
-            let b = seg[i];
+        let next = loop {
+            i += ascii_letters(&seg[i..]);
+            let Some(&b) = seg.get(i) else { break i };
             match ascii::CLASS[b as usize] {
-                ascii::ALPHA => i += 1,
+                ascii::SEP => break i + 1,
                 ascii::NON_ALPHA => {
                     is_word = false;
                     i += 1;
                 }
-                ascii::SEP => break,
-                _ => {
-                    let (f, len, _) = non_ascii(&seg[i..], enc);
+                ascii::OTHER => {
+                    let (f, len, bad) = non_ascii(&seg[i..], enc);
                     if f & charclass::WORD == 0 {
-                        break; // the separator (or invalid run) is handled above
+                        if bad {
+                            invalid += len as u64;
+                        }
+                        break i + len;
                     }
                     is_word &= f & charclass::ALPHA != 0;
                     is_ascii = false;
                     i += len;
                 }
+                _ => i += 1, // ascii::ALPHA, taken by ascii_letters already
             }
-        }
-        if is_word {
+        };
+        if is_word && i > start {
             emit(Word {
                 bytes: &seg[start..i],
                 ascii: is_ascii,
+                tail: &seg[start..],
             });
         }
+        i = next;
     }
     invalid
+}
+
+/// The number of ASCII letters at the start of `s`, the tokenizer's hot
+/// loop. Tests 8 bytes at a time (SWAR): a byte is a letter when it is
+/// ASCII and, with bit 0x20 set (lower case), lies in `b'a'..=b'z'`.
+#[inline]
+fn ascii_letters(s: &[u8]) -> usize {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while let Some(chunk) = s.get(i..i + 8) {
+        let x = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        // Lower-cased with the high bits cleared, so the additions below
+        // cannot carry from one byte into the next.
+        let y = (x | (0x20 * LO)) & !HI;
+        let at_least_a = y + (0x80 - u64::from(b'a')) * LO;
+        let above_z = y + (0x80 - u64::from(b'z') - 1) * LO;
+        let letters = at_least_a & !above_z & !x & HI;
+        if letters != HI {
+            // The first byte that is not a letter (little-endian: lowest).
+            return i + ((!letters & HI).trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    i + s[i..]
+        .iter()
+        .take_while(|b| b.is_ascii_alphabetic())
+        .count()
 }
 
 /// Whether the byte at `buf[i]` certainly ends a token, so that splitting the
@@ -186,10 +211,18 @@ fn boundary_after(buf: &[u8], i: usize, enc: Encoding) -> bool {
 /// The largest `p <= buf.len()` such that `buf[..p]` ends on a token
 /// boundary (0 if there is none). Scans backwards from the end.
 pub fn last_boundary(buf: &[u8], enc: Encoding) -> usize {
-    (0..buf.len())
+    last_boundary_from(buf, 0, enc).unwrap_or(0)
+}
+
+/// Like [`last_boundary`], but only considers cuts after `buf[from]`: when
+/// `buf[..from]` is known to hold no boundary, appending to `buf` and
+/// calling this again costs only the new bytes (a boundary depends only on
+/// the bytes before it). `None` if there is none.
+pub fn last_boundary_from(buf: &[u8], from: usize, enc: Encoding) -> Option<usize> {
+    (from..buf.len())
         .rev()
         .find(|&i| boundary_after(buf, i, enc))
-        .map_or(0, |i| i + 1)
+        .map(|i| i + 1)
 }
 
 /// Turns a stream of chunks of any size into complete segments for [`scan`].
@@ -227,9 +260,10 @@ impl Splitter {
                     rest = &rest[p + 1..];
                 }
                 None => {
+                    // The carry holds no boundary: look only at the new bytes.
+                    let old = self.carry.len();
                     self.carry.extend_from_slice(rest);
-                    let p = last_boundary(&self.carry, self.enc);
-                    if p > 0 {
+                    if let Some(p) = last_boundary_from(&self.carry, old, self.enc) {
                         emit(&self.carry[..p]);
                         self.carry.drain(..p);
                     }
@@ -288,6 +322,19 @@ mod tests {
         let (w, bad) = words(b"ab\xffcd\xe2\x82ef\xe2", Encoding::Utf8);
         assert_eq!(w, ["ab", "cd", "ef"]);
         assert_eq!(bad, 4);
+    }
+
+    #[test]
+    fn ascii_letters_every_byte() {
+        for b in 0..=255u8 {
+            for at in 0..20 {
+                let mut s = vec![b'q'; 20];
+                s[at] = b;
+                let want = if b.is_ascii_alphabetic() { 20 } else { at };
+                assert_eq!(ascii_letters(&s), want, "byte {b:#x} at {at}");
+                assert_eq!(ascii_letters(&s[..at]), at);
+            }
+        }
     }
 
     #[test]

@@ -3,12 +3,13 @@
 //! The same tokenizer and counter as the worker, so its output is the
 //! reference the pipeline's changelog must equal.
 
-use crate::count::{Options, ParallelCounter, WordCounts};
+use crate::count::{Options, WordCounts};
 use crate::output::{self, Format};
-use crate::tokenize::{Encoding, Splitter};
+use crate::tokenize::{last_boundary_from, Encoding};
 use anyhow::{bail, Context, Result};
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
+use std::sync::{mpsc, Mutex};
 use std::time::Instant;
 
 /// Counting flags shared by `count-local` and `worker`.
@@ -69,10 +70,9 @@ pub struct Args {
     pub kafka: crate::config::KafkaArgs,
 }
 
-/// Bytes handed to the counting threads at a time.
-const BATCH: usize = 16 << 20;
-/// Bytes read from a file at a time.
-const READ: usize = 4 << 20;
+/// Bytes handed to a counting thread at a time: small enough to share the
+/// work evenly, large enough to make the hand-over cost nothing.
+const BATCH: usize = 1 << 20;
 /// Inputs larger than this get a progress bar (on a terminal).
 const PROGRESS_MIN: u64 = 50_000_000;
 
@@ -145,6 +145,12 @@ fn expand(paths: &[PathBuf], keep_going: bool, failed: &mut u64) -> Result<Vec<(
 }
 
 /// Counts `paths` with `threads` threads (a progress bar on big inputs).
+///
+/// This thread reads the inputs straight into batches of about [`BATCH`]
+/// bytes, cut on token boundaries (the partial token at the end moves to
+/// the next batch), while `threads` counting threads take batches from a
+/// queue, each into its own map; the maps are merged at the end. Reading
+/// overlaps counting, and batch buffers are recycled.
 pub fn count_paths(
     paths: &[PathBuf],
     opts: Options,
@@ -155,44 +161,161 @@ pub fn count_paths(
     let inputs = expand(paths, keep_going, &mut failed)?;
     let total: u64 = inputs.iter().map(|(_, len)| len).sum();
     let bar = progress_bar(total);
-    let mut counter = ParallelCounter::new(opts, threads);
-    let mut batch: Vec<u8> = Vec::with_capacity(BATCH + READ);
-    let mut buf = vec![0u8; READ];
-    let (mut files, mut bytes) = (0, 0);
-    for (input, _) in &inputs {
-        let reader = match open(input) {
+    let threads = threads.max(1);
+    let (full_tx, full_rx) = mpsc::sync_channel::<Vec<u8>>(threads);
+    let full_rx = Mutex::new(full_rx);
+    let (empty_tx, empty_rx) = mpsc::channel::<Vec<u8>>();
+
+    std::thread::scope(|scope| {
+        let counters: Vec<_> = (0..threads)
+            .map(|_| {
+                let (full_rx, empty_tx) = (&full_rx, empty_tx.clone());
+                scope.spawn(move || {
+                    let mut counts = WordCounts::new();
+                    loop {
+                        // The lock is held only while waiting for a batch.
+                        let next = full_rx.lock().expect("queue lock").recv();
+                        let Ok(batch) = next else { break };
+                        counts.add_segment(&batch, opts);
+                        let _ = empty_tx.send(batch); // back to the reader
+                    }
+                    counts
+                })
+            })
+            .collect();
+
+        let mut batcher = Batcher {
+            enc: opts.encoding,
+            batch: Vec::with_capacity(BATCH),
+            checked: 0,
+            full_tx,
+            empty_rx,
+        };
+        let read = read_inputs(&inputs, keep_going, &mut batcher, &bar);
+        batcher.flush();
+        drop(batcher); // closes the queue: the counting threads finish
+
+        let mut counts = WordCounts::new();
+        for c in counters {
+            counts.merge(c.join().expect("counting thread"));
+        }
+        bar.finish_and_clear();
+        let (files, bytes, unreadable) = read?;
+        Ok(Tally {
+            counts,
+            files,
+            bytes,
+            failed: failed + unreadable,
+        })
+    })
+}
+
+/// Reads every input into `batcher`; returns (files, bytes, unreadable).
+fn read_inputs(
+    inputs: &[(Input, u64)],
+    keep_going: bool,
+    batcher: &mut Batcher,
+    bar: &indicatif::ProgressBar,
+) -> Result<(u64, u64, u64)> {
+    let (mut files, mut bytes, mut unreadable) = (0, 0, 0);
+    for (input, _) in inputs {
+        let mut reader = match open(input) {
             Ok(r) => r,
             Err(e) if keep_going => {
                 tracing::warn!("{e:#}");
-                failed += 1;
+                unreadable += 1;
                 continue;
             }
             Err(e) => return Err(e),
         };
         // A failure after the first byte is fatal even with --keep-going:
         // part of the input would already be counted.
-        let mut splitter = Splitter::new(opts.encoding);
-        let n = read_chunks(reader, &input.name(), &mut buf, |chunk| {
-            bar.inc(chunk.len() as u64);
-            splitter.push(chunk, |seg| batch.extend_from_slice(seg));
-            if batch.len() >= BATCH {
-                counter.count(&batch);
-                batch.clear();
+        loop {
+            let n = batcher
+                .read_from(&mut reader)
+                .with_context(|| format!("cannot read {}", input.name()))?;
+            if n == 0 {
+                break;
             }
-        })?;
-        splitter.finish(|seg| batch.extend_from_slice(seg));
-        batch.push(b'\n'); // the end of an input ends its last token
+            bar.inc(n as u64);
+            bytes += n as u64;
+        }
+        batcher.end_input();
         files += 1;
-        bytes += n;
     }
-    counter.count(&batch);
-    bar.finish_and_clear();
-    Ok(Tally {
-        counts: counter.finish(),
-        files,
-        bytes,
-        failed,
-    })
+    Ok((files, bytes, unreadable))
+}
+
+/// Fills batches from readers and hands the complete ones to the counters.
+struct Batcher {
+    enc: Encoding,
+    /// The batch being filled.
+    batch: Vec<u8>,
+    /// `batch[..checked]` holds no token boundary (see `last_boundary_from`).
+    checked: usize,
+    full_tx: mpsc::SyncSender<Vec<u8>>,
+    empty_rx: mpsc::Receiver<Vec<u8>>,
+}
+
+impl Batcher {
+    /// Reads up to the rest of the batch from `reader` (0 at its end) and
+    /// sends the batch when it is full.
+    fn read_from(&mut self, reader: &mut dyn Read) -> std::io::Result<usize> {
+        let room = BATCH.saturating_sub(self.batch.len()).max(64 << 10);
+        let n = reader.take(room as u64).read_to_end(&mut self.batch)?;
+        if self.batch.len() >= BATCH {
+            self.send_complete();
+        }
+        Ok(n)
+    }
+
+    /// The end of an input ends its last token.
+    fn end_input(&mut self) {
+        self.batch.push(b'\n');
+        self.checked = self.batch.len();
+        if self.batch.len() >= BATCH {
+            self.flush();
+        }
+    }
+
+    /// Sends the batch up to its last token boundary; the rest starts the
+    /// next batch. A batch without any boundary (one huge token) grows.
+    fn send_complete(&mut self) {
+        let Some(cut) = last_boundary_from(&self.batch, self.checked, self.enc) else {
+            self.checked = self.batch.len();
+            return;
+        };
+        let mut next = self.empty_buffer();
+        next.extend_from_slice(&self.batch[cut..]);
+        self.batch.truncate(cut);
+        self.checked = 0;
+        self.send(next);
+    }
+
+    /// Sends the whole batch (it ends on a boundary).
+    fn flush(&mut self) {
+        let next = self.empty_buffer();
+        self.checked = 0;
+        self.send(next);
+    }
+
+    /// A recycled buffer if one is back from the counters, else a new one.
+    fn empty_buffer(&self) -> Vec<u8> {
+        let mut buf = self.empty_rx.try_recv().unwrap_or_default();
+        buf.clear();
+        buf.reserve(BATCH);
+        buf
+    }
+
+    /// Sends the current batch and continues with `next`.
+    fn send(&mut self, next: Vec<u8>) {
+        let full = std::mem::replace(&mut self.batch, next);
+        if !full.is_empty() {
+            // Fails only if every counting thread is gone (a panic, reported
+            // when it is joined).
+            let _ = self.full_tx.send(full);
+        }
+    }
 }
 
 /// Opens an input for reading.
@@ -203,26 +326,6 @@ fn open(input: &Input) -> Result<Box<dyn Read>> {
             std::fs::File::open(p).with_context(|| format!("cannot read {}", p.display()))?,
         ),
     })
-}
-
-/// Reads `reader` to the end in chunks, calling `f` on each; returns the size.
-pub fn read_chunks(
-    mut reader: impl Read,
-    name: &str,
-    buf: &mut [u8],
-    mut f: impl FnMut(&[u8]),
-) -> Result<u64> {
-    let mut total = 0u64;
-    loop {
-        let n = match reader.read(buf) {
-            Ok(0) => return Ok(total),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e).with_context(|| format!("cannot read {name}")),
-        };
-        total += n as u64;
-        f(&buf[..n]);
-    }
 }
 
 fn progress_bar(total: u64) -> indicatif::ProgressBar {

@@ -1,0 +1,205 @@
+//! Throughput of the counting core against a simple baseline.
+//!
+//! `cargo bench --bench count` (or `scripts/bench-count`) builds an input of
+//! at least 40 MB by repeating the corpus files, then measures, in one run:
+//!
+//! - the baseline: `HashMap<Vec<u8>, u64>` with foldhash, ASCII lowercase,
+//!   split on ASCII whitespace, single-threaded (the simplest word count);
+//! - the core, `count::count_bytes`, with one thread and with every core,
+//!   case-preserving (the default) and with `--lowercase`;
+//! - the real binary end to end: `wordstream count-local --output tsv FILE`
+//!   on the same bytes written to a temporary file (process start, reading,
+//!   counting, sorting and printing included).
+//!
+//! Each figure is the best of several runs (`--runs N`, default 5), in MB/s
+//! (10^6 bytes per second), with its ratio to the baseline.
+//! Options: `--mb N` (input size, default 40), `--runs N`.
+//! The corpus is `$WORDSTREAM_CORPUS`, else `<repo>/../shared/corpus`.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use wordstream::cmd::count_local::default_threads;
+use wordstream::count::{self, Options};
+
+const BIN: &str = env!("CARGO_BIN_EXE_wordstream");
+
+type FoldMap = HashMap<Vec<u8>, u64, foldhash::fast::RandomState>;
+
+/// The baseline, written the obvious way.
+fn baseline(buf: &[u8]) -> FoldMap {
+    let mut counts = FoldMap::default();
+    for word in buf.split(u8::is_ascii_whitespace).filter(|w| !w.is_empty()) {
+        *counts.entry(word.to_ascii_lowercase()).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// The baseline without its allocation per word (look up by a reused
+/// buffer, allocate only for a new word): a stronger single-threaded bar.
+fn baseline_reuse(buf: &[u8]) -> FoldMap {
+    let mut counts = FoldMap::default();
+    let mut lower = Vec::new();
+    for word in buf.split(u8::is_ascii_whitespace).filter(|w| !w.is_empty()) {
+        lower.clear();
+        lower.extend(word.iter().map(u8::to_ascii_lowercase));
+        match counts.get_mut(&lower) {
+            Some(n) => *n += 1,
+            None => {
+                counts.insert(lower.clone(), 1);
+            }
+        }
+    }
+    counts
+}
+
+fn corpus() -> PathBuf {
+    match std::env::var_os("WORDSTREAM_CORPUS") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"),
+    }
+}
+
+fn files_under(path: &Path, out: &mut Vec<PathBuf>) {
+    if path.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+            .map(|e| e.expect("directory entry").path())
+            .collect();
+        entries.sort();
+        for e in entries {
+            files_under(&e, out);
+        }
+    } else {
+        out.push(path.to_path_buf());
+    }
+}
+
+/// The corpus files, each followed by a newline, repeated to `min` bytes.
+fn build_input(min: usize) -> Vec<u8> {
+    let root = corpus();
+    assert!(
+        root.is_dir(),
+        "corpus not found at {} (set WORDSTREAM_CORPUS)",
+        root.display()
+    );
+    let mut files = Vec::new();
+    files_under(&root, &mut files);
+    let mut once = Vec::new();
+    for f in &files {
+        once.extend(std::fs::read(f).expect("readable corpus file"));
+        once.push(b'\n');
+    }
+    let mut input = Vec::with_capacity(min + once.len());
+    while input.len() < min {
+        input.extend_from_slice(&once);
+    }
+    input
+}
+
+/// Best wall time of `runs` calls of `f`.
+fn best(runs: usize, mut f: impl FnMut()) -> Duration {
+    (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .min()
+        .expect("at least one run")
+}
+
+struct Report {
+    bytes: usize,
+    baseline: f64,
+}
+
+impl Report {
+    fn mbs(&self, d: Duration) -> f64 {
+        self.bytes as f64 / 1e6 / d.as_secs_f64()
+    }
+
+    fn line(&self, name: &str, d: Duration) {
+        let mbs = self.mbs(d);
+        println!(
+            "{name:<44} {:>9.1} MB/s  {:>5.2}x baseline  ({:.3} s)",
+            mbs,
+            mbs / self.baseline,
+            d.as_secs_f64()
+        );
+    }
+}
+
+fn main() {
+    let mut mb = 40usize;
+    let mut runs = 5usize;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut num = |what: &str| -> usize {
+            args.next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{what} needs a number"))
+        };
+        match a.as_str() {
+            "--mb" => mb = num("--mb"),
+            "--runs" => runs = num("--runs").max(1),
+            _ => {} // `cargo bench` passes --bench; ignore the rest
+        }
+    }
+    let input = build_input(mb * 1_000_000);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("bench-input.txt");
+    std::fs::write(&file, &input).expect("write the input file");
+    let cores = default_threads();
+    println!(
+        "input: {:.1} MB (the corpus repeated), {} cores, best of {runs} runs",
+        input.len() as f64 / 1e6,
+        cores
+    );
+
+    let base = best(runs, || {
+        black_box(baseline(black_box(&input)));
+    });
+    let report = Report {
+        bytes: input.len(),
+        baseline: input.len() as f64 / 1e6 / base.as_secs_f64(),
+    };
+    report.line("baseline (split whitespace, lowercase, 1 thread)", base);
+    report.line(
+        "baseline without per-word allocation",
+        best(runs, || {
+            black_box(baseline_reuse(black_box(&input)));
+        }),
+    );
+
+    for lowercase in [false, true] {
+        let opts = Options {
+            lowercase,
+            ..Options::default()
+        };
+        let flag = if lowercase { " --lowercase" } else { "" };
+        for threads in [1, cores] {
+            let d = best(runs, || {
+                black_box(count::count_bytes(black_box(&input), opts, threads));
+            });
+            report.line(&format!("core count_bytes{flag}, {threads} thread(s)"), d);
+        }
+        let d = best(runs, || {
+            let mut cmd = Command::new(BIN);
+            cmd.args(["count-local", "--quiet", "--output", "tsv"]);
+            if lowercase {
+                cmd.arg("--lowercase");
+            }
+            let status = cmd
+                .arg(&file)
+                .stdout(Stdio::null())
+                .status()
+                .expect("wordstream runs");
+            assert!(status.success(), "count-local failed");
+        });
+        report.line(&format!("count-local end to end{flag}, {cores} threads"), d);
+    }
+}
