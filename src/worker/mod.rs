@@ -655,7 +655,9 @@ impl Worker {
             }
         }
 
+        let started = Instant::now();
         let outcomes = self.count_objects(&jobs);
+        let counted_in = started.elapsed();
         if outcomes.iter().any(|o| matches!(o, Outcome::Interrupted)) {
             // Shutting down mid-batch: commit nothing; the records come again.
             self.abandon(discovered);
@@ -711,7 +713,19 @@ impl Worker {
             ledger_out.push((job.partition, job.ledger_key, entry));
         }
 
-        match self.commit(&discovered, &ledger_out, &delta, &totals, &offsets) {
+        let started = Instant::now();
+        let result = self.commit(&discovered, &ledger_out, &delta, &totals, &offsets);
+        tracing::debug!(
+            "batch: {} discovered, {} objects, {} deltas, {} totals; counted in {} ms, transaction {} in {} ms",
+            discovered.len(),
+            ledger_out.len(),
+            delta.distinct(),
+            totals.len(),
+            counted_in.as_millis(),
+            if result.is_ok() { "committed" } else { "failed" },
+            started.elapsed().as_millis()
+        );
+        match result {
             Ok(()) => {
                 self.stats.transactions += 1;
                 self.stats.objects += objects;
