@@ -12,7 +12,9 @@
 //!   counting, sorting and printing included).
 //!
 //! Each figure is the best of several runs (`--runs N`, default 5), in MB/s
-//! (10^6 bytes per second), with its ratio to the baseline.
+//! (10^6 bytes per second) of wall time, and per CPU-second (user + system
+//! time of every thread: the efficiency, less disturbed by other load on
+//! the machine), each with its ratio to the baseline.
 //! Options: `--mb N` (input size, default 40), `--runs N`.
 //! The corpus is `$WORDSTREAM_CORPUS`, else `<repo>/../shared/corpus`.
 
@@ -100,35 +102,65 @@ fn build_input(min: usize) -> Vec<u8> {
     input
 }
 
-/// Best wall time of `runs` calls of `f`.
-fn best(runs: usize, mut f: impl FnMut()) -> Duration {
-    (0..runs)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed()
-        })
-        .min()
-        .expect("at least one run")
+/// CPU time (user + system) used so far by this process (`RUSAGE_SELF`,
+/// every thread) or by its waited-for children (`RUSAGE_CHILDREN`).
+fn cpu_time(who: libc::c_int) -> Duration {
+    // SAFETY: getrusage only writes the struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        assert_eq!(libc::getrusage(who, &mut usage), 0, "getrusage");
+        usage
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// One measurement: the best wall time and the best CPU time over the runs.
+#[derive(Clone, Copy)]
+struct Timing {
+    wall: Duration,
+    cpu: Duration,
+}
+
+/// Runs `f` `runs` times; `who` says whose CPU time it spends.
+fn best(runs: usize, who: libc::c_int, mut f: impl FnMut()) -> Timing {
+    let mut best = Timing {
+        wall: Duration::MAX,
+        cpu: Duration::MAX,
+    };
+    for _ in 0..runs {
+        let (c, t) = (cpu_time(who), Instant::now());
+        f();
+        best.wall = best.wall.min(t.elapsed());
+        best.cpu = best.cpu.min(cpu_time(who) - c);
+    }
+    best
 }
 
 struct Report {
     bytes: usize,
-    baseline: f64,
+    baseline: Timing,
 }
 
 impl Report {
     fn mbs(&self, d: Duration) -> f64 {
-        self.bytes as f64 / 1e6 / d.as_secs_f64()
+        self.bytes as f64 / 1e6 / d.as_secs_f64().max(1e-9)
     }
 
-    fn line(&self, name: &str, d: Duration) {
-        let mbs = self.mbs(d);
+    fn header(&self) {
         println!(
-            "{name:<44} {:>9.1} MB/s  {:>5.2}x baseline  ({:.3} s)",
-            mbs,
-            mbs / self.baseline,
-            d.as_secs_f64()
+            "{:<46} {:>19}   {:>19}   {:>7}",
+            "", "MB/s wall (ratio)", "MB/s per CPU-s", "best s"
+        );
+    }
+
+    fn line(&self, name: &str, t: Timing) {
+        let (wall, cpu) = (self.mbs(t.wall), self.mbs(t.cpu));
+        println!(
+            "{name:<46} {wall:>9.1} ({:>5.2}x)   {cpu:>9.1} ({:>5.2}x)   {:>7.3}",
+            wall / self.mbs(self.baseline.wall),
+            cpu / self.mbs(self.baseline.cpu),
+            t.wall.as_secs_f64()
         );
     }
 }
@@ -160,20 +192,20 @@ fn main() {
         cores
     );
 
-    let base = best(runs, || {
+    let me = libc::RUSAGE_SELF;
+    let base = best(runs, me, || {
         black_box(baseline(black_box(&input)));
     });
     let report = Report {
         bytes: input.len(),
-        baseline: input.len() as f64 / 1e6 / base.as_secs_f64(),
+        baseline: base,
     };
+    report.header();
     report.line("baseline (split whitespace, lowercase, 1 thread)", base);
-    report.line(
-        "baseline without per-word allocation",
-        best(runs, || {
-            black_box(baseline_reuse(black_box(&input)));
-        }),
-    );
+    let reuse = best(runs, me, || {
+        black_box(baseline_reuse(black_box(&input)));
+    });
+    report.line("baseline without per-word allocation", reuse);
 
     for lowercase in [false, true] {
         let opts = Options {
@@ -182,12 +214,12 @@ fn main() {
         };
         let flag = if lowercase { " --lowercase" } else { "" };
         for threads in [1, cores] {
-            let d = best(runs, || {
+            let t = best(runs, me, || {
                 black_box(count::count_bytes(black_box(&input), opts, threads));
             });
-            report.line(&format!("core count_bytes{flag}, {threads} thread(s)"), d);
+            report.line(&format!("core count_bytes{flag}, {threads} thread(s)"), t);
         }
-        let d = best(runs, || {
+        let t = best(runs, libc::RUSAGE_CHILDREN, || {
             let mut cmd = Command::new(BIN);
             cmd.args(["count-local", "--quiet", "--output", "tsv"]);
             if lowercase {
@@ -200,6 +232,6 @@ fn main() {
                 .expect("wordstream runs");
             assert!(status.success(), "count-local failed");
         });
-        report.line(&format!("count-local end to end{flag}, {cores} threads"), d);
+        report.line(&format!("count-local end to end{flag}, {cores} threads"), t);
     }
 }

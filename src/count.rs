@@ -428,4 +428,52 @@ mod tests {
         let c = count_bytes("The the THE Ünïcode ünïcode".as_bytes(), opts, 1);
         assert_eq!(c.sorted(), [("the", 3), ("ünïcode", 2)]);
     }
+
+    /// Words of 1 to 40 bytes, in the short table and the long map, reached
+    /// through the block path (16 bytes readable) and the slice path (near
+    /// the end of a segment) alike.
+    #[test]
+    fn short_and_long_words_on_every_path() {
+        for lowercase in [false, true] {
+            let opts = Options {
+                lowercase,
+                ..Options::default()
+            };
+            for len in 1..=40 {
+                let word = "Ab".repeat(len).into_bytes()[..len].to_vec();
+                let mut text = Vec::new();
+                for _ in 0..3 {
+                    text.extend_from_slice(&word);
+                    text.push(b' ');
+                }
+                text.extend_from_slice(&word); // the last one ends the segment
+                let c = count_bytes(&text, opts, 1);
+                let expected = if lowercase {
+                    word.to_ascii_lowercase()
+                } else {
+                    word.clone()
+                };
+                let expected = String::from_utf8(expected).unwrap();
+                assert_eq!(c.sorted(), [(expected.as_str(), 4)], "len {len}");
+                assert_eq!(c.get(&expected), 4);
+                let mut m = c.clone();
+                m.merge(c.clone());
+                assert_eq!(m.get(&expected), 8);
+                assert_eq!((m.words, m.distinct()), (8, 1));
+            }
+        }
+    }
+
+    #[test]
+    fn keys_round_trip() {
+        for w in ["a", "ΟΔΟΣ", "sixteen_bytes_xx", "中文字符"] {
+            assert!(w.len() <= SHORT);
+            assert_eq!(unpad(&pad(w.as_bytes())), w.as_bytes());
+            let mut block = [b'!'; SHORT];
+            block[..w.len()].copy_from_slice(w.as_bytes());
+            assert_eq!(key_from_block(&block, w.len(), false), pad(w.as_bytes()));
+        }
+        let block = *b"HeLLo, world!!!!";
+        assert_eq!(key_from_block(&block, 5, true), pad(b"hello"));
+    }
 }
