@@ -309,6 +309,7 @@ async fn bad_objects_are_counted_or_failed_and_never_block() {
     assert!(reason.contains("NoSuchKey"), "{reason}");
     assert_eq!(state("bad/zz-canary.txt"), "counted");
     w.stop().await;
+    app.delete(big_key).await;
 }
 
 /// SIGINT and SIGTERM: exit 0 within a few seconds, also in the middle of
@@ -384,6 +385,7 @@ async fn sigint_and_sigterm_exit_zero_promptly() {
         .count();
     assert_eq!(counted, 1);
     w.stop().await;
+    app.delete("big.txt").await;
 }
 
 /// Runs the worker with bad settings; returns (exit code, stderr, time).

@@ -350,4 +350,5 @@ async fn s3_frozen_for_20s_mid_run_loses_nothing_and_counts_nothing_twice() {
     assert_exactly_once_with(&app, &files, &[("big.txt".to_string(), big)], &w).await;
     w.assert_running();
     w.stop().await;
+    app.delete("big.txt").await;
 }

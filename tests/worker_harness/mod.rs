@@ -175,6 +175,18 @@ impl App {
             });
     }
 
+    /// Deletes an object (big test objects must not pile up in the shared
+    /// stack's data directory).
+    pub async fn delete(&self, key: &str) {
+        let _ = self
+            .s3
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await;
+    }
+
     /// Uploads files (key, path), `concurrency` at a time.
     pub async fn put_files(&self, files: &[(String, PathBuf)], concurrency: usize) {
         // Owned futures, so that callers may spawn this.
