@@ -156,17 +156,25 @@ impl WordCounts {
     /// Adds `n` occurrences of `word` (UTF-8 bytes).
     #[inline]
     pub fn add(&mut self, word: &[u8], n: u64) {
+        self.words += n;
+        self.count_word(word, n);
+    }
+
+    /// Adds `n` to the count of `word`, but not to the total `words`
+    /// (callers add to it once per batch of words: a field written once per
+    /// word would be written by every thread in a cache line they share).
+    #[inline]
+    fn count_word(&mut self, word: &[u8], n: u64) {
         if word.len() <= SHORT {
-            self.add_short(pad(word), n);
+            self.count_short(pad(word), n);
         } else {
-            self.add_long(word, n);
+            self.count_long(word, n);
         }
     }
 
-    /// Adds `n` occurrences of the word in a short key.
+    /// Adds `n` to the count of the word in a short key.
     #[inline]
-    fn add_short(&mut self, key: [u8; SHORT], n: u64) {
-        self.words += n;
+    fn count_short(&mut self, key: [u8; SHORT], n: u64) {
         let hash = self.hash(&key);
         match self.short.find_mut(hash, |e| e.key == key) {
             Some(e) => e.count += n,
@@ -182,8 +190,7 @@ impl WordCounts {
     }
 
     #[cold]
-    fn add_long(&mut self, word: &[u8], n: u64) {
-        self.words += n;
+    fn count_long(&mut self, word: &[u8], n: u64) {
         match self.long.get_mut(word) {
             Some(c) => *c += n,
             None => {
@@ -202,30 +209,33 @@ impl WordCounts {
         // Words whose bytes are their key (ASCII, or UTF-8 kept as is) take
         // the fast path when 16 bytes can be read from their start.
         let as_is = opts.encoding == Encoding::Utf8 && !opts.lowercase;
+        let mut words = 0;
         let invalid = tokenize::scan(seg, opts.encoding, |w| {
+            words += 1;
             let len = w.bytes.len();
             if len <= SHORT && (w.ascii || as_is) {
                 if let Some(block) = w.tail.first_chunk::<SHORT>() {
                     let key = key_from_block(block, len, opts.lowercase);
-                    return self.add_short(key, 1);
+                    return self.count_short(key, 1);
                 }
             }
-            self.add_word(w, opts, scratch);
+            self.count_rewritten(w, opts, scratch);
         });
+        self.words += words;
         self.invalid_bytes += invalid;
     }
 
-    /// The general path: rewrite the word if needed, then add it.
+    /// The general path: rewrite the word if needed, then count it.
     #[inline(never)]
-    fn add_word(&mut self, w: Word<'_>, opts: Options, scratch: &mut Scratch) {
+    fn count_rewritten(&mut self, w: Word<'_>, opts: Options, scratch: &mut Scratch) {
         if opts.lowercase {
             let folded = fold(w, opts.encoding, scratch);
-            self.add(folded, 1);
+            self.count_word(folded, 1);
         } else if opts.encoding == Encoding::Latin1 && !w.ascii {
             let utf8 = latin1_to_utf8(w.bytes, &mut scratch.bytes);
-            self.add(utf8, 1);
+            self.count_word(utf8, 1);
         } else {
-            self.add(w.bytes, 1);
+            self.count_word(w.bytes, 1);
         }
     }
 
@@ -234,12 +244,13 @@ impl WordCounts {
         if other.distinct() > self.distinct() {
             std::mem::swap(self, &mut other);
         }
+        self.words += other.words;
         self.invalid_bytes += other.invalid_bytes;
         for e in &other.short {
-            self.add_short(e.key, e.count);
+            self.count_short(e.key, e.count);
         }
         for (w, n) in other.long {
-            self.add_long(&w, n);
+            self.count_long(&w, n);
         }
     }
 
