@@ -643,9 +643,12 @@ fn adversarial_latin1_lowercase() {
     adversarial_against_oracle(LATIN1_LOWER);
 }
 
-/// Every small case in one stream, fed to count-local's stdin one byte at a
-/// time (so a read boundary falls between every two bytes) and in pieces of
-/// varying sizes.
+/// Every small case in one stream, written to count-local's stdin one byte
+/// at a time and in pieces of varying sizes (so its reads return those
+/// pieces). count-local gathers reads into 1 MB batches before it cuts, so
+/// the cuts at every byte boundary are exercised in process, by the
+/// property tests of `Counter::feed` and `Splitter` (tests/properties.rs);
+/// the batch cuts by the multi-megabyte corpus and adversarial runs above.
 #[test]
 fn stdin_in_small_pieces() {
     let mut rng = Rng(42);
