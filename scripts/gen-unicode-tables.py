@@ -5,7 +5,7 @@ The word-count semantics are defined by Python (`re.findall(r'\\w+', text)`,
 `str.isalpha()`, `str.lower()`), so the tables are read off Python itself:
 whatever Python version runs this script is the version wordstream matches
 exactly. Re-run after a Python upgrade: `python3 scripts/gen-unicode-tables.py`.
-A test (tests/unicode_tables.rs) fails when the committed file is stale.
+No test checks yet that the committed file matches the local Python.
 """
 import re
 import sys
