@@ -4,6 +4,7 @@
 //! module only assembles them, so `completions` and `--help` see one tree.
 
 use crate::cmd;
+use crate::logging::LogFormat;
 use clap::{Parser, Subcommand};
 
 /// Count the words of publications landing in S3 into a Kafka changelog.
@@ -12,8 +13,25 @@ use clap::{Parser, Subcommand};
 pub struct Cli {
     /// Log level: error, warn, info, debug, trace (like Faust's `-l info`).
     /// RUST_LOG, when set, takes precedence.
-    #[arg(short = 'l', long = "loglevel", global = true, default_value = "info")]
+    #[arg(
+        short = 'l',
+        long = "loglevel",
+        global = true,
+        default_value = "info",
+        value_parser = ["error", "warn", "info", "debug", "trace"]
+    )]
     pub loglevel: String,
+
+    /// Log lines as text for people, or one JSON object per line (with the
+    /// worker's typed events: `"event": "ready"`, …).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = LogFormat::Human,
+        env = "WORDSTREAM_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
 
     #[command(subcommand)]
     pub command: Command,

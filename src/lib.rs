@@ -12,6 +12,7 @@ pub mod unicode_tables;
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod events;
 pub mod kafka;
 pub mod logging;
 pub mod msk_iam;

@@ -12,7 +12,7 @@ fn main() {
     let env_file = std::env::var_os("WORDSTREAM_ENV_FILE").map(PathBuf::from);
     let dotenv = config::load_dotenv(env_file.as_deref());
     let cli = Cli::parse();
-    wordstream::logging::init(&cli.loglevel);
+    wordstream::logging::init(&cli.loglevel, cli.log_format);
     let result = dotenv.and_then(|warnings| {
         for w in warnings {
             tracing::warn!("{w}");

@@ -30,6 +30,7 @@ pub mod restore;
 
 use crate::config::{KafkaArgs, S3Args, Topics};
 use crate::count::{Options, WordCounts};
+use crate::events::{Event, Partitions, Status};
 use crate::kafka::{self, partition_for};
 use crate::output;
 use crate::s3;
@@ -161,7 +162,10 @@ impl ClientContext for GroupContext {
 impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
-            tracing::info!("partitions revoked: {}", describe_tpl(tpl));
+            Event::Revoked {
+                partitions: partitions_of(tpl),
+            }
+            .emit();
             let mut revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
             for e in tpl.elements() {
                 revoked.insert((e.topic().to_string(), e.partition()));
@@ -173,7 +177,10 @@ impl ConsumerContext for GroupContext {
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
-                tracing::info!("partitions assigned: {}", describe_tpl(tpl));
+                Event::Assigned {
+                    partitions: partitions_of(tpl),
+                }
+                .emit();
                 self.epoch.fetch_add(1, Ordering::SeqCst);
             }
             Rebalance::Error(e) => tracing::warn!("rebalance error: {e}"),
@@ -218,22 +225,15 @@ impl ProducerContext for TxnContext {
 
 type TxnProducer = ThreadedProducer<TxnContext>;
 
-fn describe_tpl(tpl: &TopicPartitionList) -> String {
-    let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+fn partitions_of(tpl: &TopicPartitionList) -> Partitions {
+    let mut by_topic = Partitions::new();
     for e in tpl.elements() {
         by_topic
             .entry(e.topic().to_string())
             .or_default()
             .push(e.partition());
     }
-    if by_topic.is_empty() {
-        return "none".into();
-    }
     by_topic
-        .iter()
-        .map(|(t, ps)| format!("{t}{ps:?}"))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// Logs a recurring warning at most once per period, saying how many
@@ -362,14 +362,14 @@ impl Worker {
         let producer = create_producer(&settings)?;
 
         let consumer = create_consumer(&settings, &topics)?;
-        tracing::info!(
-            "worker {} joining group {} (changelog {}, {} partitions, serde {})",
-            settings.worker_id,
-            settings.kafka.app_id,
-            topics.changelog,
+        Event::Joining {
+            worker: settings.worker_id.clone(),
+            group: settings.kafka.app_id.clone(),
+            changelog: topics.changelog.clone(),
             partitions,
-            serde_name(settings.serde)
-        );
+            serde: serde_name(settings.serde).into(),
+        }
+        .emit();
         Ok(Worker {
             settings,
             topics,
@@ -421,14 +421,10 @@ impl Worker {
                 last_status = Instant::now();
             }
         }
-        if self.settings.static_membership {
-            tracing::info!(
-                "stopping (static member {}: partitions stay assigned to this id for the session timeout)",
-                self.settings.worker_id
-            );
-        } else {
-            tracing::info!("stopping: leaving group {}", self.settings.kafka.app_id);
+        Event::Stopping {
+            static_member: self.settings.static_membership,
         }
+        .emit();
         self.consumer.unsubscribe();
         self.status();
         Ok(())
@@ -456,21 +452,20 @@ impl Worker {
     }
 
     fn status(&self) {
-        let owned = |m: Vec<i32>| format!("{m:?}");
-        tracing::info!(
-            "status: {} objects counted, {} failed, {} bytes, {} words, {} transactions ({} aborted); ledger {} repartition {}{}; table {} words; {} list calls",
-            self.stats.objects,
-            self.stats.failed,
-            self.stats.bytes,
-            self.stats.words,
-            self.stats.transactions,
-            self.stats.aborted,
-            owned(self.done.keys().copied().collect()),
-            owned(self.tables.keys().copied().collect()),
-            if self.discovery.is_some() { " (lists the bucket)" } else { "" },
-            self.tables.values().map(HashMap::len).sum::<usize>(),
-            discover::LIST_CALLS.load(Ordering::Relaxed),
-        );
+        Event::Status(Status {
+            objects: self.stats.objects,
+            failed: self.stats.failed,
+            bytes: self.stats.bytes,
+            words: self.stats.words,
+            transactions: self.stats.transactions,
+            aborted: self.stats.aborted,
+            ledger: self.done.keys().copied().collect(),
+            repartition: self.tables.keys().copied().collect(),
+            lister: self.discovery.is_some(),
+            table_words: self.tables.values().map(HashMap::len).sum::<usize>() as u64,
+            list_calls: discover::LIST_CALLS.load(Ordering::Relaxed),
+        })
+        .emit();
     }
 
     /// One batch: discover, poll, count, aggregate, commit.
@@ -674,14 +669,15 @@ impl Worker {
                     etag,
                     elapsed,
                 } => {
-                    tracing::info!(
-                        "counted {}: {size} bytes, {} words, {} distinct, {} invalid bytes, {} ms",
-                        job.ledger_key,
-                        counts.words,
-                        counts.distinct(),
-                        counts.invalid_bytes,
-                        elapsed.as_millis()
-                    );
+                    Event::ObjectCounted {
+                        key: job.ledger_key.clone(),
+                        bytes: size,
+                        words: counts.words,
+                        distinct: counts.distinct() as u64,
+                        invalid_bytes: counts.invalid_bytes,
+                        ms: elapsed.as_millis() as u64,
+                    }
+                    .emit();
                     let e = Entry::Counted {
                         etag,
                         size,
@@ -696,7 +692,11 @@ impl Worker {
                     e
                 }
                 Outcome::Failed(reason) => {
-                    tracing::warn!("failed {}: {reason}", job.ledger_key);
+                    Event::ObjectFailed {
+                        key: job.ledger_key.clone(),
+                        reason: reason.clone(),
+                    }
+                    .emit();
                     let (etag, size) = match job.listed {
                         Entry::Discovered { etag, size } => (etag, size),
                         _ => (String::new(), 0),
@@ -715,18 +715,21 @@ impl Worker {
 
         let started = Instant::now();
         let result = self.commit(&discovered, &ledger_out, &delta, &totals, &offsets);
-        tracing::debug!(
-            "batch: {} discovered, {} objects, {} deltas, {} totals; counted in {} ms, transaction {} in {} ms",
-            discovered.len(),
-            ledger_out.len(),
-            delta.distinct(),
-            totals.len(),
-            counted_in.as_millis(),
-            if result.is_ok() { "committed" } else { "failed" },
-            started.elapsed().as_millis()
-        );
         match result {
             Ok(()) => {
+                Event::BatchCommitted {
+                    discovered: discovered.len() as u64,
+                    objects: ledger_out.len() as u64,
+                    failed: ledger_out
+                        .iter()
+                        .filter(|(_, _, e)| matches!(e, Entry::Failed { .. }))
+                        .count() as u64,
+                    deltas: delta.distinct() as u64,
+                    totals: totals.len() as u64,
+                    count_ms: counted_in.as_millis() as u64,
+                    txn_ms: started.elapsed().as_millis() as u64,
+                }
+                .emit();
                 self.stats.transactions += 1;
                 self.stats.objects += objects;
                 self.stats.words += delta.words;
@@ -759,9 +762,10 @@ impl Worker {
                         return self.producer_lost(&e);
                     }
                 }
-                self.kafka_warnings.warn(format_args!(
-                    "transaction failed, retrying the batch: {e:#}"
-                ));
+                Event::BatchAborted {
+                    reason: format!("{e:#}"),
+                }
+                .emit();
                 match producer.abort_transaction(TXN_TIMEOUT) {
                     Ok(()) => self.producer = Some(producer),
                     Err(ae) => return self.producer_lost(&anyhow!(ae).context("cannot abort")),
@@ -945,7 +949,7 @@ impl Worker {
     /// After a failed transaction or an outage: back to the committed
     /// offsets, and local state rebuilt from the topics.
     fn rewind(&mut self) -> Result<()> {
-        tracing::info!("resynchronising with the committed state");
+        Event::Resync.emit();
         let assignment = self
             .consumer
             .assignment()
@@ -1035,19 +1039,23 @@ impl Worker {
                 .map(|&p| (p, HashMap::new()))
                 .collect();
             let mut bad = 0u64;
+            let mut records = 0u64;
             restore::read_to_end_until(
                 &self.settings.kafka,
                 &self.topics.changelog,
                 &restore_tables,
                 &self.stop,
-                |p, k, v| match (serde.decode_key(k), v.map(|v| serde.decode_value(v))) {
-                    (Ok(word), Some(Ok(total))) => {
-                        tables.entry(p).or_default().insert(word, total);
+                |p, k, v| {
+                    records += 1;
+                    match (serde.decode_key(k), v.map(|v| serde.decode_value(v))) {
+                        (Ok(word), Some(Ok(total))) => {
+                            tables.entry(p).or_default().insert(word, total);
+                        }
+                        (Ok(word), None) => {
+                            tables.entry(p).or_default().remove(&word);
+                        }
+                        _ => bad += 1,
                     }
-                    (Ok(word), None) => {
-                        tables.entry(p).or_default().remove(&word);
-                    }
-                    _ => bad += 1,
                 },
             )?;
             if bad > 0 {
@@ -1059,14 +1067,20 @@ impl Worker {
                 ))));
             }
             let words: usize = tables.values().map(HashMap::len).sum();
-            tracing::info!(
-                "restored table partitions {restore_tables:?} from {}: {words} words in {:.2} s",
-                self.topics.changelog,
-                started.elapsed().as_secs_f64()
-            );
+            Event::Restored {
+                what: "table".into(),
+                topic: self.topics.changelog.clone(),
+                partitions: restore_tables.clone(),
+                records,
+                entries: words as u64,
+                seconds: started.elapsed().as_secs_f64(),
+            }
+            .emit();
             self.tables.extend(tables);
         }
         if !restore_ledger.is_empty() {
+            let started = Instant::now();
+            let mut records = 0u64;
             let mut done: BTreeMap<i32, HashSet<String>> = restore_ledger
                 .iter()
                 .map(|&p| (p, HashSet::new()))
@@ -1077,6 +1091,7 @@ impl Worker {
                 &restore_ledger,
                 &self.stop,
                 |p, k, v| {
+                    records += 1;
                     if let Some(Ok(e)) = v.map(Entry::parse) {
                         // Done once is done for good: a later discovery
                         // of the same key is a duplicate.
@@ -1088,6 +1103,15 @@ impl Worker {
                     }
                 },
             )?;
+            Event::Restored {
+                what: "ledger".into(),
+                topic: self.topics.ledger.clone(),
+                partitions: restore_ledger.clone(),
+                records,
+                entries: done.values().map(HashSet::len).sum::<usize>() as u64,
+                seconds: started.elapsed().as_secs_f64(),
+            }
+            .emit();
             self.done.extend(done);
         }
 
@@ -1110,22 +1134,25 @@ impl Worker {
                     }
                 },
             )?;
-            tracing::info!(
-                "this worker lists s3://{}/{} every {:?} ({} objects known)",
-                bucket,
-                self.settings.prefix,
-                self.settings.interval,
-                seen.len()
-            );
+            Event::ListerStarted {
+                bucket: bucket.clone(),
+                prefix: self.settings.prefix.clone(),
+                interval_s: self.settings.interval.as_secs_f64(),
+                known: seen.len() as u64,
+            }
+            .emit();
             self.discovery = Some(Discovery::new(&bucket, &self.settings.prefix, seen));
             self.last_listing = None;
         } else if !owns_p0 && self.discovery.is_some() {
-            tracing::info!("another worker lists the bucket now");
+            Event::ListerStopped.emit();
             self.discovery = None;
         }
         if !self.ready && assignment.count() > 0 {
             self.ready = true;
-            tracing::info!("Worker ready");
+            Event::Ready {
+                worker: self.settings.worker_id.clone(),
+            }
+            .emit();
         }
         Ok(())
     }
