@@ -229,7 +229,7 @@ impl Worker {
             .args(["--status-interval", "1"])
             .env("AWS_ACCESS_KEY_ID", &e.access)
             .env("AWS_SECRET_ACCESS_KEY", &e.secret)
-            .env("WORDSTREAM_ENV_FILE", "/nonexistent")
+            .env("WORDSTREAM_ENV_FILE", "/dev/null")
             .env_remove("WORDSTREAM_WORKER_ID")
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())

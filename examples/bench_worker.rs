@@ -101,7 +101,7 @@ impl Worker {
             .args(&e.extra)
             .env("AWS_ACCESS_KEY_ID", &e.access)
             .env("AWS_SECRET_ACCESS_KEY", &e.secret)
-            .env("WORDSTREAM_ENV_FILE", "/nonexistent")
+            .env("WORDSTREAM_ENV_FILE", "/dev/null")
             .env("RUST_LOG", "warn,wordstream=info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -118,7 +118,7 @@ pub fn offline_cmd(args: &[&str]) -> Command {
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
         .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("WORDSTREAM_ENV_FILE", "/nonexistent/.env")
+        .env("WORDSTREAM_ENV_FILE", "/dev/null")
         .stdin(Stdio::null());
     c
 }
@@ -201,4 +201,29 @@ pub async fn run_with_closed_stdout(mut c: Command) -> (Option<i32>, String) {
     })
     .await
     .expect("join")
+}
+
+/// Runs `c` under bash with `redirections` after it (`| true`, `2>&-`,
+/// `>/dev/full`, `2>&1 | head -1`), as a user's shell would: the same
+/// program, arguments and environment. The exit code is the program's
+/// (bash's `PIPESTATUS[0]`); stdout and stderr are what reaches the end
+/// of the pipeline.
+pub async fn shell(c: &Command, redirections: &str) -> Run {
+    let mut sh = Command::new("bash");
+    sh.arg("-c")
+        .arg(format!("\"$@\" {redirections}; exit ${{PIPESTATUS[0]}}"))
+        .arg("bash")
+        .arg(c.get_program())
+        .args(c.get_args())
+        .stdin(Stdio::null());
+    for (k, v) in c.get_envs() {
+        match v {
+            Some(v) => sh.env(k, v),
+            None => sh.env_remove(k),
+        };
+    }
+    if let Some(dir) = c.get_current_dir() {
+        sh.current_dir(dir);
+    }
+    run(sh).await
 }
