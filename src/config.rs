@@ -166,9 +166,9 @@ pub struct KafkaArgs {
     /// Table name: the changelog is `<app-id>-<table>-changelog`.
     #[arg(long, env = "WORDSTREAM_TABLE", default_value = "word_counts")]
     pub table: String,
-    /// Seconds to wait for the Kafka brokers before giving up (1 to 86400).
+    /// Seconds to wait for the Kafka brokers before giving up (1 to 3600).
     #[arg(long, value_name = "SECS", default_value_t = 10,
-          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub connect_timeout: u64,
     /// Security protocol of the Kafka connections [default: PLAINTEXT;
     /// SASL_SSL with --sasl-mechanism or --kafka-auth msk-iam].

@@ -203,15 +203,13 @@ pub async fn run_with_closed_stdout(mut c: Command) -> (Option<i32>, String) {
     .expect("join")
 }
 
-/// Runs `c` under bash with `redirections` after it (`| true`, `2>&-`,
-/// `>/dev/full`, `2>&1 | head -1`), as a user's shell would: the same
-/// program, arguments and environment. The exit code is the program's
-/// (bash's `PIPESTATUS[0]`); stdout and stderr are what reaches the end
-/// of the pipeline.
-pub async fn shell(c: &Command, redirections: &str) -> Run {
+/// `c` run by bash inside `script`, where `"$@"` is the command (its
+/// program and arguments) and the environment is `c`'s: e.g. `exec "$@" >
+/// >(true)` for a process whose stdout reader is gone.
+pub fn under_bash(c: &Command, script: &str) -> Command {
     let mut sh = Command::new("bash");
     sh.arg("-c")
-        .arg(format!("\"$@\" {redirections}; exit ${{PIPESTATUS[0]}}"))
+        .arg(script)
         .arg("bash")
         .arg(c.get_program())
         .args(c.get_args())
@@ -225,5 +223,17 @@ pub async fn shell(c: &Command, redirections: &str) -> Run {
     if let Some(dir) = c.get_current_dir() {
         sh.current_dir(dir);
     }
-    run(sh).await
+    sh
+}
+
+/// Runs `c` under bash with `redirections` after it (`| true`, `2>&-`,
+/// `>/dev/full`, `2>&1 | head -1`), as a user's shell would. The exit code
+/// is the program's (bash's `PIPESTATUS[0]`: 128 + N if signal N killed
+/// it); stdout and stderr are what reaches the end of the pipeline.
+pub async fn shell(c: &Command, redirections: &str) -> Run {
+    run(under_bash(
+        c,
+        &format!("\"$@\" {redirections}; exit ${{PIPESTATUS[0]}}"),
+    ))
+    .await
 }
