@@ -49,6 +49,13 @@ pub struct Args {
     /// Seconds between status lines.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub status_interval: u64,
+    /// Seconds between purges of consumed records of the repartition topic.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub purge_interval: u64,
+    /// Warn (in the status line) when the worker's local state (tables,
+    /// done sets, known objects) is estimated above this many bytes.
+    #[arg(long, value_name = "BYTES")]
+    pub max_table_memory: Option<u64>,
 }
 
 /// Runs the subcommand.
@@ -88,6 +95,8 @@ pub fn run(args: Args) -> Result<()> {
         partitions: args.partitions,
         replication: args.replication,
         status_interval: Duration::from_secs(args.status_interval.max(1)),
+        purge_interval: Duration::from_secs(args.purge_interval.min(86_400)),
+        max_table_memory: args.max_table_memory,
     };
     Worker::start(settings, stop)?.run()
 }

@@ -60,6 +60,8 @@ pub struct Plan {
     pub done: Vec<(i32, String)>,
     /// Records that were skipped, and why (for a warning each).
     pub skipped: Vec<String>,
+    /// A ledger key of another bucket: two buckets share one app id.
+    pub foreign: Option<String>,
 }
 
 /// Plans a batch. `is_done` says whether a ledger key is already done (in
@@ -93,7 +95,8 @@ pub fn plan(
                     continue; // counted already, or twice in this batch
                 }
                 let Some(object_key) = Discovery::key_of(bucket, &key) else {
-                    continue; // another bucket's ledger entry
+                    plan.foreign.get_or_insert(key);
+                    continue;
                 };
                 plan.jobs.push(Job {
                     partition: rec.partition,
@@ -341,6 +344,7 @@ mod tests {
         let p = plan(polled, "b", |_, k| k == "s3://b/done", |_, _| 0);
         let keys: Vec<&str> = p.jobs.iter().map(|j| j.object_key.as_str()).collect();
         assert_eq!(keys, ["a"]);
+        assert_eq!(p.foreign.as_deref(), Some("s3://other/x"));
         assert_eq!(p.done, [(1, "s3://b/c".to_string())]);
         assert_eq!(
             p.offsets,

@@ -76,6 +76,16 @@ impl Discovery {
         }
     }
 
+    /// Objects known (in the ledger or found since).
+    pub fn known(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Estimated heap bytes of the known keys.
+    pub fn memory(&self) -> u64 {
+        super::state::set_bytes(self.seen.capacity(), self.seen.iter().map(String::len))
+    }
+
     /// The object key of a ledger key, if it belongs to this bucket.
     pub fn key_of<'a>(bucket: &str, ledger_key: &'a str) -> Option<&'a str> {
         ledger_key
