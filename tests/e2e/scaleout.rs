@@ -203,7 +203,7 @@ async fn kill9_the_lister_of_three_then_start_a_new_worker_exact_totals() {
 async fn scale_1_to_3_to_1_mid_run_exact_totals_partitions_move() {
     let _stack = exclusive().await;
     let app = App::new("so-scale").await;
-    let files = papers(600, 300);
+    let files = papers(500, 300);
     let mut first = app.member("s1", None, &[]);
     first.wait_ready(READY).await;
     let uploads = app.upload_gradually(files.clone(), 10, Duration::from_millis(700));
