@@ -113,6 +113,24 @@ impl Stack {
         .await;
     }
 
+    /// Uploads objects (key, bytes) held in memory, `concurrency` at a time.
+    pub async fn put_objects(
+        &self,
+        bucket: &str,
+        objects: &[(String, Vec<u8>)],
+        concurrency: usize,
+    ) {
+        let client = self.s3_client();
+        futures::stream::iter(
+            objects
+                .iter()
+                .map(|(key, data)| put_with(&client, bucket, key, data.clone())),
+        )
+        .buffer_unordered(concurrency)
+        .collect::<Vec<()>>()
+        .await;
+    }
+
     /// Deletes an object, if it is there (big test objects must not pile up
     /// in the stack's data folder).
     pub async fn delete(&self, bucket: &str, key: &str) {
