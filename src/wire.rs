@@ -16,6 +16,15 @@ pub enum Serde {
 }
 
 impl Serde {
+    /// The `--serde` value naming this format.
+    pub fn name(self) -> &'static str {
+        match self {
+            Serde::Faust => "faust",
+            Serde::Kstreams => "kstreams",
+            Serde::Text => "text",
+        }
+    }
+
     /// Key bytes of `word`.
     pub fn key(self, word: &str) -> Vec<u8> {
         match self {

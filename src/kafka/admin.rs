@@ -1,0 +1,249 @@
+//! Topic administration and metadata: fetch metadata with a bounded wait and
+//! a clear error, partition counts, creating missing topics, checking that a
+//! topic is compacted, waiting until new partitions have leaders.
+
+use super::client_config;
+use super::context::{base_consumer, QuietContext};
+use super::diagnosis::{diagnosis, fatal_error, silent_broker, unreachable_error};
+use super::oauth::prime;
+use crate::config::{KafkaArgs, Topics};
+use anyhow::{anyhow, bail, Context as _, Result};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::consumer::Consumer;
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::metadata::Metadata;
+use std::time::{Duration, Instant};
+
+/// An admin client with [`QuietContext`], its first OAUTHBEARER token set.
+/// Async: creating it may sign a token, which happens off the tokio workers.
+pub async fn admin_client(args: &KafkaArgs) -> Result<AdminClient<QuietContext>> {
+    let config = client_config(args);
+    tokio::task::spawn_blocking(move || {
+        let a: AdminClient<QuietContext> = config
+            .create_with_context(QuietContext)
+            .context("cannot create Kafka admin client")?;
+        prime(a.inner());
+        Ok(a)
+    })
+    .await
+    .context("cannot create Kafka admin client")?
+}
+
+/// Fetches cluster metadata (all topics, or one), waiting at most `timeout`
+/// (less when authentication or TLS fails: that is certain at once).
+/// Blocking: call from `spawn_blocking` in async code.
+pub fn metadata(args: &KafkaArgs, topic: Option<&str>, timeout: Duration) -> Result<Metadata> {
+    args.check_security()?;
+    let consumer = base_consumer(&client_config(args))?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let slice = left.min(Duration::from_millis(400));
+        match consumer.fetch_metadata(topic, slice) {
+            Ok(md) => return Ok(md),
+            Err(e) => {
+                // serve the main queue a little: logs and error events say
+                // why (and OAUTHBEARER token refreshes happen there)
+                let left = deadline.saturating_duration_since(Instant::now());
+                let _ = consumer.poll(left.min(Duration::from_millis(100)));
+                if let Some(fatal) = fatal_error(args) {
+                    return Err(fatal);
+                }
+                if Instant::now() >= deadline {
+                    if diagnosis().is_none() && !args.effective_protocol().is_tls() {
+                        if let Some(b) = silent_broker(&args.brokers) {
+                            return Err(anyhow!(
+                                "Kafka at {b} accepts connections but does not answer Kafka requests \
+                                 without TLS: a TLS listener? (--kafka-security-protocol is {})",
+                                args.effective_protocol().as_str()
+                            ));
+                        }
+                    }
+                    return Err(unreachable_error(args, timeout, e));
+                }
+            }
+        }
+    }
+}
+
+/// Partition count of `topic`, or `None` when it does not exist.
+pub fn partition_count(args: &KafkaArgs, topic: &str) -> Result<Option<i32>> {
+    let timeout = Duration::from_secs(args.connect_timeout);
+    let md = metadata(args, Some(topic), timeout)?;
+    let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
+        return Ok(None);
+    };
+    match t.error() {
+        None if !t.partitions().is_empty() => Ok(Some(t.partitions().len() as i32)),
+        None => Ok(None),
+        Some(e) if RDKafkaErrorCode::from(e) == RDKafkaErrorCode::UnknownTopicOrPartition => {
+            Ok(None)
+        }
+        Some(e) => bail!(
+            "cannot describe topic {topic}: {:?}",
+            RDKafkaErrorCode::from(e)
+        ),
+    }
+}
+
+/// A topic to create if it is missing.
+#[derive(Clone, Debug)]
+pub struct TopicSpec {
+    /// Its name.
+    pub name: String,
+    /// Partitions.
+    pub partitions: i32,
+    /// Replication factor.
+    pub replication: i32,
+    /// Topic configs, e.g. `cleanup.policy=compact`.
+    pub config: Vec<(&'static str, String)>,
+}
+
+/// Creates the topics that do not exist yet (an existing one is kept as is).
+pub async fn ensure_topics(args: &KafkaArgs, specs: &[TopicSpec]) -> Result<()> {
+    let admin = admin_client(args).await?;
+    let new: Vec<NewTopic> = specs
+        .iter()
+        .map(|s| {
+            let mut t = NewTopic::new(
+                &s.name,
+                s.partitions,
+                TopicReplication::Fixed(s.replication),
+            );
+            for (k, v) in &s.config {
+                t = t.set(k, v);
+            }
+            t
+        })
+        .collect();
+    let opts =
+        AdminOptions::new().operation_timeout(Some(Duration::from_secs(args.connect_timeout)));
+    let results = admin
+        .create_topics(&new, &opts)
+        .await
+        .map_err(|e| unreachable_error(args, Duration::from_secs(args.connect_timeout), e))?;
+    for r in results {
+        match r {
+            Ok(_) => {}
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => bail!("cannot create topic {name}: {code}"),
+        }
+    }
+    Ok(())
+}
+
+/// Fails unless `topic` is compacted (an existing changelog must be).
+pub async fn check_compacted(args: &KafkaArgs, topic: &str) -> Result<()> {
+    use rdkafka::admin::ResourceSpecifier;
+    let admin = admin_client(args).await?;
+    let timeout = Duration::from_secs(args.connect_timeout);
+    let opts = AdminOptions::new().request_timeout(Some(timeout));
+    let results = admin
+        .describe_configs(&[ResourceSpecifier::Topic(topic)], &opts)
+        .await
+        .map_err(|e| unreachable_error(args, timeout, e))?;
+    for r in results {
+        let resource = r.map_err(|e| anyhow!("cannot describe topic {topic}: {e}"))?;
+        let policy = resource
+            .get("cleanup.policy")
+            .and_then(|e| e.value.clone())
+            .unwrap_or_default();
+        if !policy.split(',').any(|p| p.trim() == "compact") {
+            bail!(
+                "topic {topic} exists with cleanup.policy={policy}; a changelog must be compacted"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The pipeline's topics (changelog, ledger, repartition): checks existing
+/// ones and creates missing ones, then waits until every
+/// partition has a leader. Returns the partition counts of the changelog
+/// (= repartition) and of the ledger.
+pub fn prepare_pipeline_topics(
+    k: &KafkaArgs,
+    topics: &Topics,
+    partitions: i32,
+    replication: i32,
+    rt: &tokio::runtime::Runtime,
+) -> Result<(i32, i32)> {
+    let changelog = partition_count(k, &topics.changelog)?;
+    let repart = partition_count(k, &topics.repartition)?;
+    let ledger = partition_count(k, &topics.ledger)?;
+    let n = changelog.or(repart).unwrap_or(partitions);
+    if let Some(r) = repart {
+        if r != n {
+            bail!(
+                "topic {} has {r} partitions but {} has {n}: they must match (delete the repartition topic to recreate it)",
+                topics.repartition,
+                topics.changelog
+            );
+        }
+    }
+    if changelog.is_some() {
+        rt.block_on(check_compacted(k, &topics.changelog))?;
+    }
+    if ledger.is_some() {
+        rt.block_on(check_compacted(k, &topics.ledger))
+            .map_err(|e| anyhow!("{e:#} (the ledger keeps one record per object)"))?;
+    }
+    let compact = || vec![("cleanup.policy", "compact".to_string())];
+    let specs = [
+        TopicSpec {
+            name: topics.changelog.clone(),
+            partitions: n,
+            replication,
+            config: compact(),
+        },
+        TopicSpec {
+            name: topics.ledger.clone(),
+            partitions: ledger.unwrap_or(n),
+            replication,
+            config: compact(),
+        },
+        TopicSpec {
+            name: topics.repartition.clone(),
+            partitions: n,
+            replication,
+            config: vec![("cleanup.policy", "delete".to_string())],
+        },
+    ];
+    if changelog.is_none() || repart.is_none() || ledger.is_none() {
+        rt.block_on(ensure_topics(k, &specs))?;
+    }
+    wait_for_leaders(k, &specs)?;
+    Ok((n, ledger.unwrap_or(n)))
+}
+
+/// Waits until every partition of the topics has a leader (new topics take
+/// a moment), at most the connect timeout.
+pub fn wait_for_leaders(k: &KafkaArgs, specs: &[TopicSpec]) -> Result<()> {
+    let timeout = Duration::from_secs(k.connect_timeout.max(10));
+    let started = Instant::now();
+    for spec in specs {
+        loop {
+            let md = metadata(k, Some(&spec.name), timeout)?;
+            let ok = md.topics().iter().any(|t| {
+                t.name() == spec.name
+                    && t.error().is_none()
+                    && !t.partitions().is_empty()
+                    && t.partitions()
+                        .iter()
+                        .all(|p| p.leader() >= 0 && p.error().is_none())
+            });
+            if ok {
+                break;
+            }
+            if started.elapsed() > timeout {
+                bail!(
+                    "topic {} has partitions without a leader after {} s",
+                    spec.name,
+                    timeout.as_secs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,212 @@
+//! The transactional producer (what Kafka Streams calls its
+//! `StreamsProducer`): one per worker, with transactional id
+//! `<app id>-<worker id>`. A batch is one transaction: begin, send its
+//! records, add the consumed offsets, commit. A failure is classified for the
+//! loop as a [`TxnError`]:
+//! - `Retry`: the transaction was aborted; the batch is done again;
+//! - `Lost`: the producer is gone (fenced, or a fatal error); it is created
+//!   again (fencing its older self) before the next batch;
+//! - `Fatal`: fenced twice in a short time: another process runs with this
+//!   worker id; the worker exits.
+
+use super::batch::{Output, Record};
+use super::Fatal;
+use crate::config::{KafkaArgs, Topics};
+use crate::kafka::{self, QuietContext};
+use anyhow::{anyhow, Context, Result};
+use rdkafka::consumer::ConsumerGroupMetadata;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::TopicPartitionList;
+use std::time::{Duration, Instant};
+
+/// Timeout of transactional calls.
+pub const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+/// A producer fenced twice within this time: another process has our id.
+pub const FENCE_WINDOW: Duration = Duration::from_secs(60);
+
+/// Why a batch's transaction did not commit.
+#[derive(Debug)]
+pub enum TxnError {
+    /// Aborted; do the batch again.
+    Retry(anyhow::Error),
+    /// The producer is lost; it is recreated before the next batch.
+    Lost(anyhow::Error),
+    /// Retrying cannot help: exit.
+    Fatal(anyhow::Error),
+}
+
+/// How the producer is made.
+#[derive(Clone, Debug)]
+pub struct TxnConfig {
+    pub kafka: KafkaArgs,
+    pub worker_id: String,
+    /// `-X` properties the worker must not take (exactly once depends on them).
+    pub own_properties: &'static [&'static str],
+}
+
+impl TxnConfig {
+    /// The transactional id: `<app id>-<worker id>`.
+    pub fn transactional_id(&self) -> String {
+        format!("{}-{}", self.kafka.app_id, self.worker_id)
+    }
+}
+
+/// The worker's transactional producer.
+pub struct Txn {
+    config: TxnConfig,
+    topics: Topics,
+    /// `None` after the producer was lost: recreated by [`Txn::ensure`].
+    producer: Option<ThreadedProducer<QuietContext>>,
+    fenced_at: Option<Instant>,
+}
+
+impl Txn {
+    /// Creates the producer and initialises its transactions, which fences
+    /// any older process with the same transactional id and aborts its open
+    /// transaction.
+    pub fn start(config: TxnConfig, topics: Topics) -> Result<Txn> {
+        let producer = create(&config)?;
+        Ok(Txn {
+            config,
+            topics,
+            producer: Some(producer),
+            fenced_at: None,
+        })
+    }
+
+    /// Recreates the producer if it was lost.
+    pub fn ensure(&mut self) -> Result<()> {
+        if self.producer.is_none() {
+            self.producer = Some(create(&self.config)?);
+        }
+        Ok(())
+    }
+
+    /// Writes `records` and commits them with the consumed `offsets` (when
+    /// any) in one transaction, on behalf of the group `cgm`.
+    pub fn commit(
+        &mut self,
+        records: &[Record],
+        offsets: &TopicPartitionList,
+        cgm: Option<&ConsumerGroupMetadata>,
+    ) -> std::result::Result<(), TxnError> {
+        let Some(p) = self.producer.as_ref() else {
+            return Err(TxnError::Lost(anyhow!("no transactional producer")));
+        };
+        let result = (|| -> Result<()> {
+            p.begin_transaction()?;
+            for r in records {
+                let topic = match r.topic {
+                    Output::Ledger => &self.topics.ledger,
+                    Output::Repartition => &self.topics.repartition,
+                    Output::Changelog => &self.topics.changelog,
+                };
+                send(p, topic, r.partition, &r.key, &r.value)?;
+            }
+            if offsets.count() > 0 {
+                let cgm = cgm.ok_or_else(|| anyhow!("no consumer group metadata"))?;
+                p.send_offsets_to_transaction(offsets, cgm, TXN_TIMEOUT)?;
+            }
+            p.commit_transaction(TXN_TIMEOUT)?;
+            Ok(())
+        })();
+        let Err(e) = result else { return Ok(()) };
+        if let Some(KafkaError::Transaction(te)) = e.downcast_ref::<KafkaError>() {
+            if te.is_fatal() {
+                return Err(self.lost(e));
+            }
+        }
+        match p.abort_transaction(TXN_TIMEOUT) {
+            Ok(()) => Err(TxnError::Retry(e)),
+            Err(ae) => Err(self.lost(anyhow!(ae).context(format!("cannot abort ({e:#})")))),
+        }
+    }
+
+    /// Drops the producer (recreated before the next batch), unless it was
+    /// fenced twice within [`FENCE_WINDOW`].
+    ///
+    /// A fenced producer does not always mean another process with this
+    /// worker id: a transaction left open across a broker outage longer
+    /// than `transaction.timeout.ms` is aborted by the coordinator, which
+    /// bumps the producer epoch exactly as a newer instance would. Fenced
+    /// again soon after re-initialising, though, there is another process.
+    fn lost(&mut self, e: anyhow::Error) -> TxnError {
+        self.producer = None;
+        let fenced = e.chain().any(|c| {
+            matches!(
+                c.downcast_ref::<KafkaError>(),
+                Some(KafkaError::Transaction(te)) if matches!(
+                    te.code(),
+                    RDKafkaErrorCode::Fenced
+                        | RDKafkaErrorCode::ProducerFenced
+                        | RDKafkaErrorCode::InvalidProducerEpoch
+                )
+            )
+        });
+        if fenced {
+            if self.fenced_at.is_some_and(|t| t.elapsed() < FENCE_WINDOW) {
+                return TxnError::Fatal(anyhow!(Fatal(format!(
+                    "fenced twice within {} s: another process runs with --worker-id {} (transactional id {}): {e:#}",
+                    FENCE_WINDOW.as_secs(),
+                    self.config.worker_id,
+                    self.config.transactional_id()
+                ))));
+            }
+            self.fenced_at = Some(Instant::now());
+        }
+        TxnError::Lost(e)
+    }
+}
+
+/// The transactional producer, with its transactions initialised.
+fn create(config: &TxnConfig) -> Result<ThreadedProducer<QuietContext>> {
+    let mut c = kafka::client_config(&config.kafka);
+    c.set("transaction.timeout.ms", "30000")
+        .set("linger.ms", "5")
+        .set("queue.buffering.max.messages", "1000000");
+    for (k, v) in &config.kafka.property {
+        if !config.own_properties.contains(&k.as_str()) {
+            c.set(k, v);
+        }
+    }
+    let producer: ThreadedProducer<QuietContext> = c
+        .set("transactional.id", config.transactional_id())
+        .create_with_context(QuietContext)
+        .context("cannot create Kafka producer")?;
+    kafka::prime(producer.client()); // OAUTHBEARER: the first token at once
+    producer
+        .init_transactions(Duration::from_secs(config.kafka.connect_timeout.max(30)))
+        .map_err(|e| {
+            anyhow!(
+                "cannot initialise transactions on {}: {e}",
+                config.kafka.brokers
+            )
+        })?;
+    Ok(producer)
+}
+
+/// Sends one record, waiting while the producer's queue is full.
+fn send(
+    p: &ThreadedProducer<QuietContext>,
+    topic: &str,
+    partition: i32,
+    key: &[u8],
+    value: &[u8],
+) -> Result<()> {
+    let mut record = BaseRecord::to(topic)
+        .partition(partition)
+        .key(key)
+        .payload(value);
+    loop {
+        match p.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                record = r;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err((e, _)) => return Err(e.into()),
+        }
+    }
+}
