@@ -119,6 +119,47 @@ impl Stack {
         }
     }
 
+    /// Writes `txns` (records, commit?) to `topic` with one transactional
+    /// producer, one transaction each, committed or aborted; to `partition`,
+    /// or where the producer's partitioner puts them.
+    pub async fn produce_transactions(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        txns: &[(Vec<TxnRecord>, bool)],
+    ) {
+        let p: FutureProducer = self
+            .producer_config()
+            .set("transactional.id", unique_name("test-txn"))
+            .create()
+            .expect("transactional producer");
+        // the transactional API is blocking: off the async workers' hot path
+        tokio::task::block_in_place(|| p.init_transactions(T)).expect("init_transactions");
+        for (records, commit) in txns {
+            p.begin_transaction().expect("begin_transaction");
+            for (key, value, ts) in records {
+                let mut r = FutureRecord::to(topic).key(key);
+                if let Some(v) = value {
+                    r = r.payload(v);
+                }
+                if let Some(p) = partition {
+                    r = r.partition(p);
+                }
+                if let Some(ts) = ts {
+                    r = r.timestamp(*ts);
+                }
+                p.send(r, T)
+                    .await
+                    .unwrap_or_else(|(e, _)| panic!("producing to {topic} in a transaction: {e}"));
+            }
+            tokio::task::block_in_place(|| match commit {
+                true => p.commit_transaction(T),
+                false => p.abort_transaction(T),
+            })
+            .expect("ending a transaction");
+        }
+    }
+
     /// Reads every partition of `topic` from the beginning to its current end
     /// (`isolation`: "read_committed" stops at the last stable offset, and
     /// skips aborted records) and returns the records in partition, offset
@@ -203,6 +244,10 @@ impl Stack {
         out
     }
 }
+
+/// A record of [`Stack::produce_transactions`]: key, value (`None`: a
+/// tombstone), timestamp (ms since the epoch; `None`: now).
+pub type TxnRecord = (Vec<u8>, Option<Vec<u8>>, Option<i64>);
 
 /// One record read back by [`Stack::read_to_end`].
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use std::time::Duration;
 use aws_sdk_s3::primitives::ByteStream;
 use futures::StreamExt;
 use rdkafka::admin::{AdminOptions, ResourceSpecifier};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use testkit::corpus::test_bytes;
 use testkit::kafka::T;
@@ -70,42 +70,23 @@ async fn kafka_transactions_committed_seen_aborted_not() {
     let topic = unique_name("smoke-txn");
     s.create_topic(&topic, 1, &[]).await;
 
-    let producer: FutureProducer = s
-        .producer_config()
-        .set("transactional.id", unique_name("smoke-txn-id"))
-        .create()
-        .expect("transactional producer");
-    // the transactional API is blocking: keep it off the async workers' hot path
-    tokio::task::block_in_place(|| producer.init_transactions(T)).expect("init_transactions");
-
-    async fn txn(p: &FutureProducer, topic: &str, recs: &[(&str, &str)], commit: bool) {
-        p.begin_transaction().expect("begin_transaction");
-        for (k, v) in recs {
-            p.send(FutureRecord::to(topic).key(*k).payload(*v), T)
-                .await
-                .unwrap_or_else(|(e, _)| panic!("produce {k}={v} in transaction: {e}"));
-        }
-        if commit {
-            tokio::task::block_in_place(|| p.commit_transaction(T)).expect("commit_transaction");
-        } else {
-            tokio::task::block_in_place(|| p.abort_transaction(T)).expect("abort_transaction");
-        }
-    }
-    txn(
-        &producer,
+    let txn = |recs: &[(&str, &str)], commit: bool| {
+        let recs = recs
+            .iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), Some(v.as_bytes().to_vec()), None))
+            .collect();
+        (recs, commit)
+    };
+    s.produce_transactions(
         &topic,
-        &[("a", "committed-1"), ("b", "committed-2")],
-        true,
+        None,
+        &[
+            txn(&[("a", "committed-1"), ("b", "committed-2")], true),
+            txn(&[("c", "aborted-1"), ("d", "aborted-2")], false),
+            txn(&[("e", "committed-3")], true),
+        ],
     )
     .await;
-    txn(
-        &producer,
-        &topic,
-        &[("c", "aborted-1"), ("d", "aborted-2")],
-        false,
-    )
-    .await;
-    txn(&producer, &topic, &[("e", "committed-3")], true).await;
 
     let committed = read_all(&topic, "read_committed").await;
     assert_eq!(
