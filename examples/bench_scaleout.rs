@@ -425,19 +425,18 @@ async fn bench_restore(n: u64, interval: f64) -> String {
         .into_iter()
         .rfind(|r| r.ts >= revoke_a)
         .expect("A restores what it keeps");
+    let since_b = |t: f64| t - b.started_at;
     out += &format!(
-        "  worker B joins: ready {:.2} s after its start; it restored {} words in {:.2} s (restore done {:.2} s after its start)\n",
-        ready_b - b.started_at,
+        "  worker B joins: ready {:.2} s after its start; it restored {} words in {:.2} s (restore done {:.2} s after its start)\n\
+         \x20 worker A during the rebalance (eager: revokes all, restores what it keeps): revoked at +{:.2} s, restored {} words in {:.2} s, working again at +{:.2} s (times from B's start)\n",
+        since_b(ready_b),
         restore_b.entries,
         restore_b.seconds,
-        restore_b.ts - b.started_at,
-    );
-    out += &format!(
-        "  worker A during the rebalance (eager: revokes all, restores what it keeps): revoked at +{:.2} s, restored {} words in {:.2} s, working again at +{:.2} s (times from B's start)\n",
-        revoke_a - b.started_at,
+        since_b(restore_b.ts),
+        since_b(revoke_a),
         restore_a2.entries,
         restore_a2.seconds,
-        restore_a2.ts - b.started_at,
+        since_b(restore_a2.ts),
     );
     a.stop().await;
     b.stop().await;

@@ -131,16 +131,16 @@ impl Stack {
         .await;
     }
 
-    /// Deletes an object, if it is there (big test objects must not pile up
-    /// in the stack's data folder).
+    /// Deletes an object (big test objects must not pile up in the stack's
+    /// data folder); a missing key is no error.
     pub async fn delete(&self, bucket: &str, key: &str) {
-        let _ = self
-            .s3_client()
+        self.s3_client()
             .delete_object()
             .bucket(bucket)
             .key(key)
             .send()
-            .await;
+            .await
+            .unwrap_or_else(|e| panic!("delete s3://{bucket}/{key}: {}", DisplayErrorContext(e)));
     }
 
     /// A big object made of `unit` repeated `times` times, without holding

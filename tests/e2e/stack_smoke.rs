@@ -164,13 +164,7 @@ async fn s3_default_bucket_put_get() {
     let s = shared().await;
     let c = s.s3_client();
     let key = format!("smoke/{}.txt", unique_name("obj"));
-    c.put_object()
-        .bucket(&s.bucket)
-        .key(&key)
-        .body(ByteStream::from_static(b"hello wordstream\n"))
-        .send()
-        .await
-        .expect("put into the default bucket");
+    s.put(&s.bucket, &key, b"hello wordstream\n".to_vec()).await;
     let got = c
         .get_object()
         .bucket(&s.bucket)
@@ -181,12 +175,7 @@ async fn s3_default_bucket_put_get() {
     assert_eq!(got.content_length(), Some(17));
     let body = got.body.collect().await.expect("body").into_bytes();
     assert_eq!(&body[..], b"hello wordstream\n");
-    c.delete_object()
-        .bucket(&s.bucket)
-        .key(&key)
-        .send()
-        .await
-        .expect("delete");
+    s.delete(&s.bucket, &key).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -267,13 +256,7 @@ async fn s3_get_streams_in_chunks() {
     let c = s.s3_client();
     let key = format!("smoke/{}.bin", unique_name("stream"));
     let data = test_bytes(3 * 1024 * 1024 + 17, 7);
-    c.put_object()
-        .bucket(&s.bucket)
-        .key(&key)
-        .body(ByteStream::from(data.clone()))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("put: {}", aws_sdk_s3::error::DisplayErrorContext(e)));
+    s.put(&s.bucket, &key, data.clone()).await;
 
     let mut body = c
         .get_object()
@@ -308,10 +291,5 @@ async fn s3_get_streams_in_chunks() {
         .expect("ranged get");
     let part = r.body.collect().await.unwrap().into_bytes();
     assert_eq!(&part[..], &data[1000..2000]);
-    c.delete_object()
-        .bucket(&s.bucket)
-        .key(&key)
-        .send()
-        .await
-        .expect("delete");
+    s.delete(&s.bucket, &key).await;
 }

@@ -253,35 +253,19 @@ async fn create_bucket_creates_a_missing_bucket() {
     let st = shared().await;
     let bucket = unique_name("up-create");
     let files = demo_files();
-    let run = wordstream(
-        &st,
-        &[
-            "upload",
-            "--create-bucket",
-            "-q",
-            "--bucket",
-            &bucket,
-            s(&files[2]),
-        ],
-    )
-    .await
-    .ok();
+    let args = [
+        "upload",
+        "--create-bucket",
+        "-q",
+        "--bucket",
+        &bucket,
+        s(&files[2]),
+    ];
+    let run = wordstream(&st, &args).await.ok();
     assert_eq!(run.stdout, "", "--quiet prints no summary");
     assert!(st.get(&bucket, "A3.headed.txt").await == std::fs::read(&files[2]).unwrap());
     // again: the bucket exists now, and that is fine too
-    wordstream(
-        &st,
-        &[
-            "upload",
-            "--create-bucket",
-            "-q",
-            "--bucket",
-            &bucket,
-            s(&files[2]),
-        ],
-    )
-    .await
-    .ok();
+    wordstream(&st, &args).await.ok();
 }
 
 #[tokio::test(flavor = "multi_thread")]

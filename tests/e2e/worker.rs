@@ -376,11 +376,15 @@ async fn sigint_and_sigterm_exit_zero_promptly() {
     app.delete("big.txt").await;
 }
 
-/// Runs the worker with bad settings (killed after 20 s); returns (exit
-/// code, stderr, time).
-async fn run_failing(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, Duration) {
-    let mut c = cmd(stack(), &["worker"]);
-    c.args(args);
+/// Runs `worker --bucket B --app-id B FLAGS…` (B: `bucket`) with bad
+/// settings, killed after 20 s; returns (exit code, stderr, time).
+async fn run_failing(
+    bucket: &str,
+    flags: &[&str],
+    env: &[(&str, &str)],
+) -> (Option<i32>, String, Duration) {
+    let mut c = cmd(stack(), &["worker", "--bucket", bucket, "--app-id", bucket]);
+    c.args(flags);
     for (k, v) in env {
         c.env(k, v);
     }
@@ -388,9 +392,10 @@ async fn run_failing(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, Strin
     (r.code, r.stderr, r.took)
 }
 
-/// Startup errors: one line on stderr, exit 1, within 15 s.
-async fn assert_startup_error(args: &[&str], env: &[(&str, &str)], want: &str) {
-    let (code, stderr, took) = run_failing(args, env).await;
+/// Startup errors: one line on stderr starting with `want`, exit 1, within
+/// 15 s.
+async fn assert_startup_error(bucket: &str, flags: &[&str], env: &[(&str, &str)], want: &str) {
+    let (code, stderr, took) = run_failing(bucket, flags, env).await;
     assert_eq!(code, Some(1), "exit code; stderr:\n{stderr}");
     assert!(took < Duration::from_secs(15), "took {took:?}");
     let lines: Vec<&str> = stderr.lines().collect();
@@ -402,81 +407,65 @@ async fn assert_startup_error(args: &[&str], env: &[(&str, &str)], want: &str) {
     );
 }
 
+/// A bucket of its own (its name is the app id too).
+async fn new_bucket(prefix: &str) -> String {
+    let bucket = unique_name(prefix);
+    stack().create_bucket(&bucket).await;
+    bucket
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn startup_error_unreachable_broker() {
     let _stack = shared().await;
-    let bucket = unique_name("ws-err-broker");
-    stack().create_bucket(&bucket).await;
-    assert_startup_error(
-        &[
-            "--bucket",
-            &bucket,
-            "--app-id",
-            &bucket,
-            "--brokers",
-            "127.0.0.1:1",
-        ],
-        &[],
-        "wordstream: error: cannot reach Kafka broker(s) at 127.0.0.1:1 within 10 s: ",
-    )
-    .await;
+    let bucket = new_bucket("ws-err-broker").await;
+    let want = "wordstream: error: cannot reach Kafka broker(s) at 127.0.0.1:1 within 10 s: ";
+    assert_startup_error(&bucket, &["--brokers", "127.0.0.1:1"], &[], want).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn startup_error_bad_credentials() {
     let _stack = shared().await;
-    let bucket = unique_name("ws-err-creds");
-    stack().create_bucket(&bucket).await;
-    assert_startup_error(
-        &["--bucket", &bucket, "--app-id", &bucket],
-        &[("AWS_SECRET_ACCESS_KEY", "not-the-secret")],
-        &format!(
-            "wordstream: error: cannot list s3://{bucket}: SignatureDoesNotMatch: The request signature we calculated does not match the signature you provided. Check your key and signing method. (check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)"
+    let bucket = new_bucket("ws-err-creds").await;
+    let check = "(check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)";
+    let cases = [
+        (
+            ("AWS_SECRET_ACCESS_KEY", "not-the-secret"),
+            "SignatureDoesNotMatch: The request signature we calculated does not match the signature you provided. Check your key and signing method.",
         ),
-    )
-    .await;
-    assert_startup_error(
-        &["--bucket", &bucket, "--app-id", &bucket],
-        &[("AWS_ACCESS_KEY_ID", "nobody")],
         // versitygw's code for an unknown access key (AWS says InvalidAccessKeyId)
-        &format!(
-            "wordstream: error: cannot list s3://{bucket}: XAdminUserNotFound: No user exists with the provided access key ID. (check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)"
+        (
+            ("AWS_ACCESS_KEY_ID", "nobody"),
+            "XAdminUserNotFound: No user exists with the provided access key ID.",
         ),
-    )
-    .await;
+    ];
+    for (env, error) in cases {
+        let want = format!("wordstream: error: cannot list s3://{bucket}: {error} {check}");
+        assert_startup_error(&bucket, &[], &[env], &want).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn startup_error_missing_bucket() {
     let _stack = shared().await;
     let bucket = unique_name("ws-err-nobucket");
-    assert_startup_error(
-        &["--bucket", &bucket, "--app-id", &bucket],
-        &[],
-        &format!(
-            "wordstream: error: cannot list s3://{bucket}: NoSuchBucket: The specified bucket does not exist. (create it, e.g. with `wordstream upload --create-bucket`)"
-        ),
-    )
-    .await;
+    let want = format!(
+        "wordstream: error: cannot list s3://{bucket}: NoSuchBucket: The specified bucket does not exist. (create it, e.g. with `wordstream upload --create-bucket`)"
+    );
+    assert_startup_error(&bucket, &[], &[], &want).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn startup_error_changelog_not_compacted() {
     let _stack = shared().await;
-    let bucket = unique_name("ws-err-topic");
-    stack().create_bucket(&bucket).await;
+    let bucket = new_bucket("ws-err-topic").await;
     let changelog = format!("{bucket}-word_counts-changelog");
     stack()
         .create_topic(&changelog, 8, &[("cleanup.policy", "delete")])
         .await;
-    assert_startup_error(
-        &["--bucket", &bucket, "--app-id", &bucket],
-        &[],
-        &format!(
-            "wordstream: error: topic {changelog} exists with cleanup.policy=delete; a changelog must be compacted"
-        ),
-    )
-    .await;
+    let want = format!(
+        "wordstream: error: topic {changelog} exists with cleanup.policy=delete; a changelog must be compacted"
+    );
+    assert_startup_error(&bucket, &[], &[], &want).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -497,8 +486,7 @@ async fn startup_error_changelog_in_another_format() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     w.stop().await;
-    let (code, stderr, took) =
-        run_failing(&["--bucket", &app.bucket, "--app-id", &app.app_id], &[]).await;
+    let (code, stderr, took) = run_failing(&app.bucket, &[], &[]).await;
     assert_eq!(code, Some(1), "{stderr}");
     assert!(took < Duration::from_secs(20), "took {took:?}");
     let last = stderr.lines().last().unwrap_or_default();
