@@ -164,6 +164,19 @@ impl App {
             .count()
     }
 
+    /// Waits until the ledger has an entry (any state) for `url`.
+    pub async fn wait_for_ledger(&self, url: &str, deadline: Duration, workers: &[&Worker]) {
+        let start = Instant::now();
+        while !self.ledger_latest().await.contains_key(url) {
+            assert!(
+                start.elapsed() < deadline,
+                "{url} not in the ledger after {deadline:?}\n{}",
+                tails(workers, 20)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Waits until the changelog equals `want`; panics with a diff and the
     /// workers' log tails after `deadline`.
     pub async fn wait_for_totals(&self, want: &Counts, deadline: Duration, workers: &[&Worker]) {

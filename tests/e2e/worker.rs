@@ -314,19 +314,8 @@ async fn sigint_and_sigterm_exit_zero_promptly() {
     // Idle worker, SIGINT.
     let mut w = app.worker("sig-1", &[]);
     w.wait_ready(READY).await;
-    let t = Instant::now();
-    w.signal(libc::SIGINT);
-    let st = w.wait_exit(Duration::from_secs(10)).await;
-    assert!(
-        st.is_some_and(|s| s.success()),
-        "SIGINT: {st:?}\n{}",
-        w.log_tail(20)
-    );
-    assert!(
-        t.elapsed() < Duration::from_secs(5),
-        "SIGINT took {:?}",
-        t.elapsed()
-    );
+    let took = w.stop_with(libc::SIGINT, Duration::from_secs(10)).await;
+    assert!(took < Duration::from_secs(5), "SIGINT took {took:?}");
 
     // Busy worker (a 100 MB object), SIGTERM.
     let para = PARAGRAPH.as_bytes();
@@ -336,29 +325,11 @@ async fn sigint_and_sigterm_exit_zero_promptly() {
     let want = times(&count_bytes(para), (per_part * parts) as i64);
     let mut w = app.worker("sig-1", &[]);
     let url = app.url("big.txt");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !app.ledger_latest().await.contains_key(&url) {
-        assert!(
-            Instant::now() < deadline,
-            "big.txt never discovered\n{}",
-            w.log_tail(20)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    app.wait_for_ledger(&url, Duration::from_secs(60), &[&w])
+        .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let t = Instant::now();
-    w.signal(libc::SIGTERM);
-    let st = w.wait_exit(Duration::from_secs(10)).await;
-    assert!(
-        st.is_some_and(|s| s.success()),
-        "SIGTERM: {st:?}\n{}",
-        w.log_tail(20)
-    );
-    assert!(
-        t.elapsed() < Duration::from_secs(5),
-        "SIGTERM took {:?}",
-        t.elapsed()
-    );
+    let took = w.stop_with(libc::SIGTERM, Duration::from_secs(10)).await;
+    assert!(took < Duration::from_secs(5), "SIGTERM took {took:?}");
 
     let mut w = app.worker("sig-1", &[]);
     app.wait_for_done(std::slice::from_ref(&url), Duration::from_secs(180), &[&w])
