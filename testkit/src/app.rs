@@ -33,8 +33,7 @@ pub fn tails(workers: &[&Worker], n: usize) -> String {
 impl App {
     /// Creates the bucket; the app id is the bucket's name.
     pub async fn new(prefix: &str) -> App {
-        let bucket = crate::names::unique_name(prefix);
-        stack().create_bucket(&bucket).await;
+        let bucket = stack().new_bucket(prefix).await;
         App {
             app_id: bucket.clone(),
             bucket,

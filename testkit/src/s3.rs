@@ -41,6 +41,14 @@ impl Stack {
             .unwrap_or_else(|e| panic!("create_bucket({name}): {}", DisplayErrorContext(e)));
     }
 
+    /// Creates a bucket of a unique name starting with `prefix`; returns
+    /// the name.
+    pub async fn new_bucket(&self, prefix: &str) -> String {
+        let bucket = crate::names::unique_name(prefix);
+        self.create_bucket(&bucket).await;
+        bucket
+    }
+
     /// One object's bytes.
     pub async fn get(&self, bucket: &str, key: &str) -> Vec<u8> {
         self.s3_client()

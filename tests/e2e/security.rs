@@ -131,8 +131,7 @@ fn parse_lines(stdout: &str) -> HashMap<String, i64> {
 #[tokio::test(flavor = "multi_thread")]
 async fn worker_consume_and_verify_over_sasl_ssl_scram() {
     let s = shared().await;
-    let bucket = unique_name("sec-scram");
-    s.create_bucket(&bucket).await;
+    let bucket = s.new_bucket("sec-scram").await;
     let app = bucket.clone();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("paper.txt");

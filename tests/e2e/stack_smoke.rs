@@ -181,8 +181,7 @@ async fn s3_default_bucket_put_get() {
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_list_paginates_past_1000_keys() {
     let s = shared().await;
-    let bucket = unique_name("smoke-list");
-    s.create_bucket(&bucket).await;
+    let bucket = s.new_bucket("smoke-list").await;
     let c = s.s3_client();
 
     const N: usize = 1050;

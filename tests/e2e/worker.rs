@@ -378,17 +378,10 @@ async fn assert_startup_error(bucket: &str, flags: &[&str], env: &[(&str, &str)]
     );
 }
 
-/// A bucket of its own (its name is the app id too).
-async fn new_bucket(prefix: &str) -> String {
-    let bucket = unique_name(prefix);
-    stack().create_bucket(&bucket).await;
-    bucket
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn startup_error_unreachable_broker() {
     let _stack = shared().await;
-    let bucket = new_bucket("ws-err-broker").await;
+    let bucket = stack().new_bucket("ws-err-broker").await;
     let want = "wordstream: error: cannot reach Kafka broker(s) at 127.0.0.1:1 within 10 s: ";
     assert_startup_error(&bucket, &["--brokers", "127.0.0.1:1"], &[], want).await;
 }
@@ -396,7 +389,7 @@ async fn startup_error_unreachable_broker() {
 #[tokio::test(flavor = "multi_thread")]
 async fn startup_error_bad_credentials() {
     let _stack = shared().await;
-    let bucket = new_bucket("ws-err-creds").await;
+    let bucket = stack().new_bucket("ws-err-creds").await;
     let check = "(check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)";
     let cases = [
         (
@@ -428,7 +421,7 @@ async fn startup_error_missing_bucket() {
 #[tokio::test(flavor = "multi_thread")]
 async fn startup_error_changelog_not_compacted() {
     let _stack = shared().await;
-    let bucket = new_bucket("ws-err-topic").await;
+    let bucket = stack().new_bucket("ws-err-topic").await;
     let changelog = format!("{bucket}-word_counts-changelog");
     stack()
         .create_topic(&changelog, 8, &[("cleanup.policy", "delete")])
