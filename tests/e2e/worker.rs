@@ -378,58 +378,60 @@ async fn assert_startup_error(bucket: &str, flags: &[&str], env: &[(&str, &str)]
     );
 }
 
+/// Startup errors, each one line on stderr and exit 1 within 15 s: an
+/// unreachable broker, a wrong secret key, an unknown access key, a missing
+/// bucket, a changelog that is not compacted.
 #[tokio::test(flavor = "multi_thread")]
-async fn startup_error_unreachable_broker() {
+async fn startup_errors_are_one_line_and_exit_1() {
     let _stack = shared().await;
-    let bucket = stack().new_bucket("ws-err-broker").await;
-    let want = "wordstream: error: cannot reach Kafka broker(s) at 127.0.0.1:1 within 10 s: ";
-    assert_startup_error(&bucket, &["--brokers", "127.0.0.1:1"], &[], want).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn startup_error_bad_credentials() {
-    let _stack = shared().await;
-    let bucket = stack().new_bucket("ws-err-creds").await;
-    let check = "(check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)";
-    let cases = [
-        (
-            ("AWS_SECRET_ACCESS_KEY", "not-the-secret"),
-            "SignatureDoesNotMatch: The request signature we calculated does not match the signature you provided. Check your key and signing method.",
-        ),
-        // versitygw's code for an unknown access key (AWS says InvalidAccessKeyId)
-        (
-            ("AWS_ACCESS_KEY_ID", "nobody"),
-            "XAdminUserNotFound: No user exists with the provided access key ID.",
-        ),
-    ];
-    for (env, error) in cases {
-        let want = format!("wordstream: error: cannot list s3://{bucket}: {error} {check}");
-        assert_startup_error(&bucket, &[], &[env], &want).await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn startup_error_missing_bucket() {
-    let _stack = shared().await;
-    let bucket = unique_name("ws-err-nobucket");
-    let want = format!(
-        "wordstream: error: cannot list s3://{bucket}: NoSuchBucket: The specified bucket does not exist. (create it, e.g. with `wordstream upload --create-bucket`)"
-    );
-    assert_startup_error(&bucket, &[], &[], &want).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn startup_error_changelog_not_compacted() {
-    let _stack = shared().await;
-    let bucket = stack().new_bucket("ws-err-topic").await;
-    let changelog = format!("{bucket}-word_counts-changelog");
+    let bucket = stack().new_bucket("ws-err").await;
+    let missing = unique_name("ws-err-nobucket");
+    let not_compacted = stack().new_bucket("ws-err-topic").await;
+    let changelog = format!("{not_compacted}-word_counts-changelog");
     stack()
         .create_topic(&changelog, 8, &[("cleanup.policy", "delete")])
         .await;
-    let want = format!(
-        "wordstream: error: topic {changelog} exists with cleanup.policy=delete; a changelog must be compacted"
-    );
-    assert_startup_error(&bucket, &[], &[], &want).await;
+    let error = |b: &str, e: &str| format!("wordstream: error: cannot list s3://{b}: {e}");
+    let check = "(check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)";
+    let cases: [(&str, &[&str], &[(&str, &str)], String); 5] = [
+        (
+            &bucket,
+            &["--brokers", "127.0.0.1:1"],
+            &[],
+            "wordstream: error: cannot reach Kafka broker(s) at 127.0.0.1:1 within 10 s: ".into(),
+        ),
+        (
+            &bucket,
+            &[],
+            &[("AWS_SECRET_ACCESS_KEY", "not-the-secret")],
+            error(&bucket, &format!("SignatureDoesNotMatch: The request signature we calculated does not match the signature you provided. Check your key and signing method. {check}")),
+        ),
+        // versitygw's code for an unknown access key (AWS says InvalidAccessKeyId)
+        (
+            &bucket,
+            &[],
+            &[("AWS_ACCESS_KEY_ID", "nobody")],
+            error(&bucket, &format!("XAdminUserNotFound: No user exists with the provided access key ID. {check}")),
+        ),
+        (
+            &missing,
+            &[],
+            &[],
+            error(&missing, "NoSuchBucket: The specified bucket does not exist. (create it, e.g. with `wordstream upload --create-bucket`)"),
+        ),
+        (
+            &not_compacted,
+            &[],
+            &[],
+            format!("wordstream: error: topic {changelog} exists with cleanup.policy=delete; a changelog must be compacted"),
+        ),
+    ];
+    futures::future::join_all(
+        cases
+            .iter()
+            .map(|(b, flags, env, want)| assert_startup_error(b, flags, env, want)),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
