@@ -40,6 +40,14 @@ impl App {
         }
     }
 
+    /// A fresh app and a ready worker of it (see [`App::worker`]).
+    pub async fn with_worker(prefix: &str, worker_id: &str, extra: &[&str]) -> (App, Worker) {
+        let app = App::new(prefix).await;
+        let mut w = app.worker(worker_id, extra);
+        w.wait_ready(worker::READY).await;
+        (app, w)
+    }
+
     pub fn changelog_topic(&self) -> String {
         format!("{}-word_counts-changelog", self.app_id)
     }

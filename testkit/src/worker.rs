@@ -15,6 +15,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use wordstream::events::{Event, Status};
 
+/// How long a worker may take to start and be ready, on a loaded box.
+pub const READY: Duration = Duration::from_secs(60);
+
 /// One worker process.
 pub struct Worker {
     child: Option<Child>,

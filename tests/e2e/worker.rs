@@ -17,17 +17,14 @@ use testkit::counts::{add_counts, count_bytes, count_local, times, Counts};
 use testkit::events::assignments;
 use testkit::names::unique_name;
 use testkit::stack::{shared, stack};
-
-const READY: Duration = Duration::from_secs(60);
+use testkit::worker::READY;
 
 /// DESIGN's seed demo: A1, A2, A3 are three copies of one file, so after
 /// each upload every count is 1×, 2×, 3× the count of A1, exactly.
 #[tokio::test(flavor = "multi_thread")]
 async fn seed_demo_counts_then_doubles_then_triples() {
     let _stack = shared().await;
-    let app = App::new("ws-demo").await;
-    let mut w = app.worker("demo-1", &[]);
-    w.wait_ready(READY).await;
+    let (app, mut w) = App::with_worker("ws-demo", "demo-1", &[]).await;
 
     let a1_path = corpus::file("demo/A1.headed.txt");
     let a1 = count_bytes(&corpus::read("demo/A1.headed.txt"));

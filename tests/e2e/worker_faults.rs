@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use testkit::app::App;
 use testkit::corpus::{papers, Rng};
 use testkit::counts::{count_bytes, times, Counts};
-use testkit::worker::Worker;
+use testkit::worker::{Worker, READY};
 
 /// Objects to upload: (key, file).
 type Files = Vec<(String, PathBuf)>;
@@ -24,15 +24,11 @@ use testkit::stack::{exclusive, shared, BrokerDown, S3Frozen};
 
 /// How long the final checks may wait for every object to be done.
 const DONE: Duration = Duration::from_secs(300);
-/// How long a worker may take to be ready.
-const READY: Duration = Duration::from_secs(60);
 
 /// A fresh app, `n` papers of the corpus from the `skip`-th, and a ready
 /// worker with id `worker_id`.
 async fn start(prefix: &str, skip: usize, n: usize, worker_id: &str) -> (App, Files, Worker) {
-    let app = App::new(prefix).await;
-    let mut w = app.worker(worker_id, &[]);
-    w.wait_ready(READY).await;
+    let (app, w) = App::with_worker(prefix, worker_id, &[]).await;
     (app, papers(skip, n), w)
 }
 
