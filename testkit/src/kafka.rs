@@ -1,0 +1,220 @@
+//! Kafka helpers: client configs for the stack, topic admin, producing raw
+//! records, and reading topics back (read_committed or not) to their end.
+
+use crate::counts::Counts;
+use crate::names::unique_name;
+use crate::stack::Stack;
+use crate::wait::wait_for;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+/// The timeout of the helpers' sends and admin calls.
+pub const T: Duration = Duration::from_secs(30);
+
+impl Stack {
+    /// Base rdkafka config: `bootstrap.servers` only; add client settings on top.
+    pub fn kafka_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.brokers);
+        c
+    }
+
+    /// A producer config with acks=all and idempotence (safe defaults for tests).
+    pub fn producer_config(&self) -> ClientConfig {
+        let mut c = self.kafka_config();
+        c.set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("message.timeout.ms", "30000");
+        c
+    }
+
+    /// A consumer config reading from the start, no auto commit, unique group.
+    pub fn consumer_config(&self) -> ClientConfig {
+        let mut c = self.kafka_config();
+        c.set("group.id", unique_name("group"))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false");
+        c
+    }
+
+    pub fn admin(&self) -> AdminClient<DefaultClientContext> {
+        self.kafka_config()
+            .create()
+            .expect("creating the Kafka admin client")
+    }
+
+    /// Creates a topic (the broker's default replication factor: 1 on the
+    /// single node, 3 on the 3-node cluster) and waits until its partition
+    /// leaders are known. Auto-creation is off on the stack.
+    pub async fn create_topic(&self, name: &str, partitions: i32, config: &[(&str, &str)]) {
+        let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(-1));
+        for (k, v) in config {
+            topic = topic.set(k, v);
+        }
+        let opts = AdminOptions::new().operation_timeout(Some(T));
+        let res = self
+            .admin()
+            .create_topics([&topic], &opts)
+            .await
+            .unwrap_or_else(|e| panic!("create_topics({name}): {e}"));
+        for r in res {
+            if let Err((t, code)) = r {
+                panic!("creating topic {t}: {code:?}");
+            }
+        }
+        let name_owned = name.to_string();
+        let this = self.clone();
+        wait_for(T, &format!("leaders of topic {name}"), || {
+            let ok = this
+                .layout(&name_owned)
+                .is_some_and(|l| l.len() == partitions as usize && l.iter().all(|p| p.1 >= 0));
+            async move { ok }
+        })
+        .await;
+    }
+
+    /// (partition, leader, number of replicas) of each partition of `topic`,
+    /// `None` if the topic is unknown (or metadata fails).
+    pub fn layout(&self, topic: &str) -> Option<Vec<(i32, i32, usize)>> {
+        let c: BaseConsumer = self.kafka_config().create().expect("metadata client");
+        let md = c.fetch_metadata(Some(topic), Duration::from_secs(5)).ok()?;
+        let t = md.topics().first()?;
+        if t.error().is_some() {
+            return None;
+        }
+        Some(
+            t.partitions()
+                .iter()
+                .map(|p| (p.id(), p.leader(), p.replicas().len()))
+                .collect(),
+        )
+    }
+
+    /// Plain (not transactional) records, (key, value), to `partition` of
+    /// `topic` (`None`: the producer's partitioner).
+    pub async fn produce(&self, topic: &str, partition: Option<i32>, recs: &[(&[u8], &[u8])]) {
+        let p: FutureProducer = self.producer_config().create().expect("producer");
+        for (k, v) in recs {
+            let mut r = FutureRecord::to(topic).key(*k).payload(*v);
+            if let Some(partition) = partition {
+                r = r.partition(partition);
+            }
+            p.send(r, T)
+                .await
+                .unwrap_or_else(|(e, _)| panic!("producing to {topic}: {e}"));
+        }
+    }
+
+    /// Reads every partition of `topic` from the beginning to its current end
+    /// (`isolation`: "read_committed" stops at the last stable offset, and
+    /// skips aborted records) and returns the records in partition, offset
+    /// order. Panics if the end is not reached within 60 s.
+    pub async fn read_to_end(&self, topic: &str, isolation: &str) -> Vec<Record> {
+        let consumer: StreamConsumer = self
+            .consumer_config()
+            .set("isolation.level", isolation)
+            .set("enable.partition.eof", "true")
+            .create()
+            .expect("creating a consumer");
+        // Retried: a broker restarted by a fault test may still be coming back.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let md = loop {
+            match consumer.fetch_metadata(Some(topic), Duration::from_secs(10)) {
+                Ok(md) => break md,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("metadata of {topic}: {e}; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => panic!("metadata of {topic}: {e}"),
+            }
+        };
+        let partitions: Vec<i32> = md.topics()[0].partitions().iter().map(|p| p.id()).collect();
+        assert!(
+            !partitions.is_empty(),
+            "topic {topic} has no partitions (does it exist?)"
+        );
+        let mut tpl = TopicPartitionList::new();
+        for p in &partitions {
+            tpl.add_partition_offset(topic, *p, Offset::Beginning)
+                .expect("adding a partition");
+        }
+        consumer.assign(&tpl).expect("assign");
+        let mut at_end = BTreeSet::new();
+        let mut out = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while at_end.len() < partitions.len() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, consumer.recv()).await {
+                Err(_) => panic!(
+                    "reading {topic} ({isolation}): partitions {at_end:?} of {partitions:?} at their end after 60 s; \
+                     read {} records",
+                    out.len()
+                ),
+                Ok(Err(KafkaError::PartitionEOF(p))) => {
+                    at_end.insert(p);
+                }
+                Ok(Err(e)) => panic!("reading {topic}: {e}"),
+                Ok(Ok(m)) => out.push(Record {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key().map(<[u8]>::to_vec),
+                    value: m.payload().map(<[u8]>::to_vec),
+                }),
+            }
+        }
+        out.sort_by_key(|r| (r.partition, r.offset));
+        out
+    }
+
+    /// A changelog written with Faust's serde, read_committed: the latest
+    /// total per word (a tombstone removes the word).
+    pub async fn changelog(&self, topic: &str) -> Counts {
+        let mut out = Counts::new();
+        for r in self.read_to_end(topic, "read_committed").await {
+            let key = r.key.as_deref().expect("changelog record without key");
+            let word: String = serde_json::from_slice(key)
+                .unwrap_or_else(|e| panic!("changelog key {key:?} is not a JSON string: {e}"));
+            match r.value.as_deref() {
+                Some(v) => {
+                    let n: i64 = serde_json::from_slice(v).unwrap_or_else(|e| {
+                        panic!("changelog value {v:?} is not a JSON integer: {e}")
+                    });
+                    out.insert(word, n);
+                }
+                None => {
+                    out.remove(&word);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// One record read back by [`Stack::read_to_end`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+}
+
+impl Record {
+    /// Key as UTF-8 (panics if absent or not UTF-8).
+    pub fn key_str(&self) -> &str {
+        std::str::from_utf8(self.key.as_deref().expect("record has no key"))
+            .expect("key is not UTF-8")
+    }
+    /// Value as UTF-8 (panics if absent or not UTF-8).
+    pub fn value_str(&self) -> &str {
+        std::str::from_utf8(self.value.as_deref().expect("record has no value"))
+            .expect("value is not UTF-8")
+    }
+}

@@ -1,0 +1,27 @@
+//! Everything on the single-node local stack (`scripts/stack up`), as one
+//! test binary with a module per area:
+//!
+//! - `stack_smoke`: the stack itself (Kafka, S3) with rdkafka and aws-sdk-s3;
+//! - `upload`, `consume`, `errors`, `security`: the CLI against it;
+//! - `worker`: the pipeline end to end (demo, serdes, corpus, bad objects,
+//!   signals, startup errors, two workers);
+//! - `worker_faults`: kill -9, a broker restart, S3 frozen;
+//! - `scaleout`: groups of three workers, kills, scaling 1 → 3 → 1;
+//! - `faust`: a real Faust app recovers its table from our changelog.
+//!
+//! Tests run on parallel threads. Each takes the stack shared
+//! (`testkit::stack::shared`); those that disturb it for everybody (a
+//! broker restart, S3 frozen, three workers on a two-core box) take it
+//! exclusively, so they never overlap another test of this binary.
+//!
+//! Run: `eval "$(scripts/stack env)" && cargo test --test e2e`.
+
+mod consume;
+mod errors;
+mod faust;
+mod scaleout;
+mod security;
+mod stack_smoke;
+mod upload;
+mod worker;
+mod worker_faults;

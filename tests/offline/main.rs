@@ -1,0 +1,14 @@
+//! The tests that need no stack: one test binary, a module per area.
+//!
+//! - `differential`: `count-local` against the Python oracle on the corpus
+//!   and generated adversarial inputs;
+//! - `properties`: property tests of the core (streaming, parallel, tokenizer);
+//! - `completions`: the committed shell completions are current;
+//! - `deploy`: the deployment template lints clean and grants no wildcard.
+//!
+//! Run: `cargo test --test offline`.
+
+mod completions;
+mod deploy;
+mod differential;
+mod properties;
