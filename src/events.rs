@@ -105,6 +105,9 @@ pub struct Status {
     pub table_words: u64,
     /// ListObjectsV2 calls made by this process.
     pub list_calls: u64,
+    /// Tokens over 64 KiB skipped in the objects counted.
+    #[serde(default)]
+    pub skipped_tokens: u64,
 }
 
 impl Event {
@@ -225,11 +228,15 @@ impl fmt::Display for Event {
             Event::Resync => f.write_str("resynchronising with the committed state"),
             Event::Status(s) => write!(
                 f,
-                "status: {} objects counted, {} failed, {} bytes, {} words, {} transactions ({} aborted); ledger {:?} repartition {:?}{}; table {} words; {} list calls",
+                "status: {} objects counted, {} failed, {} bytes, {} words{}, {} transactions ({} aborted); ledger {:?} repartition {:?}{}; table {} words; {} list calls",
                 s.objects,
                 s.failed,
                 s.bytes,
                 s.words,
+                match s.skipped_tokens {
+                    0 => String::new(),
+                    n => format!(" ({n} tokens over 64 KiB skipped)"),
+                },
                 s.transactions,
                 s.aborted,
                 s.ledger,

@@ -49,6 +49,12 @@ pub struct Args {
     /// Seconds between status lines.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub status_interval: u64,
+    /// Retry every object the ledger says failed (e.g. after fixing a
+    /// permission) at the first listing; otherwise a failed object is
+    /// retried 10 minutes after it failed, or once replaced. Takes effect
+    /// on the worker that lists the bucket.
+    #[arg(long)]
+    pub retry_failed: bool,
 }
 
 /// Runs the subcommand.
@@ -88,6 +94,7 @@ pub fn run(args: Args) -> Result<()> {
         partitions: args.partitions,
         replication: args.replication,
         status_interval: Duration::from_secs(args.status_interval.max(1)),
+        retry_failed: args.retry_failed,
     };
     Worker::start(settings, stop)?.run()
 }

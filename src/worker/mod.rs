@@ -85,6 +85,8 @@ pub struct Settings {
     pub replication: i32,
     /// Time between status lines.
     pub status_interval: Duration,
+    /// Discovery retries every failed object at its first listing.
+    pub retry_failed: bool,
 }
 
 /// Objects read and counted at the same time (small objects are bound by
@@ -132,6 +134,7 @@ struct Stats {
     bytes: u64,
     transactions: u64,
     aborted: u64,
+    skipped_tokens: u64,
 }
 
 /// A running worker.
@@ -361,8 +364,12 @@ impl Worker {
             interval: self.settings.interval,
             ledger_partitions: self.ledger_partitions,
             stop: &self.stop,
+            retry_failed: self.settings.retry_failed,
         };
         self.state.align(&restore, &owned, &revoked)?;
+        if self.state.discovery.is_some() {
+            self.settings.retry_failed = false; // once per process
+        }
         if !self.ready && !owned.is_empty() {
             self.ready = true;
             Event::Ready {
@@ -471,8 +478,14 @@ impl Worker {
                 self.stats.failed += settled.failed;
                 self.stats.bytes += settled.bytes;
                 self.stats.words += settled.delta.words;
-                for (p, key, _) in settled.ledger {
-                    self.state.done.entry(p).or_default().insert(key);
+                self.stats.skipped_tokens += settled.delta.skipped_tokens;
+                for (p, key, entry) in settled.ledger {
+                    if let Some(d) = self.state.discovery.as_mut() {
+                        d.settled(&key, &entry);
+                    }
+                    if entry.is_done() {
+                        self.state.done.entry(p).or_default().insert(key);
+                    }
                 }
                 let changed = !plan.totals.is_empty();
                 for (word, (p, total)) in plan.totals {
@@ -546,6 +559,7 @@ impl Worker {
             lister: self.state.discovery.is_some(),
             table_words: self.state.table_words() as u64,
             list_calls: discover::LIST_CALLS.load(Ordering::Relaxed),
+            skipped_tokens: self.stats.skipped_tokens,
         })
         .emit();
     }
