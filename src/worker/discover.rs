@@ -253,12 +253,16 @@ impl Discovery {
         Ok(found)
     }
 
-    /// Takes in a ledger entry this process committed for `ledger_key`: a
+    /// Takes in a ledger entry this process committed for `ledger_key`: the
+    /// key is in the ledger (seen, even if another lister discovered it); a
     /// failed object waits for a retry, any other is not failed.
     pub fn settled(&mut self, ledger_key: &str, entry: &Entry) {
         let Some(key) = Self::key_of(&self.bucket, ledger_key) else {
             return;
         };
+        if !self.seen.contains(key) {
+            self.seen.insert(key.to_string());
+        }
         match entry {
             Entry::Failed { at, etag, .. } => {
                 let failure = Failure {
@@ -357,6 +361,7 @@ mod tests {
         d.settled("s3://b/still", &Entry::parse(&discovered).unwrap());
         d.settled("s3://b/late", &Entry::parse(&failed(9, "f")).unwrap());
         assert_eq!(d.failed.keys().collect::<Vec<_>>(), ["late"]);
+        assert!(d.seen.contains("late"));
     }
 
     #[test]
