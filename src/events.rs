@@ -121,6 +121,9 @@ pub struct Status {
     /// Changelog records skipped because they did not decode.
     #[serde(default)]
     pub junk_records: u64,
+    /// Tokens over 64 KiB skipped in the objects counted.
+    #[serde(default)]
+    pub skipped_tokens: u64,
 }
 
 impl Event {
@@ -241,11 +244,15 @@ impl fmt::Display for Event {
             Event::Resync => f.write_str("resynchronising with the committed state"),
             Event::Status(s) => write!(
                 f,
-                "status: {} objects counted, {} failed, {} bytes, {} words, {} transactions ({} aborted); ledger {:?} repartition {:?}{}; table {} words; state ~{} MiB ({} done, {} known objects){}; {} list calls",
+                "status: {} objects counted, {} failed, {} bytes, {} words{}, {} transactions ({} aborted); ledger {:?} repartition {:?}{}; table {} words; state ~{} MiB ({} done, {} known objects){}; {} list calls",
                 s.objects,
                 s.failed,
                 s.bytes,
                 s.words,
+                match s.skipped_tokens {
+                    0 => String::new(),
+                    n => format!(" ({n} tokens over 64 KiB skipped)"),
+                },
                 s.transactions,
                 s.aborted,
                 s.ledger,

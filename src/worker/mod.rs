@@ -93,6 +93,8 @@ pub struct Settings {
     pub purge_interval: Duration,
     /// Warn when the local state's estimated size passes this many bytes.
     pub max_table_memory: Option<u64>,
+    /// Discovery retries every failed object at its first listing.
+    pub retry_failed: bool,
 }
 
 /// Objects read and counted at the same time (small objects are bound by
@@ -140,6 +142,7 @@ struct Stats {
     bytes: u64,
     transactions: u64,
     aborted: u64,
+    skipped_tokens: u64,
 }
 
 /// A running worker.
@@ -375,9 +378,13 @@ impl Worker {
             interval: self.settings.interval,
             ledger_partitions: self.ledger_partitions,
             stop: &self.stop,
+            retry_failed: self.settings.retry_failed,
         };
         self.state.align(&restore, &owned, &committed)?;
         self.purge.retain(|p| owned.repartition.contains(&p));
+        if self.state.discovery.is_some() {
+            self.settings.retry_failed = false; // once per process
+        }
         if !self.ready && !owned.is_empty() {
             self.ready = true;
             Event::Ready {
@@ -516,8 +523,14 @@ impl Worker {
                 self.stats.words += settled.delta.words;
                 self.purge.committed(&plan.offsets);
                 self.state.committed.extend(&plan.offsets);
-                for (p, key, _) in settled.ledger {
-                    self.state.done.entry(p).or_default().insert(key);
+                self.stats.skipped_tokens += settled.delta.skipped_tokens;
+                for (p, key, entry) in settled.ledger {
+                    if let Some(d) = self.state.discovery.as_mut() {
+                        d.settled(&key, &entry);
+                    }
+                    if entry.is_done() {
+                        self.state.done.entry(p).or_default().insert(key);
+                    }
                 }
                 let changed = !plan.totals.is_empty();
                 for (word, (p, total)) in plan.totals {
@@ -630,6 +643,7 @@ impl Worker {
             state_bytes: memory.total(),
             junk_records: self.state.junk_records,
             list_calls: discover::LIST_CALLS.load(Ordering::Relaxed),
+            skipped_tokens: self.stats.skipped_tokens,
         })
         .emit();
     }

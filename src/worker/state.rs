@@ -7,7 +7,7 @@
 //! again.
 
 use super::batch::Input;
-use super::discover::Discovery;
+use super::discover::{Discovery, Known};
 use super::group::{Assignment, Committed};
 use super::ledger::Entry;
 use super::restore;
@@ -33,6 +33,8 @@ pub struct Restore<'a> {
     pub interval: Duration,
     pub ledger_partitions: i32,
     pub stop: &'a AtomicBool,
+    /// `--retry-failed`: discovery retries every failed object at once.
+    pub retry_failed: bool,
 }
 
 /// Local state of the owned partitions.
@@ -255,26 +257,35 @@ fn restore_done(r: &Restore<'_>, parts: &[i32]) -> Result<BTreeMap<i32, HashSet<
     Ok(done)
 }
 
-/// Discovery, knowing every key of the whole ledger.
+/// Discovery, knowing every key of the whole ledger and the failed ones.
 fn start_discovery(r: &Restore<'_>) -> Result<Discovery> {
     let all: Vec<i32> = (0..r.ledger_partitions).collect();
-    let mut seen = HashSet::new();
-    restore::read_to_end_until(r.kafka, &r.topics.ledger, &all, r.stop, |_, k, _| {
-        if let Some(key) = std::str::from_utf8(k)
-            .ok()
-            .and_then(|k| Discovery::key_of(r.bucket, k))
-        {
-            seen.insert(key.to_string());
-        }
+    let mut known = Known::new(r.bucket);
+    restore::read_to_end_until(r.kafka, &r.topics.ledger, &all, r.stop, |_, k, v| {
+        known.add(k, v)
     })?;
+    if r.retry_failed {
+        known.retry_failed_now();
+    }
     Event::ListerStarted {
         bucket: r.bucket.to_string(),
         prefix: r.prefix.to_string(),
         interval_s: r.interval.as_secs_f64(),
-        known: seen.len() as u64,
+        known: known.len() as u64,
     }
     .emit();
-    Ok(Discovery::new(r.bucket, r.prefix, seen))
+    if known.failed() > 0 {
+        tracing::info!(
+            "{} objects failed before: retried {}",
+            known.failed(),
+            if r.retry_failed {
+                "at the first listing (--retry-failed)"
+            } else {
+                "by a full listing 10 minutes after they failed, or once replaced"
+            }
+        );
+    }
+    Ok(Discovery::new(r.bucket, r.prefix, known))
 }
 
 /// The error for a ledger record of another bucket: two buckets share one
