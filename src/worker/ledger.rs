@@ -1,6 +1,6 @@
 //! The object ledger: one compacted record per object, keyed by
 //! `s3://bucket/key`, saying whether it was discovered, counted or failed.
-//! It is also the work queue of the count stage (DESIGN §2–§3).
+//! It is also the work queue of the count stage (docs/design.md §2–§3).
 //!
 //! An object's records go `discovered` → `counted`, or `discovered` →
 //! `failed` → `discovered` (discovery retries it) → … → `counted`. Fields

@@ -407,6 +407,9 @@ impl Worker {
     /// Lists the bucket when this worker is the lister and the interval has
     /// passed: the objects never seen before. `None` when stopping.
     fn list(&mut self) -> Option<Vec<Found>> {
+        if !self.state.lists() {
+            return Some(Vec::new());
+        }
         let Some(d) = self.state.discovery.as_mut() else {
             return Some(Vec::new());
         };
@@ -635,7 +638,7 @@ impl Worker {
             aborted: self.stats.aborted,
             ledger: self.state.done.keys().copied().collect(),
             repartition: self.state.tables.keys().copied().collect(),
-            lister: self.state.discovery.is_some(),
+            lister: self.state.lists(),
             table_words: self.state.table_words() as u64,
             table_bytes: memory.tables,
             done_objects: memory.done_objects,

@@ -52,6 +52,9 @@ pub struct State {
     pub junk_records: u64,
     /// The committed offset of each input partition the state reflects.
     pub committed: Committed,
+    /// Between an eager rebalance's revocation and its assignment: the state
+    /// is kept (most of it usually comes back) but nothing is done with it.
+    pub parked: bool,
 }
 
 impl State {
@@ -61,6 +64,11 @@ impl State {
             junk_records: self.junk_records,
             ..State::default()
         };
+    }
+
+    /// Whether this worker lists the bucket now.
+    pub fn lists(&self) -> bool {
+        self.discovery.is_some() && !self.parked
     }
 
     /// Whether `key` of ledger partition `p` is done.
@@ -120,6 +128,10 @@ impl State {
         owned: &Assignment,
         committed: &Committed,
     ) -> Result<()> {
+        self.parked = owned.is_empty();
+        if self.parked {
+            return Ok(());
+        }
         let known = std::mem::take(&mut self.committed);
         let same = |input: Input, p: i32| {
             let key = (input, p);
