@@ -16,18 +16,15 @@
 //! time of every thread: the efficiency, less disturbed by other load on
 //! the machine), each with its ratio to the baseline.
 //! Options: `--mb N` (input size, default 40), `--runs N`.
-//! The corpus is `$WORDSTREAM_CORPUS`, else `<repo>/../shared/corpus`.
+//! The corpus is the test corpus (`tests/corpus`, or `$WORDSTREAM_CORPUS`).
 
 use std::collections::HashMap;
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use wordstream::cmd::count_local::default_threads;
 use wordstream::count::{self, Options};
-
-const BIN: &str = env!("CARGO_BIN_EXE_wordstream");
 
 type FoldMap = HashMap<Vec<u8>, u64, foldhash::fast::RandomState>;
 
@@ -58,40 +55,10 @@ fn baseline_reuse(buf: &[u8]) -> FoldMap {
     counts
 }
 
-fn corpus() -> PathBuf {
-    match std::env::var_os("WORDSTREAM_CORPUS") {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"),
-    }
-}
-
-fn files_under(path: &Path, out: &mut Vec<PathBuf>) {
-    if path.is_dir() {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
-            .map(|e| e.expect("directory entry").path())
-            .collect();
-        entries.sort();
-        for e in entries {
-            files_under(&e, out);
-        }
-    } else {
-        out.push(path.to_path_buf());
-    }
-}
-
 /// The corpus files, each followed by a newline, repeated to `min` bytes.
 fn build_input(min: usize) -> Vec<u8> {
-    let root = corpus();
-    assert!(
-        root.is_dir(),
-        "corpus not found at {} (set WORDSTREAM_CORPUS)",
-        root.display()
-    );
-    let mut files = Vec::new();
-    files_under(&root, &mut files);
     let mut once = Vec::new();
-    for f in &files {
+    for f in &testkit::corpus::files_under(&testkit::corpus::root()) {
         once.extend(std::fs::read(f).expect("readable corpus file"));
         once.push(b'\n');
     }
@@ -220,8 +187,7 @@ fn main() {
             report.line(&format!("core count_bytes{flag}, {threads} thread(s)"), t);
         }
         let t = best(runs, libc::RUSAGE_CHILDREN, || {
-            let mut cmd = Command::new(BIN);
-            cmd.args(["count-local", "--quiet", "--output", "tsv"]);
+            let mut cmd = testkit::cli::offline_cmd(&["count-local", "--quiet", "--output", "tsv"]);
             if lowercase {
                 cmd.arg("--lowercase");
             }

@@ -54,7 +54,7 @@ complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l br
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -s X -d 'Any librdkafka property, like kcat (repeatable): -X key=value' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l app-id -d 'Application id: names the topics and the consumer group (as in Faust)' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l table -d 'Table name: the changelog is `<app-id>-<table>-changelog`' -r
-complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l connect-timeout -d 'Seconds to wait for the Kafka brokers before giving up (1 to 86400)' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l connect-timeout -d 'Seconds to wait for the Kafka brokers before giving up (1 to 3600)' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l kafka-security-protocol -d 'Security protocol of the Kafka connections [default: PLAINTEXT; SASL_SSL with --sasl-mechanism or --kafka-auth msk-iam]' -r -f -a "PLAINTEXT\t'No TLS, no SASL'
 SSL\t'TLS'
 SASL_PLAINTEXT\t'SASL without TLS'
@@ -109,7 +109,7 @@ complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -l broker
 complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -s X -d 'Any librdkafka property, like kcat (repeatable): -X key=value' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -l app-id -d 'Application id: names the topics and the consumer group (as in Faust)' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -l table -d 'Table name: the changelog is `<app-id>-<table>-changelog`' -r
-complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -l connect-timeout -d 'Seconds to wait for the Kafka brokers before giving up (1 to 86400)' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -l connect-timeout -d 'Seconds to wait for the Kafka brokers before giving up (1 to 3600)' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -l kafka-security-protocol -d 'Security protocol of the Kafka connections [default: PLAINTEXT; SASL_SSL with --sasl-mechanism or --kafka-auth msk-iam]' -r -f -a "PLAINTEXT\t'No TLS, no SASL'
 SSL\t'TLS'
 SASL_PLAINTEXT\t'SASL without TLS'
@@ -150,7 +150,7 @@ complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l brokers
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -s X -d 'Any librdkafka property, like kcat (repeatable): -X key=value' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l app-id -d 'Application id: names the topics and the consumer group (as in Faust)' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l table -d 'Table name: the changelog is `<app-id>-<table>-changelog`' -r
-complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l connect-timeout -d 'Seconds to wait for the Kafka brokers before giving up (1 to 86400)' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l connect-timeout -d 'Seconds to wait for the Kafka brokers before giving up (1 to 3600)' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l kafka-security-protocol -d 'Security protocol of the Kafka connections [default: PLAINTEXT; SASL_SSL with --sasl-mechanism or --kafka-auth msk-iam]' -r -f -a "PLAINTEXT\t'No TLS, no SASL'
 SSL\t'TLS'
 SASL_PLAINTEXT\t'SASL without TLS'
@@ -181,6 +181,8 @@ complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l tally -
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l partitions -d 'Partitions of topics the worker creates (an existing changelog\'s count wins)' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l replication -d 'Replication factor of topics the worker creates' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l status-interval -d 'Seconds between status lines (1 to 86400)' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l purge-interval -d 'Seconds between purges of consumed records of the repartition topic' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l max-table-memory -d 'Warn (in the status line) when the worker\'s local state (tables, done sets, known objects) is estimated above this many bytes' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -s l -l loglevel -d 'Log level: error, warn, info, debug, trace (like Faust\'s `-l info`). RUST_LOG, when set, takes precedence' -r -f -a "error\t''
 warn\t''
 info\t''
@@ -189,6 +191,7 @@ trace\t''"
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l log-format -d 'Log lines as text for people, or one JSON object per line (with the worker\'s typed events: `"event": "ready"`, …)' -r -f -a "human\t'Lines for people'
 json\t'One JSON object per line, typed events included'"
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l lowercase -d 'Fold case with Python\'s `str.lower()` (default: case preserved)'
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l retry-failed -d 'Retry every object the ledger says failed (e.g. after fixing a permission) at the first listing; otherwise a failed object is retried 10 minutes after it failed, or once replaced. Takes effect on the worker that lists the bucket'
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -s V -l version -d 'Print version'
 complete -c wordstream -n "__fish_wordstream_using_subcommand completions" -l write-dir -d 'Write the scripts for every shell into this directory instead' -r -F

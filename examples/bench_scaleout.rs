@@ -18,109 +18,45 @@
 //! 2. takeover of a big table: a fresh changelog seeded with N distinct
 //!    words (default 1,000,000; produced directly, Faust serde, murmur2,
 //!    8 partitions); one worker starts and restores all of it; then a second
-//!    worker joins: the time from its start to "Worker ready", its restore
-//!    (words, seconds), and the first worker's pause (eager rebalance: it
-//!    revokes everything and restores the partitions it keeps).
+//!    worker joins: the time from its start to its `ready` event, its
+//!    restore (words, seconds), and the first worker's pause (eager
+//!    rebalance: it revokes everything and restores the partitions it keeps).
+//!
+//! What the workers do is read from their events (`--log-format json`):
+//! ready, status, restored, revoked.
 //!
 //! Settings from the environment (`eval "$(scripts/stack env)"`).
 //! Flags: `--workers 1,2,3`, `--corpus papers|all` (default papers: the
-//! 2125 papers; all = papers + books), `--table-words N` (0 skips part 2),
+//! papers of the test corpus; all = papers + books), `--table-words N` (0
+//! skips part 2),
 //! `--skip-throughput`, `--live`, `--copies K` (the corpus K times, under
 //! `c0/` … `c<K-1>/`; default 1), `--interval SECS` (the workers', default 1).
-//! `WORDSTREAM_BIN`: the binary (default target/release/wordstream).
+//! `WORDSTREAM_BIN`: the binary (default: the `wordstream` of this
+//! example's target folder, e.g. target/release/wordstream).
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_s3::primitives::ByteStream;
-use futures::StreamExt;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use wordstream::count::{Counter, Options};
-use wordstream::kafka::partition_for;
-use wordstream::wire::Serde;
+use std::time::{Duration, Instant};
+use testkit::corpus;
+use testkit::counts::{count_bytes, Counts};
+use testkit::events::restores;
+use testkit::group::wait_settled;
+use testkit::kafka::{fill_changelog, Tail};
+use testkit::names::unique_name;
+use testkit::now;
+use testkit::procfs::cpu_seconds;
+use testkit::stack::{stack, stack_dir};
+use testkit::worker::{self, Worker};
+use wordstream::events::Event;
 
 const PARTITIONS: i32 = 8;
 
-struct Env {
-    brokers: String,
-    endpoint: String,
-    access: String,
-    secret: String,
-    region: String,
-    bin: PathBuf,
-    logs: PathBuf,
-    interval: f64,
-    stack_dir: PathBuf,
-}
-
-fn env_or(k: &str, d: &str) -> String {
-    match std::env::var(k) {
-        Ok(v) if !v.trim().is_empty() => v.trim().to_string(),
-        _ => d.to_string(),
-    }
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn unique(prefix: &str) -> String {
-    let t = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
-    format!("{prefix}-{}-{}", std::process::id(), t % 100_000_000)
-}
-
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
-
-fn s3_client(e: &Env) -> aws_sdk_s3::Client {
-    let conf = aws_sdk_s3::config::Builder::new()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(&e.endpoint)
-        .region(Region::new(e.region.clone()))
-        .credentials_provider(Credentials::new(&e.access, &e.secret, None, None, "bench"))
-        .force_path_style(true)
-        .build();
-    aws_sdk_s3::Client::from_conf(conf)
-}
-
-/// utime + stime of a process, seconds.
-fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    Some((f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / 100.0)
-}
-
-/// VmRSS of a process, MiB.
-fn rss_mib(pid: u32) -> Option<f64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
 /// The stack's own processes (Kafka node, versitygw), from its pid files.
-fn stack_pids(e: &Env) -> Vec<(String, u32)> {
+fn stack_pids() -> Vec<(String, u32)> {
     let mut out = Vec::new();
     for name in ["kafka", "kafka-1", "kafka-2", "kafka-3", "s3"] {
-        let p = e.stack_dir.join("run").join(format!("{name}.pid"));
+        let p = stack_dir().join("run").join(format!("{name}.pid"));
         if let Some(pid) = std::fs::read_to_string(&p)
             .ok()
             .and_then(|s| s.trim().parse::<u32>().ok())
@@ -134,234 +70,27 @@ fn stack_pids(e: &Env) -> Vec<(String, u32)> {
     out
 }
 
-// ------------------------------------------------------------------ logs
-
-/// `2025-11-25T21:30:00.123456Z` → epoch seconds.
-fn parse_rfc3339(s: &str) -> Option<f64> {
-    let s = s.strip_suffix('Z')?;
-    let (date, time) = s.split_once('T')?;
-    let mut d = date.split('-').map(|x| x.parse::<i64>());
-    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
-    let mut t = time.split(':');
-    let (hh, mm) = (
-        t.next()?.parse::<i64>().ok()?,
-        t.next()?.parse::<i64>().ok()?,
-    );
-    let ss: f64 = t.next()?.parse().ok()?;
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let doy = (153 * ((m + 9) % 12) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some((days * 86_400 + hh * 3600 + mm * 60) as f64 + ss)
+/// A worker of `app` on `bucket`, listing every `interval` s, a status
+/// every second.
+fn start_worker(app: &str, bucket: &str, name: &str, interval: f64) -> Worker {
+    let interval = interval.to_string();
+    let flags = ["--interval", &interval, "--status-interval", "1"];
+    Worker::spawn(
+        &format!("{app}-{name}"),
+        worker::command(stack(), bucket, app, None, &flags),
+    )
 }
 
-/// (time, message) of each log line.
-fn log_lines(path: &Path) -> Vec<(f64, String)> {
-    let text = std::fs::read(path).unwrap_or_default();
-    String::from_utf8_lossy(&text)
-        .lines()
-        .filter_map(|l| {
-            let (ts, rest) = l.split_once(' ')?;
-            let t = parse_rfc3339(ts)?;
-            let rest = rest.trim_start();
-            let msg = rest.split_once(' ').map(|(_, m)| m.trim_start())?;
-            Some((t, msg.to_string()))
-        })
-        .collect()
-}
-
-fn parse_set(s: &str) -> BTreeSet<i32> {
-    s.trim()
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .split(',')
-        .filter_map(|x| x.trim().parse().ok())
-        .collect()
-}
-
-/// (ledger partitions, lists the bucket) of a status line.
-fn parse_status(msg: &str) -> Option<(BTreeSet<i32>, bool)> {
-    let m = msg.strip_prefix("status: ")?;
-    let after = &m[m.find("; ledger ")? + "; ledger ".len()..];
-    let (ledger, rest) = after.split_once(" repartition ")?;
-    Some((parse_set(ledger), rest.contains("(lists the bucket)")))
-}
-
-/// "restored table partitions [..] from T: N words in S s" → (N, S).
-fn parse_restore(msg: &str) -> Option<(u64, f64)> {
-    let rest = msg.strip_prefix("restored table partitions")?;
-    let after = &rest[rest.find(": ")? + 2..];
-    let mut it = after.split_whitespace();
-    let words = it.next()?.parse().ok()?;
-    let secs = after
-        .split(" in ")
-        .nth(1)?
-        .trim_end_matches(" s")
-        .parse()
-        .ok()?;
-    Some((words, secs))
-}
-
-// --------------------------------------------------------------- workers
-
-struct Worker {
-    child: Option<Child>,
-    pid: u32,
-    id: String,
-    log: PathBuf,
-    started: f64,
-}
-
-impl Worker {
-    fn start(e: &Env, app: &str, bucket: &str, name: &str) -> Worker {
-        let log = e.logs.join(format!("{app}-{name}.log"));
-        let out = File::create(&log).expect("log file");
-        let err = out.try_clone().expect("log file");
-        let started = now();
-        let child = Command::new(&e.bin)
-            .arg("worker")
-            .args(["--bucket", bucket, "--app-id", app])
-            .args(["--brokers", &e.brokers])
-            .args(["--endpoint-url", &e.endpoint, "--region", &e.region])
-            .args(["--interval", &e.interval.to_string()])
-            .args(["--status-interval", "1"])
-            .env("AWS_ACCESS_KEY_ID", &e.access)
-            .env("AWS_SECRET_ACCESS_KEY", &e.secret)
-            .env("WORDSTREAM_ENV_FILE", "/dev/null")
-            .env_remove("WORDSTREAM_WORKER_ID")
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .unwrap_or_else(|err| panic!("starting {}: {err}", e.bin.display()));
-        let pid = child.id();
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-        Worker {
-            child: Some(child),
-            pid,
-            id: format!("{}-{pid}", host.trim()),
-            log,
-            started,
-        }
-    }
-
-    fn lines(&self) -> Vec<(f64, String)> {
-        log_lines(&self.log)
-    }
-
-    fn alive(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
-    }
-
-    fn check(&mut self) {
-        if !self.alive() {
-            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(30).collect();
-            panic!(
-                "worker {} exited; log {}:\n{}",
-                self.id,
-                self.log.display(),
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            );
-        }
-    }
-
-    /// The time of the first log line starting with `prefix` after `after`.
-    fn first(&self, prefix: &str, after: f64) -> Option<(f64, String)> {
-        self.lines()
-            .into_iter()
-            .find(|(t, m)| *t >= after && m.starts_with(prefix))
-    }
-
-    fn wait_for(&mut self, prefix: &str, after: f64, deadline: Duration) -> (f64, String) {
-        let start = Instant::now();
-        loop {
-            if let Some(x) = self.first(prefix, after) {
-                return x;
-            }
-            self.check();
-            assert!(
-                start.elapsed() < deadline,
-                "worker {}: no {prefix:?} within {deadline:?} (log {})",
-                self.id,
-                self.log.display()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.pid.to_string()])
-                .status();
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(20) {
-                if c.try_wait().ok().flatten().is_some() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// Waits until the workers' latest status lines split the ledger
-/// partitions between them (each owned once, every worker some) with one
-/// lister.
-fn wait_settled(ws: &mut [Worker], deadline: Duration) {
-    let start = Instant::now();
-    let want: BTreeSet<i32> = (0..PARTITIONS).collect();
-    loop {
-        let mut all = BTreeSet::new();
-        let (mut n, mut listers, mut ok) = (0, 0, true);
-        for w in ws.iter_mut() {
-            w.check();
-            match w
-                .lines()
-                .into_iter()
-                .rev()
-                .find_map(|(t, m)| parse_status(&m).map(|s| (t, s)))
-            {
-                Some((t, (ledger, lists))) if t > now() - 3.0 && !ledger.is_empty() => {
-                    n += ledger.len();
-                    all.extend(ledger);
-                    listers += lists as usize;
-                }
-                _ => ok = false,
-            }
-        }
-        if ok && n == all.len() && all == want && listers == 1 {
-            return;
-        }
-        assert!(
-            start.elapsed() < deadline,
-            "{} workers did not settle within {deadline:?}",
-            ws.len()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+/// When a worker announced `ready`, seconds after its start.
+fn ready_after(w: &Worker) -> f64 {
+    w.find_event(0.0, |e| matches!(e, Event::Ready { .. }))
+        .map(|(t, _)| t - w.started_at)
+        .unwrap_or(f64::NAN)
 }
 
 // --------------------------------------------------------------- watcher
 
-/// Tails the ledger and the changelog (read_committed) in a thread: how
+/// What the tail of the ledger and the changelog (read_committed) saw: how
 /// many of the expected objects are counted (and by whom), and whether the
 /// changelog holds exactly the expected totals.
 #[derive(Default)]
@@ -375,241 +104,149 @@ struct Seen {
     t_final: Option<f64>,
 }
 
-struct Watcher {
-    seen: Arc<Mutex<Seen>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Watcher {
-    fn start(e: &Env, app: &str, objects: usize, want: Arc<HashMap<String, i64>>) -> Watcher {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &e.brokers)
-            .set("group.id", unique("bench-watch"))
-            .set("enable.auto.commit", "false")
-            .set("isolation.level", "read_committed")
-            .set("fetch.wait.max.ms", "50")
-            .create()
-            .expect("watch consumer");
-        let (ledger, changelog) = (
-            format!("{app}-objects"),
-            format!("{app}-word_counts-changelog"),
-        );
-        let mut tpl = TopicPartitionList::new();
-        for t in [&ledger, &changelog] {
-            for p in 0..PARTITIONS {
-                tpl.add_partition_offset(t, p, Offset::Beginning).unwrap();
+impl Seen {
+    fn ledger(&mut self, key: &[u8], value: &[u8], objects: usize) {
+        let v: serde_json::Value = serde_json::from_slice(value).unwrap_or_default();
+        if v["state"] == "counted" {
+            let key = String::from_utf8_lossy(key).into_owned();
+            let by = v["worker"].as_str().unwrap_or("?").to_string();
+            self.counted.insert(key, by);
+            self.t_first.get_or_insert_with(now);
+            if self.counted.len() == objects && self.t_counted.is_none() {
+                self.t_counted = Some(now());
             }
         }
-        consumer.assign(&tpl).expect("assign");
-        let seen = Arc::new(Mutex::new(Seen::default()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (s2, st2) = (Arc::clone(&seen), Arc::clone(&stop));
-        let thread = std::thread::spawn(move || {
-            while !st2.load(Ordering::Relaxed) {
-                let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) else {
-                    continue;
-                };
-                let (Some(k), Some(v)) = (m.key(), m.payload()) else {
-                    continue;
-                };
-                let mut s = s2.lock().unwrap();
-                if m.topic() == ledger {
-                    let v: serde_json::Value = serde_json::from_slice(v).unwrap_or_default();
-                    if v["state"] == "counted" {
-                        let key = String::from_utf8_lossy(k).into_owned();
-                        let by = v["worker"].as_str().unwrap_or("?").to_string();
-                        s.counted.insert(key, by);
-                        s.t_first.get_or_insert_with(now);
-                        if s.counted.len() == objects && s.t_counted.is_none() {
-                            s.t_counted = Some(now());
-                        }
-                    }
-                } else {
-                    let word: String = serde_json::from_slice(k).unwrap_or_default();
-                    let total: i64 = serde_json::from_slice(v).unwrap_or(-1);
-                    let target = want.get(&word).copied();
-                    let old = s.current.insert(word, total);
-                    match target {
-                        None => {
-                            if old.is_none() {
-                                s.extra += 1;
-                            }
-                        }
-                        Some(t) => {
-                            if old == Some(t) {
-                                s.matched -= 1;
-                            }
-                            if total == t {
-                                s.matched += 1;
-                            }
-                        }
-                    }
-                    if s.matched == want.len() && s.extra == 0 && s.t_final.is_none() {
-                        s.t_final = Some(now());
-                    }
+    }
+
+    fn changelog(&mut self, key: &[u8], value: &[u8], want: &Counts) {
+        let word: String = serde_json::from_slice(key).unwrap_or_default();
+        let total: i64 = serde_json::from_slice(value).unwrap_or(-1);
+        let target = want.get(&word).copied();
+        let old = self.current.insert(word, total);
+        match target {
+            None => {
+                if old.is_none() {
+                    self.extra += 1;
                 }
             }
-        });
-        Watcher {
-            seen,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    /// Waits for both moments; (counted, final) epoch seconds.
-    fn wait(&self, deadline: Duration, ws: &mut [Worker]) -> (f64, f64) {
-        let start = Instant::now();
-        loop {
-            {
-                let s = self.seen.lock().unwrap();
-                if let (Some(a), Some(b)) = (s.t_counted, s.t_final) {
-                    return (a, b);
+            Some(t) => {
+                if old == Some(t) {
+                    self.matched -= 1;
                 }
-                if start.elapsed() > deadline {
-                    panic!(
-                        "not done within {deadline:?}: {} counted, {} words matched, {} extra",
-                        s.counted.len(),
-                        s.matched,
-                        s.extra
-                    );
+                if total == t {
+                    self.matched += 1;
                 }
             }
-            for w in ws.iter_mut() {
-                w.check();
+        }
+        if self.matched == want.len() && self.extra == 0 && self.t_final.is_none() {
+            self.t_final = Some(now());
+        }
+    }
+}
+
+/// Tails `app`'s ledger and changelog into a [`Seen`].
+fn watch(app: &str, objects: usize, want: Arc<Counts>) -> (Arc<Mutex<Seen>>, Tail) {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let ledger = format!("{app}-objects");
+    let topics = [ledger.clone(), format!("{app}-word_counts-changelog")];
+    let tail = stack().tail(&topics, {
+        let seen = seen.clone();
+        move |topic, k, v| {
+            let Some(v) = v else { return };
+            let mut s = seen.lock().unwrap();
+            if topic == ledger {
+                s.ledger(k, v, objects);
+            } else {
+                s.changelog(k, v, &want);
             }
-            std::thread::sleep(Duration::from_millis(50));
         }
-    }
+    });
+    (seen, tail)
 }
 
-impl Drop for Watcher {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+/// Waits for both moments; (counted, final) epoch seconds.
+async fn wait_done(seen: &Mutex<Seen>, deadline: Duration, ws: &mut [Worker]) -> (f64, f64) {
+    let start = Instant::now();
+    loop {
+        {
+            let s = seen.lock().unwrap();
+            if let (Some(a), Some(b)) = (s.t_counted, s.t_final) {
+                return (a, b);
+            }
+            if start.elapsed() > deadline {
+                panic!(
+                    "not done within {deadline:?}: {} counted, {} words matched, {} extra",
+                    s.counted.len(),
+                    s.matched,
+                    s.extra
+                );
+            }
         }
-    }
-}
-
-// ---------------------------------------------------------------- corpus
-
-fn corpus_dir() -> PathBuf {
-    match std::env::var_os("WORDSTREAM_CORPUS") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => repo().join("../shared/corpus"),
-    }
-}
-
-fn corpus_files(which: &str) -> Vec<(String, PathBuf)> {
-    let dirs: &[&str] = if which == "all" {
-        &["papers", "books"]
-    } else {
-        &["papers"]
-    };
-    let mut out = Vec::new();
-    for d in dirs {
-        let dir = corpus_dir().join(d);
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("{}: {e} (WORDSTREAM_CORPUS?)", dir.display()))
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.is_file())
-            .collect();
-        files.sort();
-        for p in files {
-            out.push((
-                format!("{d}/{}", p.file_name().unwrap().to_string_lossy()),
-                p,
-            ));
+        for w in ws.iter_mut() {
+            w.assert_running();
         }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    out
 }
 
 // ------------------------------------------------------------ throughput
 
 struct Corpus {
     files: Vec<(String, Vec<u8>)>,
-    want: Arc<HashMap<String, i64>>,
+    want: Arc<Counts>,
     words: u64,
     bytes: u64,
 }
 
-/// The corpus, `copies` times (keys `c<i>/<dir>/<file>`).
+/// The corpus (`papers`, or `all`: papers and books), `copies` times
+/// (keys `c<i>/<dir>/<file>`).
 fn load_corpus(which: &str, copies: usize) -> Corpus {
-    let mut counter = Counter::new(Options::default());
+    let dirs: &[&str] = if which == "all" {
+        &["papers", "books"]
+    } else {
+        &["papers"]
+    };
+    let mut want = Counts::new();
     let mut files = Vec::new();
     let mut bytes = 0;
-    for (k, p) in corpus_files(which) {
+    for (k, p) in corpus::objects(dirs) {
         let data = std::fs::read(&p).expect("corpus file");
-        // one counter over all files, each file ending on a separator
-        counter.feed(&data);
-        counter.feed(b"\n");
+        testkit::counts::add_counts(&mut want, &count_bytes(&data), copies as i64);
         bytes += (data.len() * copies) as u64;
         for i in 0..copies {
             files.push((format!("c{i}/{k}"), data.clone()));
         }
     }
-    let counts = counter.finish();
-    let want: HashMap<String, i64> = counts
-        .iter()
-        .map(|(w, n)| (w.to_string(), (n as usize * copies) as i64))
-        .collect();
     // upload order: by key (as a lister sees them)
     files.sort_by(|a, b| a.0.cmp(&b.0));
     Corpus {
         files,
+        words: want.values().sum::<i64>() as u64,
         want: Arc::new(want),
-        words: counts.words * copies as u64,
         bytes,
     }
 }
 
-async fn upload_all(s3: &aws_sdk_s3::Client, bucket: &str, c: &Corpus) -> f64 {
+async fn upload_all(bucket: &str, c: &Corpus) -> f64 {
     let t0 = now();
-    futures::stream::iter(c.files.iter().map(|(k, d)| {
-        s3.put_object()
-            .bucket(bucket)
-            .key(k)
-            .body(ByteStream::from(d.clone()))
-            .send()
-    }))
-    .buffer_unordered(32)
-    .for_each(|r| async move {
-        r.expect("put_object");
-    })
-    .await;
+    stack().put_objects(bucket, &c.files, 32).await;
     now() - t0
 }
 
 /// Waits until the app's ledger and changelog exist (the first worker
 /// creates them).
-fn wait_topics(e: &Env, app: &str) {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &e.brokers)
-        .create()
-        .expect("metadata client");
-    let start = Instant::now();
+async fn wait_topics(app: &str) {
     for t in [
         format!("{app}-objects"),
         format!("{app}-word_counts-changelog"),
     ] {
-        loop {
-            let ok = c
-                .fetch_metadata(Some(&t), Duration::from_secs(5))
-                .ok()
-                .is_some_and(|md| {
-                    md.topics().first().is_some_and(|x| {
-                        x.error().is_none() && x.partitions().len() == PARTITIONS as usize
-                    })
-                });
-            if ok {
-                break;
-            }
-            assert!(start.elapsed() < Duration::from_secs(120), "no topic {t}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        testkit::wait::wait_for(Duration::from_secs(120), &format!("topic {t}"), || {
+            let ok = stack()
+                .layout(&t)
+                .is_some_and(|l| l.len() == PARTITIONS as usize);
+            async move { ok }
+        })
+        .await;
     }
 }
 
@@ -617,78 +254,66 @@ fn wait_topics(e: &Env, app: &str) {
 /// already; the workers start together on it and the clock starts at their
 /// start. Else (live): a fresh bucket, the workers settle first, then the
 /// corpus is uploaded while they run and the clock starts at the upload.
-async fn bench_throughput(
-    e: &Env,
-    s3: &aws_sdk_s3::Client,
-    c: &Corpus,
-    n: usize,
-    backlog: Option<&str>,
-) -> String {
-    let app = unique(&format!("bso{n}"));
+async fn bench_throughput(c: &Corpus, n: usize, backlog: Option<&str>, interval: f64) -> String {
+    let app = unique_name(&format!("bso{n}"));
     let bucket = match backlog {
         Some(b) => b.to_string(),
         None => {
-            s3.create_bucket()
-                .bucket(&app)
-                .send()
-                .await
-                .expect("create bucket");
+            stack().create_bucket(&app).await;
             app.clone()
         }
     };
-    let stack = stack_pids(e);
-    let scpu0: Vec<f64> = stack
+    let stack_procs = stack_pids();
+    let scpu0: Vec<f64> = stack_procs
         .iter()
         .map(|(_, p)| cpu_seconds(*p).unwrap_or(0.0))
         .collect();
     let t_spawn = now();
     let mut ws: Vec<Worker> = (1..=n)
-        .map(|i| Worker::start(e, &app, &bucket, &format!("w{i}")))
+        .map(|i| start_worker(&app, &bucket, &format!("w{i}"), interval))
         .collect();
     let mut upload = None;
-    let (watcher, t0) = if backlog.is_some() {
-        tokio::task::block_in_place(|| wait_topics(e, &app));
-        let w = Watcher::start(e, &app, c.files.len(), Arc::clone(&c.want));
-        (w, t_spawn)
+    let (seen, tail, t0) = if backlog.is_some() {
+        wait_topics(&app).await;
+        let (seen, tail) = watch(&app, c.files.len(), Arc::clone(&c.want));
+        (seen, tail, t_spawn)
     } else {
         for w in ws.iter_mut() {
-            w.wait_for("Worker ready", 0.0, Duration::from_secs(120));
+            w.wait_ready(Duration::from_secs(120)).await;
         }
-        wait_settled(&mut ws, Duration::from_secs(120));
-        let w = Watcher::start(e, &app, c.files.len(), Arc::clone(&c.want));
+        wait_settled(
+            &mut ws.iter_mut().collect::<Vec<_>>(),
+            PARTITIONS,
+            Duration::from_secs(120),
+        )
+        .await;
+        let (seen, tail) = watch(&app, c.files.len(), Arc::clone(&c.want));
         let t0 = now();
-        upload = Some(upload_all(s3, &bucket, c).await);
-        (w, t0)
+        upload = Some(upload_all(&bucket, c).await);
+        (seen, tail, t0)
     };
-    let (t_counted, t_final) =
-        tokio::task::block_in_place(|| watcher.wait(Duration::from_secs(900), &mut ws));
-    let cpu: Vec<f64> = ws
-        .iter()
-        .map(|w| cpu_seconds(w.pid).unwrap_or(0.0))
-        .collect();
-    let scpu1: Vec<f64> = stack
+    let (t_counted, t_final) = wait_done(&seen, Duration::from_secs(900), &mut ws).await;
+    let cpu: Vec<f64> = ws.iter().map(|w| w.cpu_seconds().unwrap_or(0.0)).collect();
+    let scpu1: Vec<f64> = stack_procs
         .iter()
         .map(|(_, p)| cpu_seconds(*p).unwrap_or(0.0))
         .collect();
     let (by, t_first) = {
-        let s = watcher.seen.lock().unwrap();
+        let s = seen.lock().unwrap();
         let mut m: BTreeMap<String, usize> = BTreeMap::new();
         for w in s.counted.values() {
             *m.entry(w.clone()).or_default() += 1;
         }
         (m, s.t_first.unwrap_or(t0))
     };
-    let ready: Vec<f64> = ws
+    let ready: Vec<f64> = ws.iter().map(ready_after).collect();
+    drop(tail);
+    let ids: Vec<String> = ws
         .iter()
-        .map(|w| {
-            w.first("Worker ready", 0.0)
-                .map(|(t, _)| t - t_spawn)
-                .unwrap_or(f64::NAN)
-        })
+        .map(|w| w.worker_id().unwrap_or_default())
         .collect();
-    drop(watcher);
     for w in ws.iter_mut() {
-        w.stop();
+        w.stop().await;
     }
     let wall = t_final - t0;
     let objs = c.files.len() as f64;
@@ -715,19 +340,19 @@ async fn bench_throughput(
             .collect::<Vec<_>>()
     );
     let cpu_wall = t_final - t_spawn;
-    for (i, w) in ws.iter().enumerate() {
+    for (i, id) in ids.iter().enumerate() {
         out += &format!(
             "    worker {}: {:>5} objects, CPU {:.1} s = {:.0} % of one core over {:.1} s\n",
             i + 1,
-            by.get(&w.id).copied().unwrap_or(0),
+            by.get(id).copied().unwrap_or(0),
             cpu[i],
             100.0 * cpu[i] / cpu_wall,
             cpu_wall
         );
     }
-    for (i, (name, pid)) in stack.iter().enumerate() {
+    for (i, (name, pid)) in stack_procs.iter().enumerate() {
         let cpu = scpu1[i] - scpu0[i];
-        if cpu < 0.0 || stack_pids(e).iter().all(|(_, p)| p != pid) {
+        if cpu < 0.0 || stack_pids().iter().all(|(_, p)| p != pid) {
             out += &format!(
                 "    {name}: RESTARTED during this run (someone else's test?): the figures above are not valid\n"
             );
@@ -754,110 +379,74 @@ fn letters(mut i: u64) -> String {
     format!("w{}", std::str::from_utf8(&s).unwrap())
 }
 
-fn seed_table(e: &Env, topic: &str, n: u64) -> f64 {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &e.brokers)
-        .create()
-        .expect("admin");
-    let spec = NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(-1))
-        .set("cleanup.policy", "compact");
-    let res = futures::executor::block_on(admin.create_topics(
-        [&spec],
-        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
-    ))
-    .expect("create_topics");
-    for r in res {
-        r.unwrap_or_else(|(t, c)| panic!("creating {t}: {c}"));
-    }
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", &e.brokers)
-        .set("linger.ms", "20")
-        .set("batch.size", "1000000")
-        .set("queue.buffering.max.messages", "1000000")
-        .set("compression.type", "lz4")
-        .create()
-        .expect("producer");
-    let serde = Serde::Faust;
-    let start = Instant::now();
-    for i in 0..n {
-        let key = serde.key(&letters(i));
-        let value = serde.value(1);
-        let p = partition_for(&key, PARTITIONS);
-        let mut rec = BaseRecord::to(topic).key(&key).payload(&value).partition(p);
-        loop {
-            match producer.send(rec) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    rec = r;
-                    producer.poll(Duration::from_millis(10));
-                }
-            }
-        }
-    }
-    producer.flush(Duration::from_secs(120)).expect("flush");
-    start.elapsed().as_secs_f64()
-}
-
-async fn bench_restore(e: &Env, s3: &aws_sdk_s3::Client, n: u64) -> String {
-    let app = unique("bso-table");
-    s3.create_bucket()
-        .bucket(&app)
-        .send()
-        .await
-        .expect("create bucket");
-    let seeded =
-        tokio::task::block_in_place(|| seed_table(e, &format!("{app}-word_counts-changelog"), n));
+async fn bench_restore(n: u64, interval: f64) -> String {
+    let app = unique_name("bso-table");
+    stack().create_bucket(&app).await;
+    let topic = format!("{app}-word_counts-changelog");
+    let seeded = tokio::task::block_in_place(|| {
+        fill_changelog(&stack().brokers, &topic, PARTITIONS, n, |i| (letters(i), 1))
+    });
     let mut out =
         format!("table of {n} distinct words ({PARTITIONS} partitions) seeded in {seeded:.1} s\n");
-    tokio::task::block_in_place(|| {
-        let mut a = Worker::start(e, &app, &app, "a");
-        let (ready_a, _) = a.wait_for("Worker ready", 0.0, Duration::from_secs(300));
-        let restore_a = a
-            .lines()
-            .into_iter()
-            .find_map(|(_, m)| parse_restore(&m))
-            .expect("worker A's restore line");
-        wait_settled(std::slice::from_mut(&mut a), Duration::from_secs(60));
-        out += &format!(
-            "  worker A alone: restored {} words in {:.2} s; ready {:.2} s after its start; RSS {:.0} MiB\n",
-            restore_a.0,
-            restore_a.1,
-            ready_a - a.started,
-            rss_mib(a.pid).unwrap_or(0.0)
-        );
-        std::thread::sleep(Duration::from_secs(2));
-        let mut b = Worker::start(e, &app, &app, "b");
-        let (ready_b, _) = b.wait_for("Worker ready", 0.0, Duration::from_secs(300));
-        let (t_b, line_b) = b.wait_for("restored table partitions", 0.0, Duration::from_secs(60));
-        let restore_b = parse_restore(&line_b).expect("B's restore line");
-        let (revoke_a, _) = a.wait_for("partitions revoked", b.started, Duration::from_secs(60));
-        let mut ws = [a, b];
-        wait_settled(&mut ws, Duration::from_secs(300));
-        let [mut a, mut b] = ws;
-        // A's last restore after the rebalance
-        let (t_a2, line_a2) = a
-            .lines()
-            .into_iter()
-            .rfind(|(t, m)| *t >= revoke_a && m.starts_with("restored table partitions"))
-            .expect("A restores what it keeps");
-        let restore_a2 = parse_restore(&line_a2).unwrap_or((0, 0.0));
-        out += &format!(
-            "  worker B joins: ready {:.2} s after its start; it restored {} words in {:.2} s (restore done {:.2} s after its start)\n",
-            ready_b - b.started,
-            restore_b.0,
-            restore_b.1,
-            t_b - b.started,
-        );
-        out += &format!(
-            "  worker A during the rebalance (eager: revokes all, restores what it keeps): revoked at +{:.2} s, restored {} words in {:.2} s, working again at +{:.2} s (times from B's start)\n",
-            revoke_a - b.started,
-            restore_a2.0,
-            restore_a2.1,
-            t_a2 - b.started,
-        );
-        a.stop();
-        b.stop();
-    });
+    let restored = |w: &Worker| restores(&w.lines(), "table");
+    let mut a = start_worker(&app, &app, "a", interval);
+    let ready_a = a.wait_ready(Duration::from_secs(300)).await;
+    let restore_a = restored(&a).into_iter().next().expect("worker A's restore");
+    wait_settled(&mut [&mut a], PARTITIONS, Duration::from_secs(60)).await;
+    out += &format!(
+        "  worker A alone: restored {} words in {:.2} s; ready {:.2} s after its start; RSS {:.0} MiB\n",
+        restore_a.entries,
+        restore_a.seconds,
+        ready_a - a.started_at,
+        a.memory().rss_kib as f64 / 1024.0
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut b = start_worker(&app, &app, "b", interval);
+    let ready_b = b.wait_ready(Duration::from_secs(300)).await;
+    b.wait_event(
+        0.0,
+        Duration::from_secs(60),
+        "table restore",
+        |e| matches!(e, Event::Restored { what, .. } if what == "table"),
+    )
+    .await;
+    let restore_b = restored(&b).into_iter().next().expect("B's restore");
+    let (revoke_a, _) = a
+        .wait_event(
+            b.started_at,
+            Duration::from_secs(60),
+            "revoked event",
+            |e| matches!(e, Event::Revoked { .. }),
+        )
+        .await;
+    wait_settled(&mut [&mut a, &mut b], PARTITIONS, Duration::from_secs(300)).await;
+    // A is working again once it has its new assignment and has restored
+    // what it must (nothing, when it keeps the tables of the partitions it
+    // keeps).
+    let (assigned_a, _) = a
+        .find_event(revoke_a, |e| matches!(e, Event::Assigned { .. }))
+        .expect("A's assignment after the rebalance");
+    let restore_a2 = restored(&a).into_iter().rfind(|r| r.ts >= revoke_a);
+    let working_a = restore_a2
+        .as_ref()
+        .map_or(assigned_a, |r| r.ts.max(assigned_a));
+    let since_b = |t: f64| t - b.started_at;
+    out += &format!(
+        "  worker B joins: ready {:.2} s after its start; it restored {} words in {:.2} s (restore done {:.2} s after its start)\n\
+         \x20 worker A during the rebalance: revoked at +{:.2} s, assigned at +{:.2} s, restored {} words in {:.2} s, working again at +{:.2} s: paused {:.2} s (times from B's start)\n",
+        since_b(ready_b),
+        restore_b.entries,
+        restore_b.seconds,
+        since_b(restore_b.ts),
+        since_b(revoke_a),
+        since_b(assigned_a),
+        restore_a2.as_ref().map_or(0, |r| r.entries),
+        restore_a2.as_ref().map_or(0.0, |r| r.seconds),
+        since_b(working_a),
+        working_a - revoke_a,
+    );
+    a.stop().await;
+    b.stop().await;
     out
 }
 
@@ -894,32 +483,13 @@ async fn main() {
             other => panic!("unknown flag {other} (see the top of examples/bench_scaleout.rs)"),
         }
     }
-    let logs = std::env::temp_dir().join(format!("bench-scaleout-{}", std::process::id()));
-    std::fs::create_dir_all(&logs).expect("log dir");
-    let e = Env {
-        brokers: env_or("KAFKA_BROKERS", "127.0.0.1:9092"),
-        endpoint: env_or("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"),
-        access: env_or("AWS_ACCESS_KEY_ID", "wordstream"),
-        secret: env_or("AWS_SECRET_ACCESS_KEY", "wordstream-secret"),
-        region: env_or("AWS_REGION", "us-east-1"),
-        bin: PathBuf::from(env_or(
-            "WORDSTREAM_BIN",
-            &repo().join("target/release/wordstream").to_string_lossy(),
-        )),
-        logs: logs.clone(),
-        interval,
-        stack_dir: PathBuf::from(env_or(
-            "WORDSTREAM_STACK_DIR",
-            &repo().join(".stack").to_string_lossy(),
-        )),
-    };
-    let s3 = s3_client(&e);
     println!(
-        "bench-scaleout: {} cores; worker logs in {}",
+        "bench-scaleout: {} on {} cores; worker logs in {}",
+        testkit::cli::bin().display(),
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(0),
-        logs.display()
+        testkit::scratch_dir().join("worker-logs").display()
     );
     if !skip_throughput {
         let c = load_corpus(&which, copies);
@@ -933,13 +503,9 @@ async fn main() {
         let backlog = if live {
             None
         } else {
-            let b = unique("bso-backlog");
-            s3.create_bucket()
-                .bucket(&b)
-                .send()
-                .await
-                .expect("create bucket");
-            let took = upload_all(&s3, &b, &c).await;
+            let b = unique_name("bso-backlog");
+            stack().create_bucket(&b).await;
+            let took = upload_all(&b, &c).await;
             println!(
                 "backlog: the corpus uploaded to s3://{b} in {took:.1} s; each run: a new app id on it, N workers started together"
             );
@@ -948,11 +514,11 @@ async fn main() {
         for &n in &workers {
             print!(
                 "{}",
-                bench_throughput(&e, &s3, &c, n, backlog.as_deref()).await
+                bench_throughput(&c, n, backlog.as_deref(), interval).await
             );
         }
     }
     if table_words > 0 {
-        print!("{}", bench_restore(&e, &s3, table_words).await);
+        print!("{}", bench_restore(table_words, interval).await);
     }
 }

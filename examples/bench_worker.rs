@@ -1,163 +1,55 @@
 //! The worker's benchmark (run by `scripts/bench-worker`, release build),
 //! against the local stack and the real `wordstream worker` binary:
 //!
-//! 1. throughput: the whole shared corpus uploaded while a worker runs;
-//!    words/s and MB/s from the first upload to the moment the changelog
-//!    holds the final totals (count of the same files by the core);
+//! 1. throughput: the whole test corpus (books + papers) uploaded while a
+//!    worker runs; words/s and MB/s from the first upload to the moment the
+//!    changelog holds the final totals (count of the same files by the core);
 //! 2. latency: N small objects uploaded one at a time, each with a word of
 //!    its own; time from the upload's start to that word in the changelog;
 //!    p50 / p90 / p99 / max;
 //! 3. memory: a fresh worker counting one generated 1 GiB object (multipart
 //!    upload); peak RSS (VmHWM in /proc/<pid>/status) and its counting time.
 //!
-//! The changelog is watched by a read_committed consumer of all partitions.
+//! The changelog is watched by a read_committed consumer of all partitions
+//! (`testkit::kafka::Tail`); the worker's readiness is its `ready` event.
 //! Settings come from the environment (`eval "$(scripts/stack env)"`).
 //! Flags: `--latency-objects N` (default 100), `--big-mib N` (default 1024,
 //! 0 skips), `--skip-corpus`, `--interval SECS` (worker's, default 1),
 //! `--keep` (keep the big object), `--worker-args "…"` (more worker flags,
-//! e.g. `-X fetch.wait.max.ms=10`).
+//! e.g. `-X fetch.wait.max.ms=10`). `WORDSTREAM_BIN`: the binary (default:
+//! the `wordstream` of this example's target folder).
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-use futures::StreamExt;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use wordstream::count::{Counter, Options};
+use std::time::{Duration, Instant};
+use testkit::corpus::{self, Rng};
+use testkit::counts::{count_bytes, times, Counts};
+use testkit::kafka::Tail;
+use testkit::names::unique_name;
+use testkit::stack::stack;
+use testkit::worker::{self, Worker};
 
-type Counts = HashMap<String, i64>;
-
-fn env_or(k: &str, d: &str) -> String {
-    std::env::var(k)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| d.to_string())
-}
-
-struct Env {
-    brokers: String,
-    endpoint: String,
-    region: String,
-    access: String,
-    secret: String,
-    bin: PathBuf,
+/// The worker's flags.
+struct Opts {
     interval: String,
     extra: Vec<String>,
-    logs: PathBuf,
 }
 
-fn s3_client(e: &Env) -> aws_sdk_s3::Client {
-    let conf = aws_sdk_s3::config::Builder::new()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(&e.endpoint)
-        .region(Region::new(e.region.clone()))
-        .credentials_provider(Credentials::new(&e.access, &e.secret, None, None, "bench"))
-        .force_path_style(true)
-        .build();
-    aws_sdk_s3::Client::from_conf(conf)
-}
-
-fn unique(prefix: &str) -> String {
-    let t = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
-    format!("{prefix}-{}-{t}", std::process::id())
-}
-
-fn count(data: &[u8]) -> (Counts, u64) {
-    let mut c = Counter::new(Options::default());
-    c.feed(data);
-    let wc = c.finish();
-    (
-        wc.iter().map(|(w, n)| (w.to_string(), n as i64)).collect(),
-        wc.words,
-    )
-}
-
-/// A running worker (killed on drop).
-struct Worker {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Worker {
-    fn start(e: &Env, bucket: &str) -> Worker {
-        let log = e.logs.join(format!("{bucket}.log"));
-        let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(&e.bin)
-            .args([
-                "-l", "warn", "worker", "--bucket", bucket, "--app-id", bucket,
-            ])
-            .args(["--brokers", &e.brokers, "--endpoint-url", &e.endpoint])
-            .args(["--region", &e.region, "--interval", &e.interval])
-            .args(&e.extra)
-            .env("AWS_ACCESS_KEY_ID", &e.access)
-            .env("AWS_SECRET_ACCESS_KEY", &e.secret)
-            .env("WORDSTREAM_ENV_FILE", "/dev/null")
-            .env("RUST_LOG", "warn,wordstream=info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(out)
-            .spawn()
-            .expect("starting the worker");
-        let w = Worker { child, log };
-        let t = Instant::now();
-        while !std::fs::read_to_string(&w.log)
-            .unwrap_or_default()
-            .contains("Worker ready")
-        {
-            assert!(
-                t.elapsed() < Duration::from_secs(60),
-                "worker not ready; see {}",
-                w.log.display()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+impl Opts {
+    /// A worker on `bucket` (app id = bucket), once it is ready.
+    async fn worker(&self, bucket: &str) -> Worker {
+        let mut flags = vec!["--interval", self.interval.as_str()];
+        flags.extend(self.extra.iter().map(String::as_str));
+        let mut w = Worker::spawn(
+            bucket,
+            worker::command(stack(), bucket, bucket, None, &flags),
+        );
+        w.wait_ready(Duration::from_secs(60)).await;
         w
     }
-
-    /// (VmHWM, VmRSS) in KiB.
-    fn memory(&self) -> (u64, u64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-        };
-        (field("VmHWM:"), field("VmRSS:"))
-    }
 }
 
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(10) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// What the watcher saw.
+/// What the changelog watcher saw.
 #[derive(Default)]
 struct Seen {
     table: Counts,
@@ -201,144 +93,60 @@ impl Seen {
     }
 }
 
-/// A read_committed consumer of the whole changelog in a thread.
-struct Watcher {
-    seen: Arc<Mutex<Seen>>,
-    stop: Arc<AtomicBool>,
-}
-
-impl Watcher {
-    fn start(e: &Env, topic: &str) -> Watcher {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &e.brokers)
-            .set("group.id", unique("bench-watch"))
-            .set("enable.auto.commit", "false")
-            .set("isolation.level", "read_committed")
-            .set("fetch.wait.max.ms", "10")
-            .set("log_level", "3")
-            .create()
-            .expect("consumer");
-        let md = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .expect("metadata");
-        let mut tpl = TopicPartitionList::new();
-        for p in md.topics()[0].partitions() {
-            tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
-                .unwrap();
+/// Tails `bucket`'s changelog into a [`Seen`].
+fn watch(bucket: &str) -> (Arc<Mutex<Seen>>, Tail) {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let tail = stack().tail(&[format!("{bucket}-word_counts-changelog")], {
+        let seen = seen.clone();
+        move |_, k, v| {
+            let word: String = serde_json::from_slice(k).expect("JSON key");
+            let total: i64 = serde_json::from_slice(v.expect("a total")).expect("JSON value");
+            seen.lock().unwrap().apply(word, total);
         }
-        consumer.assign(&tpl).expect("assign");
-        let seen = Arc::new(Mutex::new(Seen::default()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (s2, st2) = (seen.clone(), stop.clone());
-        std::thread::spawn(move || {
-            while !st2.load(Ordering::Relaxed) {
-                if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
-                    let (Some(k), Some(v)) = (m.key(), m.payload()) else {
-                        continue;
-                    };
-                    let word: String = serde_json::from_slice(k).expect("JSON key");
-                    let total: i64 = serde_json::from_slice(v).expect("JSON value");
-                    s2.lock().unwrap().apply(word, total);
-                }
-            }
-        });
-        Watcher { seen, stop }
-    }
+    });
+    (seen, tail)
+}
 
-    /// Waits until the table equals the expectation; returns when it did.
-    fn wait_match(&self, deadline: Duration) -> Instant {
-        let t = Instant::now();
-        loop {
-            if let Some(at) = self.seen.lock().unwrap().matched_at {
-                return at;
-            }
-            if t.elapsed() > deadline {
-                let s = self.seen.lock().unwrap();
-                panic!(
-                    "changelog not at the expected totals after {deadline:?}: {} words differ",
-                    s.mismatches
-                );
-            }
-            std::thread::sleep(Duration::from_millis(5));
+/// Waits until the table equals the expectation; returns when it did.
+async fn wait_match(seen: &Mutex<Seen>, deadline: Duration) -> Instant {
+    let t = Instant::now();
+    loop {
+        if let Some(at) = seen.lock().unwrap().matched_at {
+            return at;
         }
-    }
-}
-
-impl Drop for Watcher {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-fn corpus_files() -> Vec<(String, PathBuf)> {
-    let root = PathBuf::from(env_or(
-        "WORDSTREAM_CORPUS",
-        &Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/corpus")
-            .to_string_lossy(),
-    ));
-    let mut files = Vec::new();
-    for dir in ["books", "papers"] {
-        for e in walkdir::WalkDir::new(root.join(dir)).sort_by_file_name() {
-            let e = e.unwrap();
-            if e.file_type().is_file() {
-                let rel = e.path().strip_prefix(&root).unwrap();
-                files.push((rel.to_string_lossy().into_owned(), e.path().to_path_buf()));
-            }
+        if t.elapsed() > deadline {
+            panic!(
+                "changelog not at the expected totals after {deadline:?}: {} words differ",
+                seen.lock().unwrap().mismatches
+            );
         }
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    files
-}
-
-async fn create_bucket(s3: &aws_sdk_s3::Client, b: &str) {
-    s3.create_bucket()
-        .bucket(b)
-        .send()
-        .await
-        .expect("create bucket");
 }
 
 /// 1. The whole corpus, uploaded while the worker runs.
-async fn bench_corpus(e: &Env, s3: &aws_sdk_s3::Client) {
-    let files = corpus_files();
+async fn bench_corpus(o: &Opts) {
+    let files = corpus::objects(&["books", "papers"]);
     let mut want = Counts::new();
-    let (mut bytes, mut words) = (0u64, 0u64);
-    let mut datas = Vec::new();
-    for (k, p) in &files {
-        let d = std::fs::read(p).unwrap();
-        let (c, n) = count(&d);
-        for (w, v) in c {
-            *want.entry(w).or_default() += v;
-        }
+    let mut bytes = 0u64;
+    for (_, p) in &files {
+        let d = std::fs::read(p).expect("a corpus file");
+        testkit::counts::add_counts(&mut want, &count_bytes(&d), 1);
         bytes += d.len() as u64;
-        words += n;
-        datas.push((k.clone(), d));
     }
-    let bucket = unique("bench-corpus");
-    create_bucket(s3, &bucket).await;
-    let w = Worker::start(e, &bucket);
-    let watch = Watcher::start(e, &format!("{bucket}-word_counts-changelog"));
-    watch.seen.lock().unwrap().expect(want);
+    let words: i64 = want.values().sum();
+    let bucket = unique_name("bench-corpus");
+    stack().create_bucket(&bucket).await;
+    let mut w = o.worker(&bucket).await;
+    let (seen, _tail) = watch(&bucket);
+    seen.lock().unwrap().expect(want);
     let t0 = Instant::now();
-    futures::stream::iter(datas.into_iter().map(|(k, d)| {
-        let (s3, bucket) = (s3.clone(), bucket.clone());
-        async move {
-            s3.put_object()
-                .bucket(&bucket)
-                .key(&k)
-                .body(ByteStream::from(d))
-                .send()
-                .await
-                .expect("put");
-        }
-    }))
-    .buffer_unordered(32)
-    .collect::<Vec<()>>()
-    .await;
+    stack().put_files(&bucket, &files, 32).await;
     let uploaded = t0.elapsed();
-    let done = watch.wait_match(Duration::from_secs(600));
+    let done = wait_match(&seen, Duration::from_secs(600)).await;
     let secs = done.duration_since(t0).as_secs_f64();
-    let (hwm, _) = w.memory();
+    let hwm = w.memory().peak_kib;
+    w.stop().await;
     println!(
         "corpus: {} objects, {:.2} MB, {} words: uploaded in {:.2} s; final totals in the changelog after {:.2} s",
         files.len(),
@@ -370,37 +178,26 @@ fn probe_word(i: usize) -> String {
 }
 
 /// 2. Upload-to-changelog latency of small objects, one at a time.
-async fn bench_latency(e: &Env, s3: &aws_sdk_s3::Client, n: usize) {
-    let bucket = unique("bench-latency");
-    create_bucket(s3, &bucket).await;
-    let _w = Worker::start(e, &bucket);
-    let watch = Watcher::start(e, &format!("{bucket}-word_counts-changelog"));
+async fn bench_latency(o: &Opts, n: usize) {
+    let bucket = unique_name("bench-latency");
+    stack().create_bucket(&bucket).await;
+    let mut w = o.worker(&bucket).await;
+    let (seen, _tail) = watch(&bucket);
     let mut lat = Vec::with_capacity(n);
     // Uploads at random phases of the worker's listing period: a pause of
-    // 0..interval before each (xorshift, seeded from the clock).
-    let interval_ms = (e.interval.parse::<f64>().unwrap_or(1.0) * 1000.0) as u64;
-    let mut x = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
+    // 0..interval before each.
+    let interval_ms = (o.interval.parse::<f64>().unwrap_or(1.0) * 1000.0) as u64;
+    let mut rng = Rng::from_clock("latency");
     for i in 0..n {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        tokio::time::sleep(Duration::from_millis(x % interval_ms.max(1))).await;
+        tokio::time::sleep(rng.millis(0, interval_ms.max(1) + 1)).await;
         let word = probe_word(i);
         let body = format!("{word} a small object of a few words\n");
         let t0 = Instant::now();
-        s3.put_object()
-            .bucket(&bucket)
-            .key(format!("probe-{i:05}.txt"))
-            .body(ByteStream::from(body.into_bytes()))
-            .send()
-            .await
-            .expect("put");
+        stack()
+            .put(&bucket, &format!("probe-{i:05}.txt"), body.into_bytes())
+            .await;
         loop {
-            if let Some(at) = watch.seen.lock().unwrap().first_seen.get(&word) {
+            if let Some(at) = seen.lock().unwrap().first_seen.get(&word) {
                 lat.push(at.duration_since(t0).as_secs_f64() * 1000.0);
                 break;
             }
@@ -408,12 +205,13 @@ async fn bench_latency(e: &Env, s3: &aws_sdk_s3::Client, n: usize) {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
-    lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    w.stop().await;
+    lat.sort_by(|a, b| a.total_cmp(b));
     let pct = |p: f64| lat[((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1];
     println!(
         "latency (upload start to counts in the changelog, {n} objects one at a time at random moments, --interval {} {}): p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms, min {:.0} ms",
-        e.interval,
-        e.extra.join(" "),
+        o.interval,
+        o.extra.join(" "),
         pct(0.50),
         pct(0.90),
         pct(0.99),
@@ -423,91 +221,48 @@ async fn bench_latency(e: &Env, s3: &aws_sdk_s3::Client, n: usize) {
 }
 
 /// 3. Peak RSS of a worker counting one big object.
-async fn bench_big(e: &Env, s3: &aws_sdk_s3::Client, mib: usize, keep: bool) {
+async fn bench_big(o: &Opts, mib: usize, keep: bool) {
     const PARAGRAPH: &str = "It was the best of times, it was the worst of times; \
         naïve Ωmega 文字 café H2O x_1 señor and the end of a long line ";
     let para = PARAGRAPH.as_bytes();
-    let part_target = 64usize << 20;
-    let per_part = part_target / para.len();
-    let part = para.repeat(per_part);
-    let parts = (mib << 20).div_ceil(part.len()).max(1);
-    let size = part.len() * parts;
-    let (pc, pw) = count(para);
-    let reps = (per_part * parts) as i64;
-    let want: Counts = pc.into_iter().map(|(w, n)| (w, n * reps)).collect();
+    let reps = ((mib << 20) / para.len()).max(1);
+    let size = para.len() * reps;
+    let unit = count_bytes(para);
+    let want = times(&unit, reps as i64);
 
-    let bucket = unique("bench-big");
-    create_bucket(s3, &bucket).await;
+    let bucket = unique_name("bench-big");
+    stack().create_bucket(&bucket).await;
     let key = "big-one-line.txt";
     let t = Instant::now();
-    let up = s3
-        .create_multipart_upload()
-        .bucket(&bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap();
-    let id = up.upload_id().unwrap().to_string();
-    let mut done = Vec::new();
-    for i in 1..=parts as i32 {
-        let r = s3
-            .upload_part()
-            .bucket(&bucket)
-            .key(key)
-            .upload_id(&id)
-            .part_number(i)
-            .body(ByteStream::from(part.clone()))
-            .send()
-            .await
-            .expect("upload_part");
-        done.push(
-            CompletedPart::builder()
-                .part_number(i)
-                .e_tag(r.e_tag().unwrap_or_default())
-                .build(),
-        );
-    }
-    s3.complete_multipart_upload()
-        .bucket(&bucket)
-        .key(key)
-        .upload_id(&id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(done))
-                .build(),
-        )
-        .send()
-        .await
-        .expect("complete");
-    drop(part);
+    stack().put_repeated(&bucket, key, para, reps).await;
     println!(
-        "big object: {:.0} MiB ({size} bytes, one line) uploaded in {parts} parts in {:.1} s",
+        "big object: {:.0} MiB ({size} bytes, one line) written and uploaded (multipart) in {:.1} s",
         size as f64 / (1 << 20) as f64,
         t.elapsed().as_secs_f64()
     );
 
     let t0 = Instant::now();
-    let w = Worker::start(e, &bucket);
-    let (idle_hwm, _) = w.memory();
-    let watch = Watcher::start(e, &format!("{bucket}-word_counts-changelog"));
-    watch.seen.lock().unwrap().expect(want);
+    let mut w = o.worker(&bucket).await;
+    let idle_hwm = w.memory().peak_kib;
+    let (seen, _tail) = watch(&bucket);
+    seen.lock().unwrap().expect(want);
     let mut max_rss = 0;
     let done = loop {
-        if let Some(at) = watch.seen.lock().unwrap().matched_at {
+        if let Some(at) = seen.lock().unwrap().matched_at {
             break at;
         }
-        max_rss = max_rss.max(w.memory().1);
+        max_rss = max_rss.max(w.memory().rss_kib);
         assert!(
             t0.elapsed() < Duration::from_secs(900),
             "big object never counted"
         );
-        std::thread::sleep(Duration::from_millis(50));
+        tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let (hwm, _) = w.memory();
+    let hwm = w.memory().peak_kib;
     let secs = done.duration_since(t0).as_secs_f64();
     println!(
         "big object: counted ({} words) and in the changelog {:.1} s after the worker started: {:.0} MB/s",
-        pw as i64 * reps,
+        unit.values().sum::<i64>() * reps as i64,
         secs,
         size as f64 / 1e6 / secs
     );
@@ -517,9 +272,9 @@ async fn bench_big(e: &Env, s3: &aws_sdk_s3::Client, mib: usize, keep: bool) {
         idle_hwm as f64 / 1024.0,
         max_rss as f64 / 1024.0
     );
-    drop(w);
+    w.stop().await;
     if !keep {
-        let _ = s3.delete_object().bucket(&bucket).key(key).send().await;
+        stack().delete(&bucket, key).await;
     }
 }
 
@@ -532,44 +287,28 @@ async fn main() {
             .and_then(|i| args.get(i + 1).cloned())
             .unwrap_or_else(|| d.to_string())
     };
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("wordstream"))
-        .unwrap();
-    let logs = std::env::temp_dir().join("wordstream-bench-worker");
-    std::fs::create_dir_all(&logs).unwrap();
-    let e = Env {
-        brokers: env_or("KAFKA_BROKERS", "127.0.0.1:9092"),
-        endpoint: env_or("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"),
-        region: env_or("AWS_REGION", "us-east-1"),
-        access: env_or("AWS_ACCESS_KEY_ID", "wordstream"),
-        secret: env_or("AWS_SECRET_ACCESS_KEY", "wordstream-secret"),
-        bin: PathBuf::from(env_or("WORDSTREAM_BIN", &bin.to_string_lossy())),
+    let o = Opts {
         interval: value("--interval", "1"),
         extra: value("--worker-args", "")
             .split_whitespace()
             .map(String::from)
             .collect(),
-        logs,
     };
     println!(
         "wordstream worker benchmark: {} on {} cores; worker logs in {}",
-        e.bin.display(),
+        testkit::cli::bin().display(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
-        e.logs.display()
+        testkit::scratch_dir().join("worker-logs").display()
     );
-    let s3 = s3_client(&e);
     if flag("--skip-corpus").is_none() {
-        bench_corpus(&e, &s3).await;
+        bench_corpus(&o).await;
     }
     let n: usize = value("--latency-objects", "100").parse().expect("N");
     if n > 0 {
-        bench_latency(&e, &s3, n).await;
+        bench_latency(&o, n).await;
     }
     let mib: usize = value("--big-mib", "1024").parse().expect("MiB");
     if mib > 0 {
-        bench_big(&e, &s3, mib, flag("--keep").is_some()).await;
+        bench_big(&o, mib, flag("--keep").is_some()).await;
     }
 }

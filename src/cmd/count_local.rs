@@ -40,6 +40,10 @@ impl CountFlags {
 
 /// Flags of `count-local`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Limits:
+  A token (a run of word characters) longer than 64 KiB is skipped, not
+  counted, as the worker skips it.")]
 pub struct Args {
     /// Files and directories (recursive, sorted); `-` is stdin; FIFOs and
     /// devices named here are read to their end. Default: `-`.

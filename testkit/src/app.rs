@@ -33,12 +33,19 @@ pub fn tails(workers: &[&Worker], n: usize) -> String {
 impl App {
     /// Creates the bucket; the app id is the bucket's name.
     pub async fn new(prefix: &str) -> App {
-        let bucket = crate::names::unique_name(prefix);
-        stack().create_bucket(&bucket).await;
+        let bucket = stack().new_bucket(prefix).await;
         App {
             app_id: bucket.clone(),
             bucket,
         }
+    }
+
+    /// A fresh app and a ready worker of it (see [`App::worker`]).
+    pub async fn with_worker(prefix: &str, worker_id: &str, extra: &[&str]) -> (App, Worker) {
+        let app = App::new(prefix).await;
+        let mut w = app.worker(worker_id, extra);
+        w.wait_ready(worker::READY).await;
+        (app, w)
     }
 
     pub fn changelog_topic(&self) -> String {
@@ -162,6 +169,19 @@ impl App {
             .iter()
             .filter(|(k, _)| latest.get(&self.url(k)).is_some_and(is_done))
             .count()
+    }
+
+    /// Waits until the ledger has an entry (any state) for `url`.
+    pub async fn wait_for_ledger(&self, url: &str, deadline: Duration, workers: &[&Worker]) {
+        let start = Instant::now();
+        while !self.ledger_latest().await.contains_key(url) {
+            assert!(
+                start.elapsed() < deadline,
+                "{url} not in the ledger after {deadline:?}\n{}",
+                tails(workers, 20)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Waits until the changelog equals `want`; panics with a diff and the

@@ -1,4 +1,5 @@
-//! The test corpus and generated inputs.
+//! The test corpus and generated inputs (snippets of adversarial text,
+//! pseudo-random bytes).
 //!
 //! The corpus is `tests/corpus/` of the repository (demo files, two books,
 //! 832 papers; see its `SOURCES.md`), or the folder `WORDSTREAM_CORPUS`
@@ -127,3 +128,61 @@ pub fn test_bytes(len: usize, seed: u64) -> Vec<u8> {
     out.truncate(len);
     out
 }
+
+/// Snippets that generated inputs are assembled from: words in many
+/// scripts, word characters that are not letters, separators, marks, and
+/// invalid UTF-8.
+pub const SNIPPETS: &[&[u8]] = &[
+    b"the",
+    b"The",
+    b"THE",
+    b" ",
+    b" ",
+    b"\n",
+    b"\r\n",
+    b"\t",
+    b".",
+    b"-",
+    b"_",
+    b"0",
+    b"7",
+    b"\0",
+    "é".as_bytes(),
+    "É".as_bytes(),
+    "e\u{301}".as_bytes(),
+    "\u{301}".as_bytes(),
+    "ΟΔΟΣ".as_bytes(),
+    "Σ".as_bytes(),
+    "ς".as_bytes(),
+    "ʹ".as_bytes(),
+    "Привет".as_bytes(),
+    "中文".as_bytes(),
+    "々".as_bytes(),
+    "हिन्दी".as_bytes(),
+    "İ".as_bytes(),
+    "ı".as_bytes(),
+    "ǅ".as_bytes(),
+    "ß".as_bytes(),
+    "ﬁ".as_bytes(),
+    "K".as_bytes(),
+    "²".as_bytes(),
+    "Ⅻ".as_bytes(),
+    "٣".as_bytes(),
+    "𐐀".as_bytes(),
+    "𝐀".as_bytes(),
+    "😀".as_bytes(),
+    "\u{a0}".as_bytes(),
+    "\u{3000}".as_bytes(),
+    "\u{200d}".as_bytes(),
+    b"\x80",
+    b"\xbf",
+    b"\xc3",
+    b"\xe2\x82",
+    b"\xf0\x9f\x98",
+    b"\xc0\xaf",
+    b"\xe0\x80\xaf",
+    b"\xed\xa0\x80",
+    b"\xf4\x90\x80\x80",
+    b"\xf5",
+    b"\xff",
+];

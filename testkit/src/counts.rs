@@ -4,9 +4,45 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use wordstream::count::{Counter, Options};
+use wordstream::tokenize::Encoding;
 
 /// Word → count.
 pub type Counts = HashMap<String, i64>;
+
+/// The four ways to count: UTF-8 or Latin-1, case kept or lowercased.
+pub const ALL_OPTIONS: [Options; 4] = [
+    Options {
+        encoding: Encoding::Utf8,
+        lowercase: false,
+    },
+    Options {
+        encoding: Encoding::Utf8,
+        lowercase: true,
+    },
+    Options {
+        encoding: Encoding::Latin1,
+        lowercase: false,
+    },
+    Options {
+        encoding: Encoding::Latin1,
+        lowercase: true,
+    },
+];
+
+/// The flags of `count-local` (and of `tests/oracle.py`) for `o`.
+pub fn option_flags(o: Options) -> Vec<&'static str> {
+    let mut v = vec![
+        "--encoding",
+        match o.encoding {
+            Encoding::Utf8 => "utf8",
+            Encoding::Latin1 => "latin1",
+        },
+    ];
+    if o.lowercase {
+        v.push("--lowercase");
+    }
+    v
+}
 
 /// Counts `data` with the library's core (default options: UTF-8, case kept).
 pub fn count_bytes(data: &[u8]) -> Counts {

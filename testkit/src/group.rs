@@ -109,7 +109,7 @@ impl std::fmt::Display for ListingReport {
 /// Reads every member's events: listing intervals, calls, and growth of
 /// the calls outside them. `end` closes the intervals of members still
 /// running.
-pub fn listing_report(members: &[&Worker], ledger_topic: &str, end: f64) -> ListingReport {
+fn listing_report(members: &[&Worker], ledger_topic: &str, end: f64) -> ListingReport {
     let mut r = ListingReport::default();
     for m in members {
         let lines = m.lines();
@@ -145,12 +145,20 @@ pub fn listing_report(members: &[&Worker], ledger_topic: &str, end: f64) -> List
     r
 }
 
-/// Asserts that listing was exclusive (no two listers at any time), that no
+/// The group's listing until now, from its members' events (printed):
+/// asserts that listing was exclusive (no two listers at any time), that no
 /// worker's count grew while it was not the lister, and that the group made
 /// about one call per interval of listing: at most one per interval plus one
 /// per takeover (a new lister lists at once) plus slack, and at least
 /// `min_rate` per interval (a lister busy counting lists later).
-pub fn assert_listing(r: &ListingReport, min_rate: f64) {
+pub fn assert_listing(members: &[&Worker], ledger_topic: &str, min_rate: f64) -> ListingReport {
+    let r = listing_report(members, ledger_topic, crate::now());
+    eprintln!("{r}");
+    check_listing(&r, min_rate);
+    r
+}
+
+fn check_listing(r: &ListingReport, min_rate: f64) {
     for w in r.intervals.windows(2) {
         assert!(
             w[1].1 >= w[0].2,

@@ -1,5 +1,6 @@
 //! Kafka helpers: client configs for the stack, topic admin, producing raw
-//! records, and reading topics back (read_committed or not) to their end.
+//! records (a few, or millions for a benchmark's table), reading topics back
+//! (read_committed or not) to their end, and tailing them in a thread.
 
 use crate::counts::Counts;
 use crate::names::unique_name;
@@ -10,10 +11,16 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{BaseProducer, BaseRecord, FutureProducer, FutureRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use wordstream::kafka::partition_for;
+use wordstream::wire::Serde;
 
 /// The timeout of the helpers' sends and admin calls.
 pub const T: Duration = Duration::from_secs(30);
@@ -112,6 +119,69 @@ impl Stack {
         }
     }
 
+    /// Writes `txns` (records, commit?) to `topic` with one transactional
+    /// producer, one transaction each, committed or aborted; to `partition`,
+    /// or where the producer's partitioner puts them.
+    pub async fn produce_transactions(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        txns: &[(Vec<TxnRecord>, bool)],
+    ) {
+        let p: FutureProducer = self
+            .producer_config()
+            .set("transactional.id", unique_name("test-txn"))
+            .create()
+            .expect("transactional producer");
+        // the transactional API is blocking: off the async workers' hot path
+        tokio::task::block_in_place(|| p.init_transactions(T)).expect("init_transactions");
+        for (records, commit) in txns {
+            p.begin_transaction().expect("begin_transaction");
+            for (key, value, ts) in records {
+                let mut r = FutureRecord::to(topic).key(key);
+                if let Some(v) = value {
+                    r = r.payload(v);
+                }
+                if let Some(p) = partition {
+                    r = r.partition(p);
+                }
+                if let Some(ts) = ts {
+                    r = r.timestamp(*ts);
+                }
+                p.send(r, T)
+                    .await
+                    .unwrap_or_else(|(e, _)| panic!("producing to {topic} in a transaction: {e}"));
+            }
+            tokio::task::block_in_place(|| match commit {
+                true => p.commit_transaction(T),
+                false => p.abort_transaction(T),
+            })
+            .expect("ending a transaction");
+        }
+    }
+
+    /// Low and high watermarks of every partition of `topic`:
+    /// (partition, low, high).
+    pub async fn watermarks(&self, topic: &str) -> Vec<(i32, i64, i64)> {
+        let (config, topic) = (self.consumer_config(), topic.to_string());
+        tokio::task::spawn_blocking(move || {
+            let c: BaseConsumer = config.create().expect("creating a consumer");
+            let md = c
+                .fetch_metadata(Some(&topic), T)
+                .expect("metadata of the topic");
+            md.topics()[0]
+                .partitions()
+                .iter()
+                .map(|p| {
+                    let (low, high) = c.fetch_watermarks(&topic, p.id(), T).expect("watermarks");
+                    (p.id(), low, high)
+                })
+                .collect()
+        })
+        .await
+        .expect("watermarks task")
+    }
+
     /// Reads every partition of `topic` from the beginning to its current end
     /// (`isolation`: "read_committed" stops at the last stable offset, and
     /// skips aborted records) and returns the records in partition, offset
@@ -197,6 +267,10 @@ impl Stack {
     }
 }
 
+/// A record of [`Stack::produce_transactions`]: key, value (`None`: a
+/// tombstone), timestamp (ms since the epoch; `None`: now).
+pub type TxnRecord = (Vec<u8>, Option<Vec<u8>>, Option<i64>);
+
 /// One record read back by [`Stack::read_to_end`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
@@ -217,4 +291,128 @@ impl Record {
         std::str::from_utf8(self.value.as_deref().expect("record has no value"))
             .expect("value is not UTF-8")
     }
+}
+
+/// A read_committed consumer of every partition of some topics, from their
+/// beginning, in a thread of its own: each record goes to a callback
+/// (topic, key, value). Stops when dropped.
+pub struct Tail {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Stack {
+    /// Starts tailing `topics` (they must exist).
+    pub fn tail(
+        &self,
+        topics: &[String],
+        mut on_record: impl FnMut(&str, &[u8], Option<&[u8]>) + Send + 'static,
+    ) -> Tail {
+        let consumer: BaseConsumer = self
+            .kafka_config()
+            .set("group.id", unique_name("tail"))
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
+            .set("fetch.wait.max.ms", "10")
+            .create()
+            .expect("tail consumer");
+        let mut tpl = TopicPartitionList::new();
+        for t in topics {
+            let layout = self
+                .layout(t)
+                .unwrap_or_else(|| panic!("tailing {t}: no such topic"));
+            for (p, _, _) in layout {
+                tpl.add_partition_offset(t, p, Offset::Beginning)
+                    .expect("adding a partition");
+            }
+        }
+        consumer.assign(&tpl).expect("assign");
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+                        if let Some(k) = m.key() {
+                            on_record(m.topic(), k, m.payload());
+                        }
+                    }
+                }
+            })
+        };
+        Tail {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Tail {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Fills changelog `topic` of `brokers` (created compacted with
+/// `partitions` partitions if missing) with `n` records in Faust's serde,
+/// `record(i)` = (word, count), each in the partition the worker would
+/// choose (murmur2). Returns the seconds it took.
+pub fn fill_changelog(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    n: u64,
+    record: impl Fn(u64) -> (String, i64),
+) -> f64 {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", brokers);
+    let admin: AdminClient<DefaultClientContext> = config.create().expect("admin client");
+    let spec = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1))
+        .set("cleanup.policy", "compact");
+    let created = futures::executor::block_on(
+        admin.create_topics([&spec], &AdminOptions::new().operation_timeout(Some(T))),
+    )
+    .expect("create_topics");
+    for r in created {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((t, e)) => panic!("creating {t}: {e}"),
+        }
+    }
+    let producer: BaseProducer = config
+        .set("linger.ms", "20")
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("compression.type", "lz4")
+        .create()
+        .expect("producer");
+    let start = Instant::now();
+    for i in 0..n {
+        let (word, count) = record(i);
+        let key = Serde::Faust.key(&word);
+        let value = Serde::Faust.value(count);
+        let p = partition_for(&key, partitions);
+        let mut rec = BaseRecord::to(topic).key(&key).payload(&value).partition(p);
+        loop {
+            match producer.send(rec) {
+                Ok(()) => break,
+                Err((e, r)) => {
+                    // queue full: let deliveries drain
+                    if e.rdkafka_error_code() != Some(RDKafkaErrorCode::QueueFull) {
+                        panic!("producing to {topic}: {e}");
+                    }
+                    producer.poll(Duration::from_millis(10));
+                    rec = r;
+                }
+            }
+        }
+        if i % 10_000 == 0 {
+            producer.poll(Duration::ZERO);
+        }
+    }
+    producer.flush(Duration::from_secs(120)).expect("flush");
+    start.elapsed().as_secs_f64()
 }

@@ -56,6 +56,14 @@ impl Stack {
             .unwrap_or_else(|e| panic!("create_bucket({name}): {}", DisplayErrorContext(e)));
     }
 
+    /// Creates a bucket of a unique name starting with `prefix`; returns
+    /// the name.
+    pub async fn new_bucket(&self, prefix: &str) -> String {
+        let bucket = crate::names::unique_name(prefix);
+        self.create_bucket(&bucket).await;
+        bucket
+    }
+
     /// One object's bytes.
     pub async fn get(&self, bucket: &str, key: &str) -> Vec<u8> {
         self.s3_client()
@@ -128,16 +136,34 @@ impl Stack {
         .await;
     }
 
-    /// Deletes an object, if it is there (big test objects must not pile up
-    /// in the stack's data folder).
+    /// Uploads objects (key, bytes) held in memory, `concurrency` at a time.
+    pub async fn put_objects(
+        &self,
+        bucket: &str,
+        objects: &[(String, Vec<u8>)],
+        concurrency: usize,
+    ) {
+        let client = self.s3_client();
+        futures::stream::iter(
+            objects
+                .iter()
+                .map(|(key, data)| put_with(&client, bucket, key, data.clone())),
+        )
+        .buffer_unordered(concurrency)
+        .collect::<Vec<()>>()
+        .await;
+    }
+
+    /// Deletes an object (big test objects must not pile up in the stack's
+    /// data folder); a missing key is no error.
     pub async fn delete(&self, bucket: &str, key: &str) {
-        let _ = self
-            .s3_client()
+        self.s3_client()
             .delete_object()
             .bucket(bucket)
             .key(key)
             .send()
-            .await;
+            .await
+            .unwrap_or_else(|e| panic!("delete s3://{bucket}/{key}: {}", DisplayErrorContext(e)));
     }
 
     /// A big object made of `unit` repeated `times` times, without holding

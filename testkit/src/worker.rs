@@ -15,6 +15,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use wordstream::events::{Event, Status};
 
+/// How long a worker may take to start and be ready, on a loaded box.
+pub const READY: Duration = Duration::from_secs(60);
+
 /// One worker process.
 pub struct Worker {
     child: Option<Child>,
@@ -210,20 +213,26 @@ impl Worker {
 
     /// SIGTERM; the worker must exit 0 within 20 s.
     pub async fn stop(&mut self) {
-        if self.child.is_none() {
-            return;
+        if self.child.is_some() {
+            self.stop_with(libc::SIGTERM, Duration::from_secs(20)).await;
         }
+    }
+
+    /// Sends `sig` (SIGTERM, SIGINT); the worker must exit 0 within
+    /// `deadline`. Returns how long it took.
+    pub async fn stop_with(&mut self, sig: libc::c_int, deadline: Duration) -> Duration {
+        let start = Instant::now();
         self.ended_at = Some(crate::now());
-        self.signal(libc::SIGTERM);
-        match self.wait_exit(Duration::from_secs(20)).await {
-            Some(st) if st.success() => {}
+        self.signal(sig);
+        match self.wait_exit(deadline).await {
+            Some(st) if st.success() => start.elapsed(),
             Some(st) => panic!(
-                "worker {} exited with {st} after SIGTERM\n{}",
+                "worker {} exited with {st} after signal {sig}\n{}",
                 self.name,
                 self.log_tail(40)
             ),
             None => panic!(
-                "worker {} still running 20 s after SIGTERM\n{}",
+                "worker {} still running {deadline:?} after signal {sig}\n{}",
                 self.name,
                 self.log_tail(40)
             ),

@@ -19,3 +19,16 @@
 
 mod scaleout;
 mod stack;
+
+/// The 3-node cluster, this test alone on it; panics if the stack under
+/// test is not a 3-node cluster.
+async fn cluster() -> testkit::stack::Exclusive {
+    let s = testkit::stack::exclusive().await;
+    assert_eq!(
+        s.brokers.split(',').count(),
+        3,
+        "needs the 3-node cluster (see tests/cluster/main.rs), KAFKA_BROKERS is {}",
+        s.brokers
+    );
+    s
+}

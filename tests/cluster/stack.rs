@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use testkit::names::unique_name;
-use testkit::stack::{exclusive, BrokerDown};
+use testkit::stack::BrokerDown;
 
 async fn produce(p: &FutureProducer, topic: &str, prefix: &str, n: usize) -> BTreeSet<String> {
     let sends = (0..n).map(|i| {
@@ -27,12 +27,7 @@ async fn produce(p: &FutureProducer, topic: &str, prefix: &str, n: usize) -> BTr
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs `scripts/stack up --brokers 3`; stops and restarts broker 2"]
 async fn acks_all_produce_survives_one_broker_down() {
-    let s = exclusive().await;
-    assert_eq!(
-        s.brokers.split(',').count(),
-        3,
-        "needs the 3-node stack: scripts/stack up --brokers 3 && eval \"$(scripts/stack env)\""
-    );
+    let s = crate::cluster().await;
     let topic = unique_name("cluster-acks");
     s.create_topic(&topic, 3, &[]).await;
     for (_, _, replicas) in s.layout(&topic).expect("the topic's layout") {

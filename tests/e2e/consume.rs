@@ -2,228 +2,151 @@
 //! writes known records (with fixed timestamps, in transactions, one of them
 //! aborted) to its own topic and compares the output byte for byte.
 
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use std::time::Duration;
-use testkit::cli::{cmd, run_with_closed_stdout, wordstream};
-use testkit::kafka::T;
+use testkit::cli::{cmd, run_with_closed_stdout, wordstream, Run};
+use testkit::kafka::TxnRecord;
 use testkit::names::unique_name;
 use testkit::stack::{shared, stack};
 use wordstream::wire::Serde;
 /// Timestamps of the records: TS0, TS0 + 1, …
 const TS0: i64 = 1_700_000_000_000;
 
-/// One record to write: a word and its count (`None`: a tombstone).
-type Rec = (&'static str, Option<i64>);
-
-/// A transaction: its records and whether it commits.
-struct Txn {
-    recs: &'static [Rec],
-    commit: bool,
-}
-
-/// The changelog of the tests, in three transactions; the middle one aborts.
+/// The changelog of the tests, in three transactions (`word=count`, `null`
+/// a tombstone; whether it commits); the middle one aborts.
 /// Offsets: 0-4 records, 5 commit marker; 6-7 aborted, 8 abort marker;
 /// 9-14 records, 15 commit marker.
-const CHANGELOG: &[Txn] = &[
-    Txn {
-        recs: &[
-            ("the", Some(1)),
-            ("cat", Some(1)),
-            ("sat", Some(1)),
-            ("on", Some(1)),
-            ("the", Some(2)),
-        ],
-        commit: true,
-    },
-    Txn {
-        recs: &[("the", Some(999)), ("dog", Some(5))],
-        commit: false,
-    },
-    Txn {
-        recs: &[
-            ("naïve", Some(3)),
-            ("cat", Some(2)),
-            ("mat", Some(1)),
-            ("Zoë", Some(4)),
-            ("sat", None),
-            ("the", Some(3)),
-        ],
-        commit: true,
-    },
+const CHANGELOG: [(&str, bool); 3] = [
+    ("the=1 cat=1 sat=1 on=1 the=2", true),
+    ("the=999 dog=5", false),
+    ("naïve=3 cat=2 mat=1 Zoë=4 sat=null the=3", true),
 ];
 
-/// Writes `txns` to partition 0 of `topic` encoded with `serde`, each record
-/// with the next timestamp (aborted ones too).
-async fn produce(topic: &str, serde: Serde, txns: &[Txn]) {
-    let p: FutureProducer = stack()
-        .producer_config()
-        .set("transactional.id", unique_name("consume-test"))
-        .create()
-        .expect("transactional producer");
-    tokio::task::block_in_place(|| p.init_transactions(T)).expect("init_transactions");
-    let mut ts = TS0;
-    for txn in txns {
-        p.begin_transaction().expect("begin");
-        for (word, count) in txn.recs {
-            let key = serde.key(word);
-            let value = count.map(|c| serde.value(c));
-            let mut r = FutureRecord::to(topic).key(&key).partition(0).timestamp(ts);
-            if let Some(v) = &value {
-                r = r.payload(v);
-            }
-            ts += 1;
-            p.send(r, T)
-                .await
-                .unwrap_or_else(|(e, _)| panic!("produce {word}: {e}"));
-        }
-        if txn.commit {
-            tokio::task::block_in_place(|| p.commit_transaction(T)).expect("commit");
-        } else {
-            tokio::task::block_in_place(|| p.abort_transaction(T)).expect("abort");
-        }
-    }
+/// [`CHANGELOG`] encoded with `serde`, each record with the next timestamp
+/// (aborted ones too).
+fn changelog_records(serde: Serde) -> Vec<(Vec<TxnRecord>, bool)> {
+    let mut ts = TS0 - 1;
+    CHANGELOG
+        .iter()
+        .map(|(records, commit)| {
+            let records = records
+                .split(' ')
+                .map(|r| r.split_once('=').expect("word=count"))
+                .map(|(word, count)| {
+                    ts += 1;
+                    (
+                        serde.key(word),
+                        count.parse().ok().map(|c| serde.value(c)),
+                        Some(ts),
+                    )
+                })
+                .collect();
+            (records, *commit)
+        })
+        .collect()
 }
 
 /// A fresh single-partition topic holding [`CHANGELOG`] in `serde`.
 async fn changelog_topic(serde: Serde) -> String {
     let topic = unique_name("consume");
     stack().create_topic(&topic, 1, &[]).await;
-    produce(&topic, serde, CHANGELOG).await;
+    stack()
+        .produce_transactions(&topic, Some(0), &changelog_records(serde))
+        .await;
     topic
 }
 
 const LINES: &str = "the\t1\ncat\t1\nsat\t1\non\t1\nthe\t2\n\
                      naïve\t3\ncat\t2\nmat\t1\nZoë\t4\nsat\tnull\nthe\t3\n";
 
+/// The committed records of [`CHANGELOG`] as consume shows them: (offset,
+/// timestamp - TS0, key, value). Offsets skip the commit marker (5) and the
+/// aborted records (6-8); timestamps count the aborted records too.
+const COMMITTED: [(i64, i64, &str, &str); 11] = [
+    (0, 0, "the", "1"),
+    (1, 1, "cat", "1"),
+    (2, 2, "sat", "1"),
+    (3, 3, "on", "1"),
+    (4, 4, "the", "2"),
+    (9, 7, "naïve", "3"),
+    (10, 8, "cat", "2"),
+    (11, 9, "mat", "1"),
+    (12, 10, "Zoë", "4"),
+    (13, 11, "sat", "null"),
+    (14, 12, "the", "3"),
+];
+
+/// `consume --topic TOPIC --from-beginning -e EXTRA…`; it must exit 0.
+async fn consume_all(topic: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["consume", "--topic", topic, "--from-beginning", "-e"];
+    args.extend_from_slice(extra);
+    wordstream(stack(), &args).await.ok()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn lines_in_each_serde_without_the_aborted_transaction() {
-    let st = shared().await;
+    let _stack = shared().await;
     for (serde, name) in [
         (Serde::Faust, "faust"),
         (Serde::Kstreams, "kstreams"),
         (Serde::Text, "text"),
     ] {
         let topic = changelog_topic(serde).await;
-        let run = wordstream(
-            &st,
-            &[
-                "consume",
-                "--topic",
-                &topic,
-                "--serde",
-                name,
-                "--from-beginning",
-                "-e",
-            ],
-        )
-        .await
-        .ok();
+        let run = consume_all(&topic, &["--serde", name]).await;
         assert_eq!(run.stdout, LINES, "--serde {name}");
         assert!(!run.stderr.contains("WARN"), "{}", run.stderr);
     }
 }
 
+/// `consume_all` of a fresh [`CHANGELOG`] topic with `extra` flags prints
+/// `line(topic, offset, timestamp, key, value)` for its first `n` committed
+/// records, exactly.
+async fn assert_lines(
+    extra: &[&str],
+    n: usize,
+    line: impl Fn(&str, i64, i64, &str, &str) -> String,
+) {
+    let topic = changelog_topic(Serde::Faust).await;
+    let run = consume_all(&topic, extra).await;
+    let want: String = COMMITTED[..n]
+        .iter()
+        .map(|&(offset, ts, key, value)| line(&topic, offset, TS0 + ts, key, value))
+        .collect();
+    assert_eq!(run.stdout, want, "{extra:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn json_output() {
-    let st = shared().await;
-    let topic = changelog_topic(Serde::Faust).await;
-    let run = wordstream(
-        &st,
-        &[
-            "consume",
-            "--topic",
-            &topic,
-            "--from-beginning",
-            "-e",
-            "--output",
-            "json",
-        ],
+    let _stack = shared().await;
+    assert_lines(
+        &["--output", "json"],
+        11,
+        |topic, offset, ts, key, value| {
+            format!(
+                "{{\"topic\":\"{topic}\",\"partition\":0,\"offset\":{offset},\"timestamp\":{ts},\
+             \"key\":\"{key}\",\"value\":{value}}}\n"
+            )
+        },
     )
-    .await
-    .ok();
-    // offsets skip the commit marker (5) and the aborted records (6-8);
-    // timestamps count the aborted records too
-    let mut want = String::new();
-    let rows: [(i64, i64, &str, &str); 11] = [
-        (0, 0, "the", "1"),
-        (1, 1, "cat", "1"),
-        (2, 2, "sat", "1"),
-        (3, 3, "on", "1"),
-        (4, 4, "the", "2"),
-        (9, 7, "naïve", "3"),
-        (10, 8, "cat", "2"),
-        (11, 9, "mat", "1"),
-        (12, 10, "Zoë", "4"),
-        (13, 11, "sat", "null"),
-        (14, 12, "the", "3"),
-    ];
-    for (offset, ts, key, value) in rows {
-        want.push_str(&format!(
-            "{{\"topic\":\"{topic}\",\"partition\":0,\"offset\":{offset},\"timestamp\":{},\
-             \"key\":\"{key}\",\"value\":{value}}}\n",
-            TS0 + ts
-        ));
-    }
-    assert_eq!(run.stdout, want);
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn format_string() {
-    let st = shared().await;
-    let topic = changelog_topic(Serde::Faust).await;
-    let run = wordstream(
-        &st,
-        &[
-            "consume",
-            "--topic",
-            &topic,
-            "--from-beginning",
-            "-e",
-            "--max-messages",
-            "6",
-            "-f",
-            r"%k=%s\t%t[%p]@%o %T 100%%\\\n",
-        ],
+    let _stack = shared().await;
+    let format = r"%k=%s\t%t[%p]@%o %T 100%%\\\n";
+    assert_lines(
+        &["--max-messages", "6", "-f", format],
+        6,
+        |topic, offset, ts, key, value| format!("{key}={value}\t{topic}[0]@{offset} {ts} 100%\\\n"),
     )
-    .await
-    .ok();
-    let mut want = String::new();
-    for (key, value, offset, ts) in [
-        ("the", "1", 0, 0),
-        ("cat", "1", 1, 1),
-        ("sat", "1", 2, 2),
-        ("on", "1", 3, 3),
-        ("the", "2", 4, 4),
-        ("naïve", "3", 9, 7),
-    ] {
-        want.push_str(&format!(
-            "{key}={value}\t{topic}[0]@{offset} {} 100%\\\n",
-            TS0 + ts
-        ));
-    }
-    assert_eq!(run.stdout, want);
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn table_top_5() {
-    let st = shared().await;
+    let _stack = shared().await;
     let topic = changelog_topic(Serde::Faust).await;
-    let run = wordstream(
-        &st,
-        &[
-            "consume",
-            "--topic",
-            &topic,
-            "--from-beginning",
-            "-e",
-            "--output",
-            "table",
-            "--top",
-            "5",
-        ],
-    )
-    .await
-    .ok();
+    let run = consume_all(&topic, &["--output", "table", "--top", "5"]).await;
     // latest per word: Zoë 4, naïve 3, the 3, cat 2, mat 1, on 1 (sat deleted);
     // ties by word, byte order
     let want = "\
@@ -252,20 +175,7 @@ async fn undecodable_records_are_skipped_with_a_warning() {
             &[(b"a", b"1"), (b"b", b"x"), (b"c", b"3"), (b"\xff", b"4")],
         )
         .await;
-    let run = wordstream(
-        &st,
-        &[
-            "consume",
-            "-t",
-            &topic,
-            "--serde",
-            "text",
-            "--from-beginning",
-            "-e",
-        ],
-    )
-    .await
-    .ok();
+    let run = consume_all(&topic, &["--serde", "text"]).await;
     assert_eq!(run.stdout, "a\t1\nc\t3\n");
     for want in [
         format!(
@@ -280,9 +190,7 @@ async fn undecodable_records_are_skipped_with_a_warning() {
         assert!(run.stderr.contains(&want), "{want}\nnot in\n{}", run.stderr);
     }
     // the same records read as faust: none is a JSON string key
-    let run = wordstream(&st, &["consume", "-t", &topic, "--from-beginning", "-e"])
-        .await
-        .ok();
+    let run = consume_all(&topic, &[]).await;
     assert_eq!(run.stdout, "");
     assert_eq!(run.stderr.matches("key is not a JSON string").count(), 4);
 }
@@ -292,25 +200,10 @@ async fn exit_at_end_on_empty_and_from_the_end() {
     let st = shared().await;
     let topic = unique_name("consume-empty");
     st.create_topic(&topic, 3, &[]).await;
-    let run = wordstream(&st, &["consume", "-t", &topic, "--from-beginning", "-e"])
-        .await
-        .ok();
+    let run = consume_all(&topic, &[]).await;
     assert_eq!(run.stdout, "");
     assert!(run.took < Duration::from_secs(8), "{:?}", run.took);
-    let run = wordstream(
-        &st,
-        &[
-            "consume",
-            "-t",
-            &topic,
-            "-e",
-            "-o",
-            "table",
-            "--from-beginning",
-        ],
-    )
-    .await
-    .ok();
+    let run = consume_all(&topic, &["-o", "table"]).await;
     assert_eq!(
         run.stdout,
         "┌──────┬───────┐\n│ word ┆ count │\n╞══════╪═══════╡\n└──────┴───────┘\n"

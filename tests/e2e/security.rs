@@ -49,17 +49,22 @@ struct Secure {
 fn secure() -> &'static Secure {
     static S: OnceLock<Secure> = OnceLock::new();
     S.get_or_init(|| {
-        let s = Secure {
-            brokers: env_or("KAFKA_SECURE_BROKERS", "127.0.0.1:9094"),
-            oauth_brokers: env_or("KAFKA_OAUTH_BROKERS", "127.0.0.1:9095"),
-            ssl_brokers: env_or("KAFKA_SSL_BROKERS", "127.0.0.1:9096"),
-            ca: stack_dir()
-                .join("tls/ca.pem")
-                .to_string_lossy()
-                .into_owned(),
-            user: "wordstream".into(),
+        let [brokers, oauth_brokers, ssl_brokers, password] = [
+            ("KAFKA_SECURE_BROKERS", "127.0.0.1:9094"),
+            ("KAFKA_OAUTH_BROKERS", "127.0.0.1:9095"),
+            ("KAFKA_SSL_BROKERS", "127.0.0.1:9096"),
             // the stack's fixed local-only test password (scripts/stack)
-            password: env_or("WORDSTREAM_TEST_SCRAM_PASSWORD", "scram-local-Hq7vR2xk"),
+            ("WORDSTREAM_TEST_SCRAM_PASSWORD", "scram-local-Hq7vR2xk"),
+        ]
+        .map(|(key, default)| env_or(key, default));
+        let ca = stack_dir().join("tls/ca.pem");
+        let s = Secure {
+            brokers,
+            oauth_brokers,
+            ssl_brokers,
+            ca: ca.to_string_lossy().into_owned(),
+            user: "wordstream".into(),
+            password,
         };
         for b in [&s.brokers, &s.oauth_brokers, &s.ssl_brokers] {
             let addr = b.parse().expect("host:port");
@@ -102,6 +107,15 @@ fn keep(what: &str, run: &Run) {
     assert_no_secret(what, &run.all_output());
 }
 
+/// Runs `c` (`what` names it): no secret in its output, done within
+/// `within`, exit 1 with exactly `line` on stderr.
+async fn fails_within(what: &str, c: Command, within: Duration, line: &str) {
+    let r = run(c).await;
+    keep(what, &r);
+    assert!(r.took < within, "{what}: took {:?}", r.took);
+    r.fails_with(line);
+}
+
 const WRONG_PASSWORD: &str = "not-the-Password-71";
 const TEST_AWS_SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
 
@@ -131,8 +145,7 @@ fn parse_lines(stdout: &str) -> HashMap<String, i64> {
 #[tokio::test(flavor = "multi_thread")]
 async fn worker_consume_and_verify_over_sasl_ssl_scram() {
     let s = shared().await;
-    let bucket = unique_name("sec-scram");
-    s.create_bucket(&bucket).await;
+    let bucket = s.new_bucket("sec-scram").await;
     let app = bucket.clone();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("paper.txt");
@@ -274,15 +287,7 @@ async fn wrong_password_is_one_line_and_exit_1_at_once() {
     ] {
         let mut c = secure_cmd(&args);
         c.env("KAFKA_SASL_PASSWORD", WRONG_PASSWORD);
-        let r = run(c).await;
-        keep(args[0], &r);
-        assert!(
-            r.took < Duration::from_secs(15),
-            "{}: took {:?}, not failing fast",
-            args[0],
-            r.took
-        );
-        r.fails_with(&want);
+        fails_within(args[0], c, Duration::from_secs(15), &want).await;
     }
     // the same at -l trace: librdkafka's own lines, still no secret
     let mut c = secure_cmd(&["consume", "-e", "-l", "trace"]);
@@ -297,7 +302,7 @@ async fn wrong_password_is_one_line_and_exit_1_at_once() {
 async fn plaintext_client_on_the_tls_port_fails_clearly_within_the_timeout() {
     let _stack = shared().await;
     let s = secure();
-    let r = run(cmd(
+    let c = cmd(
         stack(),
         &[
             "consume",
@@ -307,15 +312,13 @@ async fn plaintext_client_on_the_tls_port_fails_clearly_within_the_timeout() {
             "--connect-timeout",
             "3",
         ],
-    ))
-    .await;
-    keep("plaintext to TLS", &r);
-    assert!(r.took < Duration::from_secs(8), "took {:?}", r.took);
-    r.fails_with(&format!(
+    );
+    let line = format!(
         "wordstream: error: Kafka at {} accepts connections but does not answer Kafka requests \
          without TLS: a TLS listener? (--kafka-security-protocol is PLAINTEXT)",
         s.brokers
-    ));
+    );
+    fails_within("plaintext to TLS", c, Duration::from_secs(8), &line).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -324,31 +327,27 @@ async fn tls_without_the_ca_and_tls_to_a_plaintext_port_fail_clearly() {
     let s = secure();
     let mut c = secure_cmd(&["consume", "-e", "--connect-timeout", "10"]);
     c.env_remove("KAFKA_CA_LOCATION");
-    let r = run(c).await;
-    keep("no CA", &r);
-    assert!(r.took < Duration::from_secs(8), "took {:?}", r.took);
-    r.fails_with(&format!(
+    let line = format!(
         "wordstream: error: TLS handshake with Kafka at {} failed: the broker's certificate is not \
          signed by a trusted CA (check --ca-location and --kafka-security-protocol)",
         s.brokers
-    ));
+    );
+    fails_within("no CA", c, Duration::from_secs(8), &line).await;
 
     let plain = stack().brokers.split(',').next().unwrap().to_string();
-    let r = run(secure_cmd(&[
+    let c = secure_cmd(&[
         "consume",
         "-e",
         "--brokers",
         &plain,
         "--connect-timeout",
         "10",
-    ]))
-    .await;
-    keep("TLS to plaintext", &r);
-    assert!(r.took < Duration::from_secs(8), "took {:?}", r.took);
-    r.fails_with(&format!(
+    ]);
+    let line = format!(
         "wordstream: error: TLS handshake with Kafka at {plain} failed: the broker closed the TLS \
          connection: a PLAINTEXT listener? (check --ca-location and --kafka-security-protocol)"
-    ));
+    );
+    fails_within("TLS to plaintext", c, Duration::from_secs(8), &line).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -9,7 +9,7 @@ use std::time::Duration;
 use aws_sdk_s3::primitives::ByteStream;
 use futures::StreamExt;
 use rdkafka::admin::{AdminOptions, ResourceSpecifier};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use testkit::corpus::test_bytes;
 use testkit::kafka::T;
@@ -70,42 +70,23 @@ async fn kafka_transactions_committed_seen_aborted_not() {
     let topic = unique_name("smoke-txn");
     s.create_topic(&topic, 1, &[]).await;
 
-    let producer: FutureProducer = s
-        .producer_config()
-        .set("transactional.id", unique_name("smoke-txn-id"))
-        .create()
-        .expect("transactional producer");
-    // the transactional API is blocking: keep it off the async workers' hot path
-    tokio::task::block_in_place(|| producer.init_transactions(T)).expect("init_transactions");
-
-    async fn txn(p: &FutureProducer, topic: &str, recs: &[(&str, &str)], commit: bool) {
-        p.begin_transaction().expect("begin_transaction");
-        for (k, v) in recs {
-            p.send(FutureRecord::to(topic).key(*k).payload(*v), T)
-                .await
-                .unwrap_or_else(|(e, _)| panic!("produce {k}={v} in transaction: {e}"));
-        }
-        if commit {
-            tokio::task::block_in_place(|| p.commit_transaction(T)).expect("commit_transaction");
-        } else {
-            tokio::task::block_in_place(|| p.abort_transaction(T)).expect("abort_transaction");
-        }
-    }
-    txn(
-        &producer,
+    let txn = |recs: &[(&str, &str)], commit: bool| {
+        let recs = recs
+            .iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), Some(v.as_bytes().to_vec()), None))
+            .collect();
+        (recs, commit)
+    };
+    s.produce_transactions(
         &topic,
-        &[("a", "committed-1"), ("b", "committed-2")],
-        true,
+        None,
+        &[
+            txn(&[("a", "committed-1"), ("b", "committed-2")], true),
+            txn(&[("c", "aborted-1"), ("d", "aborted-2")], false),
+            txn(&[("e", "committed-3")], true),
+        ],
     )
     .await;
-    txn(
-        &producer,
-        &topic,
-        &[("c", "aborted-1"), ("d", "aborted-2")],
-        false,
-    )
-    .await;
-    txn(&producer, &topic, &[("e", "committed-3")], true).await;
 
     let committed = read_all(&topic, "read_committed").await;
     assert_eq!(
@@ -183,13 +164,7 @@ async fn s3_default_bucket_put_get() {
     let s = shared().await;
     let c = s.s3_client();
     let key = format!("smoke/{}.txt", unique_name("obj"));
-    c.put_object()
-        .bucket(&s.bucket)
-        .key(&key)
-        .body(ByteStream::from_static(b"hello wordstream\n"))
-        .send()
-        .await
-        .expect("put into the default bucket");
+    s.put(&s.bucket, &key, b"hello wordstream\n".to_vec()).await;
     let got = c
         .get_object()
         .bucket(&s.bucket)
@@ -200,19 +175,13 @@ async fn s3_default_bucket_put_get() {
     assert_eq!(got.content_length(), Some(17));
     let body = got.body.collect().await.expect("body").into_bytes();
     assert_eq!(&body[..], b"hello wordstream\n");
-    c.delete_object()
-        .bucket(&s.bucket)
-        .key(&key)
-        .send()
-        .await
-        .expect("delete");
+    s.delete(&s.bucket, &key).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_list_paginates_past_1000_keys() {
     let s = shared().await;
-    let bucket = unique_name("smoke-list");
-    s.create_bucket(&bucket).await;
+    let bucket = s.new_bucket("smoke-list").await;
     let c = s.s3_client();
 
     const N: usize = 1050;
@@ -286,13 +255,7 @@ async fn s3_get_streams_in_chunks() {
     let c = s.s3_client();
     let key = format!("smoke/{}.bin", unique_name("stream"));
     let data = test_bytes(3 * 1024 * 1024 + 17, 7);
-    c.put_object()
-        .bucket(&s.bucket)
-        .key(&key)
-        .body(ByteStream::from(data.clone()))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("put: {}", aws_sdk_s3::error::DisplayErrorContext(e)));
+    s.put(&s.bucket, &key, data.clone()).await;
 
     let mut body = c
         .get_object()
@@ -327,10 +290,5 @@ async fn s3_get_streams_in_chunks() {
         .expect("ranged get");
     let part = r.body.collect().await.unwrap().into_bytes();
     assert_eq!(&part[..], &data[1000..2000]);
-    c.delete_object()
-        .bucket(&s.bucket)
-        .key(&key)
-        .send()
-        .await
-        .expect("delete");
+    s.delete(&s.bucket, &key).await;
 }

@@ -16,6 +16,15 @@ fn demo_files() -> Vec<PathBuf> {
     files
 }
 
+/// `data` in a file `name` of a fresh temporary folder (removed when the
+/// returned guard is dropped).
+fn temp_file(name: &str, data: &[u8]) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().expect("a temporary folder");
+    let path = tmp.path().join(name);
+    std::fs::write(&path, data).expect("writing a temporary file");
+    (tmp, path)
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -38,8 +47,7 @@ fn summary_row(stdout: &str, key: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn uploads_the_three_demo_files() {
     let st = shared().await;
-    let bucket = unique_name("up-demo");
-    st.create_bucket(&bucket).await;
+    let bucket = st.new_bucket("up-demo").await;
     let files = demo_files();
     let mut args = vec!["upload", "--bucket", &bucket];
     args.extend(files.iter().map(|p| s(p)));
@@ -76,8 +84,7 @@ async fn uploads_the_three_demo_files() {
 #[tokio::test(flavor = "multi_thread")]
 async fn uploads_a_directory_of_200_papers_recursively() {
     let st = shared().await;
-    let bucket = unique_name("up-papers");
-    st.create_bucket(&bucket).await;
+    let bucket = st.new_bucket("up-papers").await;
     let src = corpus::root().join("papers");
     let mut papers: Vec<PathBuf> = std::fs::read_dir(&src)
         .unwrap_or_else(|e| panic!("{}: {e}", src.display()))
@@ -135,12 +142,9 @@ async fn uploads_a_directory_of_200_papers_recursively() {
 #[tokio::test(flavor = "multi_thread")]
 async fn uploads_a_40mb_file_in_parts() {
     let st = shared().await;
-    let bucket = unique_name("up-big");
-    st.create_bucket(&bucket).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let path = tmp.path().join("big.bin");
+    let bucket = st.new_bucket("up-big").await;
     let data = test_bytes(40 * 1024 * 1024 + 12_345, 40);
-    std::fs::write(&path, &data).unwrap();
+    let (_tmp, path) = temp_file("big.bin", &data);
 
     // default threshold 16 MiB, parts of 8 MiB: 6 parts, the last one short
     let run = wordstream(
@@ -183,11 +187,8 @@ async fn uploads_a_40mb_file_in_parts() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_multipart_upload_is_aborted() {
     let st = shared().await;
-    let bucket = unique_name("up-abort");
-    st.create_bucket(&bucket).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let path = tmp.path().join("doomed.bin");
-    std::fs::write(&path, test_bytes(42 * 1024 * 1024, 9)).unwrap();
+    let bucket = st.new_bucket("up-abort").await;
+    let (_tmp, path) = temp_file("doomed.bin", &test_bytes(42 * 1024 * 1024, 9));
 
     // 9 parts of 5 MiB; part 5 fails once parts 1-4 are stored
     let mut c = cmd(
@@ -215,8 +216,7 @@ async fn a_failed_multipart_upload_is_aborted() {
 #[tokio::test(flavor = "multi_thread")]
 async fn dry_run_lists_and_writes_nothing() {
     let st = shared().await;
-    let bucket = unique_name("up-dry");
-    st.create_bucket(&bucket).await;
+    let bucket = st.new_bucket("up-dry").await;
     let files = demo_files();
     let run = wordstream(
         &st,
@@ -253,42 +253,25 @@ async fn create_bucket_creates_a_missing_bucket() {
     let st = shared().await;
     let bucket = unique_name("up-create");
     let files = demo_files();
-    let run = wordstream(
-        &st,
-        &[
-            "upload",
-            "--create-bucket",
-            "-q",
-            "--bucket",
-            &bucket,
-            s(&files[2]),
-        ],
-    )
-    .await
-    .ok();
+    let args = [
+        "upload",
+        "--create-bucket",
+        "-q",
+        "--bucket",
+        &bucket,
+        s(&files[2]),
+    ];
+    let run = wordstream(&st, &args).await.ok();
     assert_eq!(run.stdout, "", "--quiet prints no summary");
     assert!(st.get(&bucket, "A3.headed.txt").await == std::fs::read(&files[2]).unwrap());
     // again: the bucket exists now, and that is fine too
-    wordstream(
-        &st,
-        &[
-            "upload",
-            "--create-bucket",
-            "-q",
-            "--bucket",
-            &bucket,
-            s(&files[2]),
-        ],
-    )
-    .await
-    .ok();
+    wordstream(&st, &args).await.ok();
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_closed_stdout_is_not_an_error() {
     let st = shared().await;
-    let bucket = unique_name("up-pipe");
-    st.create_bucket(&bucket).await;
+    let bucket = st.new_bucket("up-pipe").await;
     let files = demo_files();
     for extra in [None, Some("--dry-run")] {
         let mut args = vec!["upload", "--bucket", &bucket, s(&files[0])];

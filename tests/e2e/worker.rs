@@ -17,17 +17,14 @@ use testkit::counts::{add_counts, count_bytes, count_local, times, Counts};
 use testkit::events::assignments;
 use testkit::names::unique_name;
 use testkit::stack::{shared, stack};
-
-const READY: Duration = Duration::from_secs(60);
+use testkit::worker::READY;
 
 /// DESIGN's seed demo: A1, A2, A3 are three copies of one file, so after
 /// each upload every count is 1×, 2×, 3× the count of A1, exactly.
 #[tokio::test(flavor = "multi_thread")]
 async fn seed_demo_counts_then_doubles_then_triples() {
     let _stack = shared().await;
-    let app = App::new("ws-demo").await;
-    let mut w = app.worker("demo-1", &[]);
-    w.wait_ready(READY).await;
+    let (app, mut w) = App::with_worker("ws-demo", "demo-1", &[]).await;
 
     let a1_path = corpus::file("demo/A1.headed.txt");
     let a1 = count_bytes(&corpus::read("demo/A1.headed.txt"));
@@ -204,8 +201,8 @@ const PARAGRAPH: &str = "It was the best of times, it was the worst of times; \
 /// Bad objects do not stop the worker, and the ledger says what became of
 /// each: empty, random bytes, invalid UTF-8, a 200 MB single line (streamed
 /// with multipart), keys with spaces and non-ASCII, a 2 MiB token (too long
-/// for a Kafka record: failed), an object deleted between listing and
-/// reading (failed). Totals equal the core's count of what was readable.
+/// for a Kafka record: skipped, the object counted), an object deleted
+/// between listing and reading (failed). Totals equal the core's count of what was readable.
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_objects_are_counted_or_failed_and_never_block() {
     let _stack = shared().await;
@@ -292,9 +289,9 @@ async fn bad_objects_are_counted_or_failed_and_never_block() {
         entry(big_key)["words"].as_i64(),
         Some(para_counts.values().sum::<i64>() * (per_part * parts) as i64)
     );
-    assert_eq!(state("bad/huge-token.txt"), "failed");
-    let reason = entry("bad/huge-token.txt")["reason"].to_string();
-    assert!(reason.contains("token"), "{reason}");
+    assert_eq!(state("bad/huge-token.txt"), "counted");
+    assert_eq!(entry("bad/huge-token.txt")["words"], 0);
+    assert_eq!(entry("bad/huge-token.txt")["skipped_tokens"], 1);
     assert_eq!(state("bad/vanished.txt"), "failed");
     let reason = entry("bad/vanished.txt")["reason"].to_string();
     assert!(reason.contains("NoSuchKey"), "{reason}");
@@ -314,19 +311,8 @@ async fn sigint_and_sigterm_exit_zero_promptly() {
     // Idle worker, SIGINT.
     let mut w = app.worker("sig-1", &[]);
     w.wait_ready(READY).await;
-    let t = Instant::now();
-    w.signal(libc::SIGINT);
-    let st = w.wait_exit(Duration::from_secs(10)).await;
-    assert!(
-        st.is_some_and(|s| s.success()),
-        "SIGINT: {st:?}\n{}",
-        w.log_tail(20)
-    );
-    assert!(
-        t.elapsed() < Duration::from_secs(5),
-        "SIGINT took {:?}",
-        t.elapsed()
-    );
+    let took = w.stop_with(libc::SIGINT, Duration::from_secs(10)).await;
+    assert!(took < Duration::from_secs(5), "SIGINT took {took:?}");
 
     // Busy worker (a 100 MB object), SIGTERM.
     let para = PARAGRAPH.as_bytes();
@@ -336,29 +322,11 @@ async fn sigint_and_sigterm_exit_zero_promptly() {
     let want = times(&count_bytes(para), (per_part * parts) as i64);
     let mut w = app.worker("sig-1", &[]);
     let url = app.url("big.txt");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !app.ledger_latest().await.contains_key(&url) {
-        assert!(
-            Instant::now() < deadline,
-            "big.txt never discovered\n{}",
-            w.log_tail(20)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    app.wait_for_ledger(&url, Duration::from_secs(60), &[&w])
+        .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let t = Instant::now();
-    w.signal(libc::SIGTERM);
-    let st = w.wait_exit(Duration::from_secs(10)).await;
-    assert!(
-        st.is_some_and(|s| s.success()),
-        "SIGTERM: {st:?}\n{}",
-        w.log_tail(20)
-    );
-    assert!(
-        t.elapsed() < Duration::from_secs(5),
-        "SIGTERM took {:?}",
-        t.elapsed()
-    );
+    let took = w.stop_with(libc::SIGTERM, Duration::from_secs(10)).await;
+    assert!(took < Duration::from_secs(5), "SIGTERM took {took:?}");
 
     let mut w = app.worker("sig-1", &[]);
     app.wait_for_done(std::slice::from_ref(&url), Duration::from_secs(180), &[&w])
@@ -376,11 +344,15 @@ async fn sigint_and_sigterm_exit_zero_promptly() {
     app.delete("big.txt").await;
 }
 
-/// Runs the worker with bad settings (killed after 20 s); returns (exit
-/// code, stderr, time).
-async fn run_failing(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, Duration) {
-    let mut c = cmd(stack(), &["worker"]);
-    c.args(args);
+/// Runs `worker --bucket B --app-id B FLAGS…` (B: `bucket`) with bad
+/// settings, killed after 20 s; returns (exit code, stderr, time).
+async fn run_failing(
+    bucket: &str,
+    flags: &[&str],
+    env: &[(&str, &str)],
+) -> (Option<i32>, String, Duration) {
+    let mut c = cmd(stack(), &["worker", "--bucket", bucket, "--app-id", bucket]);
+    c.args(flags);
     for (k, v) in env {
         c.env(k, v);
     }
@@ -388,9 +360,10 @@ async fn run_failing(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, Strin
     (r.code, r.stderr, r.took)
 }
 
-/// Startup errors: one line on stderr, exit 1, within 15 s.
-async fn assert_startup_error(args: &[&str], env: &[(&str, &str)], want: &str) {
-    let (code, stderr, took) = run_failing(args, env).await;
+/// Startup errors: one line on stderr starting with `want`, exit 1, within
+/// 15 s.
+async fn assert_startup_error(bucket: &str, flags: &[&str], env: &[(&str, &str)], want: &str) {
+    let (code, stderr, took) = run_failing(bucket, flags, env).await;
     assert_eq!(code, Some(1), "exit code; stderr:\n{stderr}");
     assert!(took < Duration::from_secs(15), "took {took:?}");
     let lines: Vec<&str> = stderr.lines().collect();
@@ -402,79 +375,58 @@ async fn assert_startup_error(args: &[&str], env: &[(&str, &str)], want: &str) {
     );
 }
 
+/// Startup errors, each one line on stderr and exit 1 within 15 s: an
+/// unreachable broker, a wrong secret key, an unknown access key, a missing
+/// bucket, a changelog that is not compacted.
 #[tokio::test(flavor = "multi_thread")]
-async fn startup_error_unreachable_broker() {
+async fn startup_errors_are_one_line_and_exit_1() {
     let _stack = shared().await;
-    let bucket = unique_name("ws-err-broker");
-    stack().create_bucket(&bucket).await;
-    assert_startup_error(
-        &[
-            "--bucket",
-            &bucket,
-            "--app-id",
-            &bucket,
-            "--brokers",
-            "127.0.0.1:1",
-        ],
-        &[],
-        "wordstream: error: cannot reach Kafka broker(s) at 127.0.0.1:1 within 10 s: ",
-    )
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn startup_error_bad_credentials() {
-    let _stack = shared().await;
-    let bucket = unique_name("ws-err-creds");
-    stack().create_bucket(&bucket).await;
-    assert_startup_error(
-        &["--bucket", &bucket, "--app-id", &bucket],
-        &[("AWS_SECRET_ACCESS_KEY", "not-the-secret")],
-        &format!(
-            "wordstream: error: cannot list s3://{bucket}: SignatureDoesNotMatch: The request signature we calculated does not match the signature you provided. Check your key and signing method. (check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)"
-        ),
-    )
-    .await;
-    assert_startup_error(
-        &["--bucket", &bucket, "--app-id", &bucket],
-        &[("AWS_ACCESS_KEY_ID", "nobody")],
-        // versitygw's code for an unknown access key (AWS says InvalidAccessKeyId)
-        &format!(
-            "wordstream: error: cannot list s3://{bucket}: XAdminUserNotFound: No user exists with the provided access key ID. (check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)"
-        ),
-    )
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn startup_error_missing_bucket() {
-    let _stack = shared().await;
-    let bucket = unique_name("ws-err-nobucket");
-    assert_startup_error(
-        &["--bucket", &bucket, "--app-id", &bucket],
-        &[],
-        &format!(
-            "wordstream: error: cannot list s3://{bucket}: NoSuchBucket: The specified bucket does not exist. (create it, e.g. with `wordstream upload --create-bucket`)"
-        ),
-    )
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn startup_error_changelog_not_compacted() {
-    let _stack = shared().await;
-    let bucket = unique_name("ws-err-topic");
-    stack().create_bucket(&bucket).await;
-    let changelog = format!("{bucket}-word_counts-changelog");
+    let bucket = stack().new_bucket("ws-err").await;
+    let missing = unique_name("ws-err-nobucket");
+    let not_compacted = stack().new_bucket("ws-err-topic").await;
+    let changelog = format!("{not_compacted}-word_counts-changelog");
     stack()
         .create_topic(&changelog, 8, &[("cleanup.policy", "delete")])
         .await;
-    assert_startup_error(
-        &["--bucket", &bucket, "--app-id", &bucket],
-        &[],
-        &format!(
-            "wordstream: error: topic {changelog} exists with cleanup.policy=delete; a changelog must be compacted"
+    let error = |b: &str, e: &str| format!("wordstream: error: cannot list s3://{b}: {e}");
+    let check = "(check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)";
+    let cases: [(&str, &[&str], &[(&str, &str)], String); 5] = [
+        (
+            &bucket,
+            &["--brokers", "127.0.0.1:1"],
+            &[],
+            "wordstream: error: cannot reach Kafka broker(s) at 127.0.0.1:1 within 10 s: ".into(),
         ),
+        (
+            &bucket,
+            &[],
+            &[("AWS_SECRET_ACCESS_KEY", "not-the-secret")],
+            error(&bucket, &format!("SignatureDoesNotMatch: The request signature we calculated does not match the signature you provided. Check your key and signing method. {check}")),
+        ),
+        // versitygw's code for an unknown access key (AWS says InvalidAccessKeyId)
+        (
+            &bucket,
+            &[],
+            &[("AWS_ACCESS_KEY_ID", "nobody")],
+            error(&bucket, &format!("XAdminUserNotFound: No user exists with the provided access key ID. {check}")),
+        ),
+        (
+            &missing,
+            &[],
+            &[],
+            error(&missing, "NoSuchBucket: The specified bucket does not exist. (create it, e.g. with `wordstream upload --create-bucket`)"),
+        ),
+        (
+            &not_compacted,
+            &[],
+            &[],
+            format!("wordstream: error: topic {changelog} exists with cleanup.policy=delete; a changelog must be compacted"),
+        ),
+    ];
+    futures::future::join_all(
+        cases
+            .iter()
+            .map(|(b, flags, env, want)| assert_startup_error(b, flags, env, want)),
     )
     .await;
 }
@@ -497,8 +449,7 @@ async fn startup_error_changelog_in_another_format() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     w.stop().await;
-    let (code, stderr, took) =
-        run_failing(&["--bucket", &app.bucket, "--app-id", &app.app_id], &[]).await;
+    let (code, stderr, took) = run_failing(&app.bucket, &[], &[]).await;
     assert_eq!(code, Some(1), "{stderr}");
     assert!(took < Duration::from_secs(20), "took {took:?}");
     let last = stderr.lines().last().unwrap_or_default();

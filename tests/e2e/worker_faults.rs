@@ -11,14 +11,35 @@
 //! frozen with SIGSTOP/SIGCONT to the versitygw process
 //! (`.stack/run/s3.pid`), which keeps its connections and data.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use testkit::app::App;
 use testkit::corpus::{papers, Rng};
-use testkit::counts::{count_bytes, times};
+use testkit::counts::{count_bytes, times, Counts};
+use testkit::worker::{Worker, READY};
+
+/// Objects to upload: (key, file).
+type Files = Vec<(String, PathBuf)>;
 use testkit::stack::{exclusive, shared, BrokerDown, S3Frozen};
 
 /// How long the final checks may wait for every object to be done.
 const DONE: Duration = Duration::from_secs(300);
+
+/// A fresh app, `n` papers of the corpus from the `skip`-th, and a ready
+/// worker with id `worker_id`.
+async fn start(prefix: &str, skip: usize, n: usize, worker_id: &str) -> (App, Files, Worker) {
+    let (app, w) = App::with_worker(prefix, worker_id, &[]).await;
+    (app, papers(skip, n), w)
+}
+
+/// The end of a run: every object of `files` and `more` counted exactly
+/// once, the worker still running, then stopped cleanly.
+async fn finish(app: &App, files: &Files, more: &[(String, Counts)], w: &mut Worker) {
+    w.assert_running();
+    app.assert_exactly_once(files, more, DONE, &[w]).await;
+    w.assert_running();
+    w.stop().await;
+}
 
 /// ≥ 10 `kill -9` at random moments (while starting, restoring, listing,
 /// counting, committing) during a run of 240 objects uploaded gradually;
@@ -27,11 +48,8 @@ const DONE: Duration = Duration::from_secs(300);
 #[tokio::test(flavor = "multi_thread")]
 async fn kill9_at_random_moments_loses_nothing_and_counts_nothing_twice() {
     let _stack = shared().await;
-    let app = App::new("ws-kill9").await;
-    let files = papers(0, 240);
+    let (app, files, mut w) = start("ws-kill9", 0, 240, "crashy").await;
     let mut rng = Rng::from_clock("kill9");
-    let mut w = app.worker("crashy", &[]);
-    w.wait_ready(Duration::from_secs(60)).await;
     let uploads = app.upload_gradually(files.clone(), 8, Duration::from_millis(1000));
     let mut log = Vec::new();
     for kill in 1..=12 {
@@ -39,7 +57,7 @@ async fn kill9_at_random_moments_loses_nothing_and_counts_nothing_twice() {
         // committing), the others at any moment from the start (connecting,
         // fencing, restoring).
         let when = if rng.below(3) > 0 {
-            w.wait_ready(Duration::from_secs(60)).await;
+            w.wait_ready(READY).await;
             let d = rng.millis(50, 1500);
             tokio::time::sleep(d).await;
             format!("{} ms after ready", d.as_millis())
@@ -58,27 +76,22 @@ async fn kill9_at_random_moments_loses_nothing_and_counts_nothing_twice() {
     }
     eprintln!("{}", log.join("; "));
     uploads.await.expect("uploads");
-    w.wait_ready(Duration::from_secs(60)).await;
-    app.assert_exactly_once(&files, &[], DONE, &[&w]).await;
-    w.assert_running();
-    w.stop().await;
+    w.wait_ready(READY).await;
+    finish(&app, &files, &[], &mut w).await;
 }
 
 /// The broker stops for ~8 s and starts again in the middle of a run of 200
 /// objects: the worker rides it out (no exit) and counts each object once.
 #[tokio::test(flavor = "multi_thread")]
 async fn broker_restart_mid_run_loses_nothing_and_counts_nothing_twice() {
-    let _stack = exclusive().await;
-    let app = App::new("ws-broker").await;
-    let files = papers(240, 200);
-    let mut w = app.worker("brk", &[]);
-    w.wait_ready(Duration::from_secs(60)).await;
+    let stack = exclusive().await;
+    let (app, files, mut w) = start("ws-broker", 240, 200, "brk").await;
     let uploads = app.upload_gradually(files.clone(), 10, Duration::from_millis(400));
     tokio::time::sleep(Duration::from_secs(3)).await;
     let before = app.done_count(&files).await;
     let t = Instant::now();
     // On the 3-node cluster (KAFKA_BROKERS lists three) stop node 2.
-    let mut down = BrokerDown::stop(if _stack.brokers.contains(',') { 2 } else { 1 });
+    let mut down = BrokerDown::stop(if stack.brokers.contains(',') { 2 } else { 1 });
     tokio::time::sleep(Duration::from_secs(8)).await;
     down.start();
     eprintln!(
@@ -87,10 +100,7 @@ async fn broker_restart_mid_run_loses_nothing_and_counts_nothing_twice() {
         files.len()
     );
     uploads.await.expect("uploads");
-    w.assert_running();
-    app.assert_exactly_once(&files, &[], DONE, &[&w]).await;
-    w.assert_running();
-    w.stop().await;
+    finish(&app, &files, &[], &mut w).await;
 }
 
 /// The S3 server stops answering for 20 s (frozen) as soon as the first of
@@ -99,10 +109,7 @@ async fn broker_restart_mid_run_loses_nothing_and_counts_nothing_twice() {
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_frozen_for_20s_mid_run_loses_nothing_and_counts_nothing_twice() {
     let _stack = exclusive().await;
-    let app = App::new("ws-s3down").await;
-    let files = papers(440, 200);
-    let mut w = app.worker("s3down", &[]);
-    w.wait_ready(Duration::from_secs(60)).await;
+    let (app, files, mut w) = start("ws-s3down", 440, 200, "s3down").await;
     app.put_files(&files[..100], 16).await;
     // A 40 MB object (multipart), being read when S3 freezes: its body
     // stalls, times out, and is read again after the thaw.
@@ -111,14 +118,8 @@ async fn s3_frozen_for_20s_mid_run_loses_nothing_and_counts_nothing_twice() {
     app.put_repeated("big.txt", para, 8 * per_part).await;
     let big = times(&count_bytes(para), (8 * per_part) as i64);
     let big_url = app.url("big.txt");
-    let t = Instant::now();
-    while !app.ledger_latest().await.contains_key(&big_url) {
-        assert!(
-            t.elapsed() < Duration::from_secs(60),
-            "big.txt not discovered"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    app.wait_for_ledger(&big_url, Duration::from_secs(60), &[&w])
+        .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut frozen = S3Frozen::freeze();
     let latest = app.ledger_latest().await;
@@ -131,9 +132,6 @@ async fn s3_frozen_for_20s_mid_run_loses_nothing_and_counts_nothing_twice() {
         "S3 frozen for 20 s with {done} of 100 uploaded papers done and the 40 MB object {big_state}"
     );
     app.put_files(&files[100..], 16).await;
-    app.assert_exactly_once(&files, &[("big.txt".to_string(), big)], DONE, &[&w])
-        .await;
-    w.assert_running();
-    w.stop().await;
+    finish(&app, &files, &[("big.txt".to_string(), big)], &mut w).await;
     app.delete("big.txt").await;
 }

@@ -1,6 +1,6 @@
 //! Differential test: `wordstream count-local` against the Python reference
 //! `tests/oracle.py` (`re.findall(r'\w+', text)` → keep `w.isalpha()` →
-//! `collections.Counter`, DESIGN §1).
+//! `collections.Counter`, docs/design.md §1).
 //!
 //! Covers every file of the corpus and generated adversarial inputs, in both
 //! encodings, with and without `--lowercase`, through files, directories and
@@ -19,7 +19,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use testkit::cli::offline_cmd;
-use testkit::corpus::{self, files_under, Rng};
+use testkit::corpus::{self, files_under, Rng, SNIPPETS};
+use testkit::counts::{option_flags, ALL_OPTIONS};
 use wordstream::count::{self, Options};
 use wordstream::output::{self, Format};
 use wordstream::tokenize::Encoding;
@@ -27,53 +28,10 @@ use wordstream::tokenize::Encoding;
 // ---------------------------------------------------------------------------
 // Configurations
 
-#[derive(Clone, Copy, Debug)]
-struct Config {
-    encoding: Encoding,
-    lowercase: bool,
-}
-
-const UTF8: Config = Config {
-    encoding: Encoding::Utf8,
-    lowercase: false,
-};
-const UTF8_LOWER: Config = Config {
-    encoding: Encoding::Utf8,
-    lowercase: true,
-};
-const LATIN1: Config = Config {
-    encoding: Encoding::Latin1,
-    lowercase: false,
-};
-const LATIN1_LOWER: Config = Config {
-    encoding: Encoding::Latin1,
-    lowercase: true,
-};
-const CONFIGS: [Config; 4] = [UTF8, UTF8_LOWER, LATIN1, LATIN1_LOWER];
-
-impl Config {
-    /// The flags, the same for count-local and the oracle.
-    fn args(self) -> Vec<&'static str> {
-        let mut v = vec![
-            "--encoding",
-            match self.encoding {
-                Encoding::Utf8 => "utf8",
-                Encoding::Latin1 => "latin1",
-            },
-        ];
-        if self.lowercase {
-            v.push("--lowercase");
-        }
-        v
-    }
-
-    fn options(self) -> Options {
-        Options {
-            encoding: self.encoding,
-            lowercase: self.lowercase,
-        }
-    }
-}
+const UTF8: Options = ALL_OPTIONS[0];
+const UTF8_LOWER: Options = ALL_OPTIONS[1];
+const LATIN1: Options = ALL_OPTIONS[2];
+const LATIN1_LOWER: Options = ALL_OPTIONS[3];
 
 // ---------------------------------------------------------------------------
 // Results and their comparison
@@ -157,10 +115,10 @@ struct Section {
 }
 
 /// Runs tests/oracle.py over `paths` (`--per-file` adds one section per file).
-fn oracle(cfg: Config, per_file: bool, paths: &[&Path]) -> Vec<Section> {
+fn oracle(cfg: Options, per_file: bool, paths: &[&Path]) -> Vec<Section> {
     let script = testkit::repo().join("tests/oracle.py");
     let mut cmd = Command::new("python3");
-    cmd.arg(&script).args(cfg.args());
+    cmd.arg(&script).args(option_flags(cfg));
     if per_file {
         cmd.arg("--per-file");
     }
@@ -234,9 +192,9 @@ fn parse_summary(stderr: &[u8], counts: &mut Counts) {
 
 /// Runs `wordstream count-local --output tsv` with the config's flags,
 /// `extra` flags and `paths`.
-fn count_local<P: AsRef<OsStr>>(cfg: Config, extra: &[&str], paths: &[P]) -> Counts {
+fn count_local<P: AsRef<OsStr>>(cfg: Options, extra: &[&str], paths: &[P]) -> Counts {
     let out = offline_cmd(&["count-local"])
-        .args(cfg.args())
+        .args(option_flags(cfg))
         .args(["--output", "tsv"])
         .args(extra)
         .args(paths)
@@ -262,9 +220,9 @@ fn finish(out: std::process::Output) -> Counts {
 
 /// Runs count-local on stdin, writing `input` in pieces of the given sizes
 /// (cycled) with a pause after each, so that its reads see those pieces.
-fn count_local_stdin(cfg: Config, input: &[u8], pieces: &[usize]) -> Counts {
+fn count_local_stdin(cfg: Options, input: &[u8], pieces: &[usize]) -> Counts {
     let mut child = offline_cmd(&["count-local"])
-        .args(cfg.args())
+        .args(option_flags(cfg))
         .args(["--output", "tsv", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -293,8 +251,8 @@ fn count_local_stdin(cfg: Config, input: &[u8], pieces: &[usize]) -> Counts {
 }
 
 /// The core in process: `count::count_bytes` rendered like count-local.
-fn count_in_process(cfg: Config, input: &[u8], threads: usize) -> Counts {
-    let c = count::count_bytes(input, cfg.options(), threads);
+fn count_in_process(cfg: Options, input: &[u8], threads: usize) -> Counts {
+    let c = count::count_bytes(input, cfg, threads);
     let mut tsv = Vec::new();
     output::write_counts(&mut tsv, &c.sorted(), Format::Tsv).expect("write to memory");
     Counts {
@@ -311,7 +269,7 @@ fn count_in_process(cfg: Config, input: &[u8], threads: usize) -> Counts {
 /// The whole corpus through the binary (all threads and one thread), the
 /// books and demo files one by one through the binary, and every file one by
 /// one through the core in process; one oracle run for all of it.
-fn corpus_against_oracle(cfg: Config) {
+fn corpus_against_oracle(cfg: Options) {
     let root = corpus::root();
     let sections = oracle(cfg, true, &[&root]);
 
@@ -374,64 +332,7 @@ fn corpus_latin1_lowercase() {
 // ---------------------------------------------------------------------------
 // Adversarial inputs
 
-/// Snippets that the generated inputs are assembled from: words in many
-/// scripts, word characters that are not letters, separators, marks, and
-/// invalid UTF-8.
-const SNIPPETS: &[&[u8]] = &[
-    b"the",
-    b"The",
-    b"THE",
-    b" ",
-    b" ",
-    b"\n",
-    b"\r\n",
-    b"\t",
-    b".",
-    b"-",
-    b"_",
-    b"0",
-    b"7",
-    b"\0",
-    "é".as_bytes(),
-    "É".as_bytes(),
-    "e\u{301}".as_bytes(),
-    "\u{301}".as_bytes(),
-    "ΟΔΟΣ".as_bytes(),
-    "Σ".as_bytes(),
-    "ς".as_bytes(),
-    "ʹ".as_bytes(),
-    "Привет".as_bytes(),
-    "中文".as_bytes(),
-    "々".as_bytes(),
-    "हिन्दी".as_bytes(),
-    "İ".as_bytes(),
-    "ı".as_bytes(),
-    "ǅ".as_bytes(),
-    "ß".as_bytes(),
-    "ﬁ".as_bytes(),
-    "K".as_bytes(),
-    "²".as_bytes(),
-    "Ⅻ".as_bytes(),
-    "٣".as_bytes(),
-    "𐐀".as_bytes(),
-    "𝐀".as_bytes(),
-    "😀".as_bytes(),
-    "\u{a0}".as_bytes(),
-    "\u{3000}".as_bytes(),
-    "\u{200d}".as_bytes(),
-    b"\x80",
-    b"\xbf",
-    b"\xc3",
-    b"\xe2\x82",
-    b"\xf0\x9f\x98",
-    b"\xc0\xaf",
-    b"\xe0\x80\xaf",
-    b"\xed\xa0\x80",
-    b"\xf4\x90\x80\x80",
-    b"\xf5",
-    b"\xff",
-];
-
+/// `size` bytes or a little more of [`SNIPPETS`] picked at random.
 fn mix(rng: &mut Rng, size: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(size + 16);
     while out.len() < size {
@@ -440,9 +341,10 @@ fn mix(rng: &mut Rng, size: usize) -> Vec<u8> {
     out
 }
 
-/// Small hand-written cases: each is one file of its own.
-fn small_cases() -> Vec<(&'static str, Vec<u8>)> {
-    let t = |s: &str| s.as_bytes().to_vec();
+/// Small cases, each one file of its own: the hand-written ones
+/// (`tests/offline/cases/<name>.txt`: scripts, marks, separators, invalid
+/// UTF-8 of every kind), and some generated byte by byte.
+fn small_cases() -> Vec<(String, Vec<u8>)> {
     let mut every_lead = Vec::new();
     for lead in 0xC0..=0xFFu8 {
         for next in [0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC3] {
@@ -451,56 +353,7 @@ fn small_cases() -> Vec<(&'static str, Vec<u8>)> {
             every_lead.extend_from_slice(&[b'x', lead, next, 0xA9, 0x80, b'x', b' ']);
         }
     }
-    vec![
-        ("empty", vec![]),
-        ("separators-only", t(" \t\n.,;:!?-—()[]{}\"'\r\n")),
-        ("no-trailing-newline", t("last word")),
-        (
-            "digits-underscores",
-            t("abc1 1abc a_b _a a_ _ __ H2O x_1 foo__bar 123 ab12cd x² ²x ½ abc٣ ٣ ௧x a\u{b2}b 3rd mp3 MP3 Ⅻ ⅻabc"),
-        ),
-        (
-            "greek-sigma",
-            t("ΟΔΟΣ ΟΔΟΣΟ ΟΔΟΣ. Σ ΣΑ ΑΣ ΑΣΑ σοφός ΣΟΦΟΣ ὈΔΥΣΣΕΎΣ ΑΣ-ΑΣ Α.Σ ΑΣʹ ʹΣ ΑʹΣ ΑΣʹΑ ΑΣʹʹ AΣ aΣ 1Σ ΣΣ ΣΣΣ Σς ΑΣ\u{345} Α\u{345}Σ ᾼΣ ΑΣ\u{300} ΑΣ_ ΑΣ2"),
-        ),
-        ("cyrillic", t("Привет мир ЁЛКА ёлка Ѐ Ӂ Ԁ Џ ҐАНОК Ѓ й и\u{306}")),
-        (
-            "cjk",
-            t("中文字符 日本語のテキスト、カタカナー 한국어 〆 々 〻 ー 中文，标点。「引号」 ｆｕｌｌｗｉｄｔｈ ＡＢＣ ０１２ 㐀 𠀀"),
-        ),
-        ("devanagari-marks", t("हिन्दी संस्कृतम् क्षत्रिय ॐ नमः १२३ क१ ऋषि")),
-        (
-            "other-scripts",
-            t("العربية عَرَبِيّ עִבְרִית עברית ภาษาไทย ქართული Հայերեն ᚠᚢᚦ ⴰⵣⵓⵍ ᏣᎳᎩ ꭰ"),
-        ),
-        (
-            "accents-precomposed-decomposed",
-            t("café cafe\u{301} naïve nai\u{308}ve Å A\u{30a} Å Ω Ω K K ǅ ǈ ǋ ß ẞ ﬁ ﬀ ŉ ª º µ ÿ Ÿ"),
-        ),
-        ("turkish", t("İstanbul İSTANBUL istanbul ıI İi DİYARBAKIR i\u{307} İΣ")),
-        ("astral", t("𝐀𝐁𝐂 𝔸𝕒 𐐀𐐨 𐐀BC 😀 a😀b 𝟘 𝟙x 🅰 𞤀𞤢 𖹀")),
-        (
-            "whitespace-kinds",
-            t("a\u{a0}b\u{2028}c\u{3000}d\te\u{b}f\u{c}g\u{85}h\u{200b}i\u{feff}j\u{200d}k\u{1c}l\u{1f}m"),
-        ),
-        ("crlf", t("line one\r\nline two\r\n\r\nthree\rfour\r\n")),
-        ("nul", b"a\0b\0\0c\0\0\0word\0".to_vec()),
-        (
-            "invalid-stray-continuation",
-            b"ab\x80cd \xbf \x80\x80\x80\x80\x80 x\xbfy \xc3\xa9\x80\xc3\xa9 \xe4\xb8\xad\x80\x80\x80\x80z".to_vec(),
-        ),
-        (
-            "invalid-truncated",
-            b"ab\xe2\x82 cd \xf0\x9f\x98x \xe4\xb8\xe4\xb8\xadz \xc3 \xe2\x82\xac\xe2 \xf0\x90\x90 \xf0\x90\x90\x80".to_vec(),
-        ),
-        (
-            "invalid-overlong",
-            b"\xc0\xaf \xc1\xbf \xe0\x80\xaf \xf0\x80\x80\xaf a\xc0\xafb \xe0\x9f\xbf \xf0\x8f\xbf\xbf".to_vec(),
-        ),
-        (
-            "invalid-surrogates",
-            b"\xed\xa0\x80 \xed\xbf\xbf a\xed\xa0\x80b \xed\x9f\xbf\xed\xa0\xbd\xed\xb8\x80 \xed\xa0".to_vec(),
-        ),
+    let generated = [
         (
             "invalid-f5-ff",
             (0xF5..=0xFFu8)
@@ -508,8 +361,6 @@ fn small_cases() -> Vec<(&'static str, Vec<u8>)> {
                 .chain(*b"a \xf4\x90\x80\x80 \xf8\x88\x80\x80\x80 \xfe\xff ")
                 .collect(),
         ),
-        ("invalid-truncated-at-eof", b"word \xe4\xb8".to_vec()),
-        ("invalid-truncated-at-eof-in-word", b"word\xf0\x9f\x98".to_vec()),
         (
             "every-byte-between-letters",
             (0..=255u8).flat_map(|b| [b'a', b, b'a', b' ']).collect(),
@@ -519,7 +370,18 @@ fn small_cases() -> Vec<(&'static str, Vec<u8>)> {
             (0..=255u8).flat_map(|b| [0xC3, 0xA9, b, b' ']).collect(),
         ),
         ("every-lead-byte-pair", every_lead),
-    ]
+    ];
+    let written = files_under(&testkit::repo().join("tests/offline/cases"));
+    assert!(written.len() >= 20, "the hand-written cases: {written:?}");
+    written
+        .into_iter()
+        .map(|p| {
+            let name = p.file_stem().expect("a case's name").to_string_lossy();
+            let bytes = std::fs::read(&p).expect("a readable case");
+            (name.into_owned(), bytes)
+        })
+        .chain(generated.map(|(name, bytes)| (name.to_string(), bytes)))
+        .collect()
 }
 
 /// Big generated cases: words longer than 1 MB, random bytes, a 6 MB mix
@@ -543,10 +405,14 @@ fn big_cases() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-fn adversarial_against_oracle(cfg: Config) {
+fn adversarial_against_oracle(cfg: Options) {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut paths = Vec::new();
-    for (i, (name, bytes)) in small_cases().into_iter().chain(big_cases()).enumerate() {
+    for (i, (name, bytes)) in small_cases()
+        .into_iter()
+        .chain(big_cases().into_iter().map(|(n, b)| (n.to_string(), b)))
+        .enumerate()
+    {
         let path = dir.path().join(format!("{i:02}-{name}"));
         std::fs::write(&path, bytes).expect("write case");
         paths.push(path);
@@ -613,7 +479,7 @@ fn stdin_in_small_pieces() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("stream");
     std::fs::write(&path, &input).expect("write stream");
-    for cfg in CONFIGS {
+    for cfg in ALL_OPTIONS {
         let expected = oracle(cfg, false, &[&path]).pop().expect("#all").counts;
         for pieces in [&[1][..], &[1, 2, 3, 5, 8, 13, 4, 7]] {
             let what = format!("{cfg:?} stdin in pieces {pieces:?}");

@@ -16,69 +16,11 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use proptest::sample::Index;
+use testkit::corpus::SNIPPETS;
+use testkit::counts::ALL_OPTIONS;
 use wordstream::charclass;
 use wordstream::count::{self, Counter, Options, ParallelCounter, WordCounts};
 use wordstream::tokenize::{Encoding, Splitter};
-
-const ALL_OPTIONS: [Options; 4] = [
-    Options {
-        encoding: Encoding::Utf8,
-        lowercase: false,
-    },
-    Options {
-        encoding: Encoding::Utf8,
-        lowercase: true,
-    },
-    Options {
-        encoding: Encoding::Latin1,
-        lowercase: false,
-    },
-    Options {
-        encoding: Encoding::Latin1,
-        lowercase: true,
-    },
-];
-
-/// Pieces that inputs are assembled from.
-const SNIPPETS: &[&[u8]] = &[
-    b"a",
-    b"The",
-    b"THE",
-    b" ",
-    b"\n",
-    b"\r\n",
-    b".",
-    b"_",
-    b"7",
-    b"\0",
-    "é".as_bytes(),
-    "É".as_bytes(),
-    "e\u{301}".as_bytes(),
-    "ΟΔΟΣ".as_bytes(),
-    "Σ".as_bytes(),
-    "ʹ".as_bytes(),
-    "Ж".as_bytes(),
-    "中".as_bytes(),
-    "हि".as_bytes(),
-    "İ".as_bytes(),
-    "ǅ".as_bytes(),
-    "ß".as_bytes(),
-    "²".as_bytes(),
-    "Ⅻ".as_bytes(),
-    "𐐀".as_bytes(),
-    "😀".as_bytes(),
-    "\u{a0}".as_bytes(),
-    "\u{3000}".as_bytes(),
-    b"\x80",
-    b"\xbf",
-    b"\xc3",
-    b"\xe2\x82",
-    b"\xf0\x9f\x98",
-    b"\xc0\xaf",
-    b"\xed\xa0\x80",
-    b"\xf4\x90\x80\x80",
-    b"\xff",
-];
 
 fn atom() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
