@@ -3,14 +3,13 @@
 //! prefixes, escaped keys, completions, URL-encoded listings and an S3
 //! endpoint that never answers (both against a local fake endpoint).
 
-use std::collections::HashSet;
 use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 use testkit::cli::{offline_cmd, run, run_for, shell, Run};
 use testkit::s3::FakeEndpoint;
-use wordstream::worker::discover::Discovery;
+use wordstream::worker::discover::{Discovery, Known};
 
 /// clap's refusal of a flag value: exit 2 and exactly this text.
 fn refused(r: &Run, flag: &str, value: &str, why: &str) {
@@ -404,7 +403,7 @@ const ENCODED_LISTING: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 async fn listings_ask_for_url_encoded_keys_and_decode_them() {
     let fake = FakeEndpoint::start(Some(ENCODED_LISTING.to_string()));
     let client = testkit::s3::client_at(&fake.url, "us-east-1", "k", "s");
-    let mut d = Discovery::new("b", "", HashSet::new());
+    let mut d = Discovery::new("b", "", Known::new("b"));
     let found = d.poll(&client).await.expect("listing");
     let keys: Vec<(&str, &str, u64)> = found
         .iter()
