@@ -10,8 +10,20 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The shortest `--interval`: ten listings a second at most.
+pub const MIN_INTERVAL: f64 = 0.1;
+/// The longest `--interval`: a day.
+pub const MAX_INTERVAL: f64 = 86_400.0;
+
 /// Flags of `worker`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Limits:
+  A token (a run of word characters) longer than 64 KiB is skipped, not
+  counted; the rest of its object is (the ledger's skipped_tokens counts them).
+  New keys are found at the next listing (--interval) when they sort after the
+  keys already seen; keys that sort before them (random names) wait for the
+  full listing made every 30 s: about 10-30 s.")]
 pub struct Args {
     #[command(flatten)]
     pub kafka: KafkaArgs,
@@ -22,7 +34,10 @@ pub struct Args {
     /// Only count objects whose key starts with this.
     #[arg(long, default_value = "")]
     pub prefix: String,
-    /// Seconds between bucket listings.
+    /// Seconds between bucket listings (0.1 to 86400). A new key that sorts
+    /// after the keys already seen is found at the next listing; one that
+    /// sorts before them (random keys) waits for the full listing made every
+    /// 30 s: about 10-30 s.
     #[arg(long, value_name = "SECS", default_value_t = 1.0)]
     pub interval: f64,
     /// Changelog wire format.
@@ -46,8 +61,9 @@ pub struct Args {
     /// Replication factor of topics the worker creates.
     #[arg(long, default_value_t = 1)]
     pub replication: i32,
-    /// Seconds between status lines.
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    /// Seconds between status lines (1 to 86400).
+    #[arg(long, value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub status_interval: u64,
     /// Seconds between purges of consumed records of the repartition topic.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
@@ -66,8 +82,8 @@ pub struct Args {
 
 /// Runs the subcommand.
 pub fn run(args: Args) -> Result<()> {
-    if !(args.interval > 0.0 && args.interval.is_finite()) {
-        bail!("--interval must be a positive number of seconds");
+    if !(MIN_INTERVAL..=MAX_INTERVAL).contains(&args.interval) {
+        bail!("--interval must be between {MIN_INTERVAL} and {MAX_INTERVAL} seconds");
     }
     if args.partitions < 1 || args.replication < 1 {
         bail!("--partitions and --replication must be at least 1");

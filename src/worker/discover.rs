@@ -14,11 +14,20 @@
 //! since (it was replaced), or the worker started with `--retry-failed`.
 //! Discovery learns of failures from the ledger when it starts and from the
 //! batches its own process commits.
+//!
+//! Listings ask for `encoding-type=url` and decode the keys when the answer
+//! says they are encoded, as AWS requires for keys with control characters
+//! (which XML 1.0 cannot carry): without it such keys come back with U+FFFD
+//! in place and cannot be read. (versitygw 1.7 ignores the parameter, so
+//! there keys with characters below U+0020 other than tab, newline and
+//! carriage return stay unreadable.)
 
 use super::ledger::{unix_now, Entry};
 use crate::s3;
 use anyhow::Result;
+use aws_sdk_s3::types::EncodingType;
 use aws_sdk_s3::Client;
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -135,6 +144,21 @@ pub struct Discovery {
     /// still be the start of the next listing.
     history: VecDeque<(Instant, Option<String>)>,
     last_full: Option<Instant>,
+    /// Listed keys that do not decode to UTF-8 (warned about once).
+    undecodable: HashSet<String>,
+}
+
+/// A key of an `encoding-type=url` listing, decoded as AWS encodes it
+/// (`+` for a space, `%XX` for other bytes); `None` if it is not UTF-8.
+pub fn decode_key(encoded: &str) -> Option<Cow<'_, str>> {
+    if !encoded.contains(['+', '%']) {
+        return Some(Cow::Borrowed(encoded));
+    }
+    let spaced = encoded.replace('+', " ");
+    let decoded = percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .ok()?;
+    Some(Cow::Owned(decoded.into_owned()))
 }
 
 impl Discovery {
@@ -150,6 +174,7 @@ impl Discovery {
             watermark,
             history: VecDeque::new(),
             last_full: None,
+            undecodable: HashSet::new(),
         }
     }
 
@@ -199,7 +224,10 @@ impl Discovery {
         let unix = unix_now();
         let mut token: Option<String> = None;
         loop {
-            let mut req = client.list_objects_v2().bucket(&self.bucket);
+            let mut req = client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .encoding_type(EncodingType::Url);
             if !self.prefix.is_empty() {
                 req = req.prefix(&self.prefix);
             }
@@ -214,8 +242,20 @@ impl Discovery {
                 .send()
                 .await
                 .map_err(|e| s3::describe(&format!("cannot list s3://{}", self.bucket), &e))?;
+            // A server may ignore encoding-type (versitygw 1.7 does): decode
+            // only what the answer says is encoded.
+            let encoded = resp.encoding_type() == Some(&EncodingType::Url);
             for obj in resp.contents() {
-                let Some(key) = obj.key() else { continue };
+                let Some(listed) = obj.key() else { continue };
+                let key = if encoded {
+                    let Some(key) = self.decode(listed) else {
+                        continue;
+                    };
+                    key
+                } else {
+                    Cow::Borrowed(listed)
+                };
+                let key = key.as_ref();
                 let etag = obj.e_tag().unwrap_or_default();
                 let retry = full && self.failed.get(key).is_some_and(|f| f.due(unix, etag));
                 if retry || !self.seen.contains(key) {
@@ -261,6 +301,24 @@ impl Discovery {
             }
         }
         Ok(found)
+    }
+
+    /// A listed key, URL-decoded. A key that is not UTF-8 once decoded
+    /// cannot be read through the SDK: it is skipped, with one warning.
+    fn decode<'k>(&mut self, encoded: &'k str) -> Option<Cow<'k, str>> {
+        match decode_key(encoded) {
+            Some(k) => Some(k),
+            None => {
+                if self.undecodable.insert(encoded.to_string()) {
+                    tracing::warn!(
+                        "skipping s3://{}/{encoded} (URL-encoded): its key is not UTF-8, \
+                         which S3 clients cannot request",
+                        self.bucket
+                    );
+                }
+                None
+            }
+        }
     }
 
     /// Takes in a ledger entry this process committed for `ledger_key`: the
@@ -324,6 +382,19 @@ mod tests {
         // at 30 s: the one at 12 s
         assert_eq!(d.start_after(at(30)), Some("f".into()));
         assert_eq!(d.history.len(), 1);
+    }
+
+    #[test]
+    fn listed_keys_are_url_decoded() {
+        assert_eq!(decode_key("plain/a.txt").as_deref(), Some("plain/a.txt"));
+        assert!(matches!(decode_key("plain/a.txt"), Some(Cow::Borrowed(_))));
+        assert_eq!(decode_key("a+b%2Bc.txt").as_deref(), Some("a b+c.txt"));
+        assert_eq!(
+            decode_key("names/ctl%01x%0Ay%1B%5B1m.txt").as_deref(),
+            Some("names/ctl\u{1}x\ny\u{1b}[1m.txt")
+        );
+        assert_eq!(decode_key("na%C3%AFve").as_deref(), Some("naïve"));
+        assert_eq!(decode_key("bad%FFkey"), None);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! test binary with a module per area:
 //!
 //! - `stack_smoke`: the stack itself (Kafka, S3) with rdkafka and aws-sdk-s3;
+//! - `cli_hardening`: issue 18 (group commits, signals during uploads,
+//!   closed and full streams, verify's formats, escaped keys, odd keys);
 //! - `upload`, `consume`, `errors`, `security`: the CLI against it;
 //! - `worker`: the pipeline end to end (demo, serdes, corpus, bad objects,
 //!   signals, startup errors, two workers);
@@ -20,6 +22,7 @@
 //!
 //! Run: `eval "$(scripts/stack env)" && cargo test --test e2e`.
 
+mod cli_hardening;
 mod consume;
 mod errors;
 mod faust;
