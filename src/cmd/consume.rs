@@ -1,5 +1,5 @@
 //! `wordstream consume`: print the changelog (or any topic), like
-//! kafka-console-consumer with `print.key=true` (DESIGN §5).
+//! kafka-console-consumer with `print.key=true` (docs/design.md §5).
 //!
 //! Always `isolation.level=read_committed`: records of aborted transactions
 //! never show. Without `--group` no offsets are committed anywhere: the

@@ -3,11 +3,10 @@
 
 use crate::cmd::count_local::CountFlags;
 use crate::config::{KafkaArgs, S3Args};
+use crate::shutdown::Shutdown;
 use crate::wire::Serde;
 use crate::worker::{Settings, Worker};
-use anyhow::{bail, Context, Result};
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use anyhow::{bail, Result};
 use std::time::Duration;
 
 /// The shortest `--interval`: ten listings a second at most.
@@ -88,14 +87,8 @@ pub fn run(args: Args) -> Result<()> {
     if args.partitions < 1 || args.replication < 1 {
         bail!("--partitions and --replication must be at least 1");
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // A second signal while stopping exits at once.
-        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop))
-            .context("cannot install signal handler")?;
-        signal_hook::flag::register(sig, Arc::clone(&stop))
-            .context("cannot install signal handler")?;
-    }
+    // SIGINT, SIGTERM, SIGHUP: a clean stop; a second one exits at once.
+    let stop = Shutdown::install()?.flag();
     let static_membership = args.worker_id.is_some();
     let worker_id = args.worker_id.unwrap_or_else(|| {
         format!(

@@ -1,4 +1,4 @@
-//! `wordstream upload PATH…`: local files into the bucket (DESIGN §5).
+//! `wordstream upload PATH…`: local files into the bucket (docs/design.md §5).
 //!
 //! Small files go up in one streaming PutObject; files above
 //! `--multipart-threshold` go up in parts (CreateMultipartUpload, UploadPart
