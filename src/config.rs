@@ -1,5 +1,5 @@
 //! Configuration shared by every subcommand: flag > environment > `.env` >
-//! default (DESIGN §4).
+//! default (docs/design.md §4).
 //!
 //! `.env` is loaded into the process environment *before* the command line
 //! is parsed, without overriding variables already set, so clap's `env`
@@ -258,7 +258,7 @@ fn parse_property(s: &str) -> Result<(String, String), String> {
     }
 }
 
-/// Topic names derived from an app id and a table name (DESIGN §2).
+/// Topic names derived from an app id and a table name (docs/design.md §2).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Topics {
     /// The output: running totals, compacted.

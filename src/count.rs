@@ -35,6 +35,8 @@ pub struct WordCounts {
     pub words: u64,
     /// Invalid UTF-8 bytes met (treated as separators).
     pub invalid_bytes: u64,
+    /// Tokens longer than [`tokenize::MAX_TOKEN_BYTES`], skipped.
+    pub skipped_tokens: u64,
 }
 
 /// Longest word kept in the short table.
@@ -93,6 +95,7 @@ impl Default for WordCounts {
             seeds: [random.hash_one(1u64), random.hash_one(2u64)],
             words: 0,
             invalid_bytes: 0,
+            skipped_tokens: 0,
         }
     }
 }
@@ -101,6 +104,7 @@ impl PartialEq for WordCounts {
     fn eq(&self, other: &Self) -> bool {
         self.words == other.words
             && self.invalid_bytes == other.invalid_bytes
+            && self.skipped_tokens == other.skipped_tokens
             && self.distinct() == other.distinct()
             && self.iter().all(|(w, n)| other.get(w) == n)
     }
@@ -113,6 +117,7 @@ impl std::fmt::Debug for WordCounts {
         f.debug_struct("WordCounts")
             .field("words", &self.words)
             .field("invalid_bytes", &self.invalid_bytes)
+            .field("skipped_tokens", &self.skipped_tokens)
             .field("counts", &self.sorted())
             .finish()
     }
@@ -210,7 +215,7 @@ impl WordCounts {
         // the fast path when 16 bytes can be read from their start.
         let as_is = opts.encoding == Encoding::Utf8 && !opts.lowercase;
         let mut words = 0;
-        let invalid = tokenize::scan(seg, opts.encoding, |w| {
+        let scanned = tokenize::scan(seg, opts.encoding, |w| {
             words += 1;
             let len = w.bytes.len();
             if len <= SHORT && (w.ascii || as_is) {
@@ -222,7 +227,8 @@ impl WordCounts {
             self.count_rewritten(w, opts, scratch);
         });
         self.words += words;
-        self.invalid_bytes += invalid;
+        self.invalid_bytes += scanned.invalid_bytes;
+        self.skipped_tokens += scanned.skipped_tokens;
     }
 
     /// The general path: rewrite the word if needed, then count it.
@@ -246,6 +252,7 @@ impl WordCounts {
         }
         self.words += other.words;
         self.invalid_bytes += other.invalid_bytes;
+        self.skipped_tokens += other.skipped_tokens;
         for e in &other.short {
             self.count_short(e.key, e.count);
         }
@@ -344,6 +351,7 @@ impl Counter {
         let (counts, scratch, opts) = (&mut self.counts, &mut self.scratch, self.opts);
         self.splitter
             .finish(|seg| counts.add_segment_with(seg, opts, scratch));
+        self.counts.skipped_tokens += self.splitter.skipped_tokens();
         self.counts
     }
 }
@@ -486,5 +494,116 @@ mod tests {
         }
         let block = *b"HeLLo, world!!!!";
         assert_eq!(key_from_block(&block, 5, true), pad(b"hello"));
+    }
+
+    /// Inputs with tokens around and far over the limit, of every kind, and
+    /// the tokens skipped in UTF-8 and in Latin-1.
+    fn long_token_cases() -> Vec<(&'static str, Vec<u8>, [u64; 2])> {
+        let l = tokenize::MAX_TOKEN_BYTES;
+        let cat = |parts: &[&[u8]]| parts.concat();
+        let a = |n: usize| vec![b'a'; n];
+        let e_acute = |n: usize| "é".repeat(n).into_bytes();
+        vec![
+            (
+                "2 MiB word",
+                cat(&[b"head ", &a(2 << 20), b" tail words"]),
+                [1, 1],
+            ),
+            (
+                "at the limit, one over",
+                cat(&[b"x ", &a(l), b" ", &a(l + 1), b" y"]),
+                [1, 1],
+            ),
+            (
+                "unicode words",
+                cat(&[&e_acute(l / 2), b" ", &e_acute(l / 2 + 1), b" z"]),
+                [1, 0],
+            ),
+            (
+                "non-word token",
+                cat(&[&vec![b'x'; 3 * l], b"1 next"]),
+                [1, 1],
+            ),
+            (
+                "ends on invalid bytes",
+                cat(&[&a(3 * l), b"\xe2\x82bc def"]),
+                [1, 1],
+            ),
+            (
+                "after invalid bytes",
+                cat(&[b"q\xe2\x82", &a(3 * l), b" z"]),
+                [1, 1],
+            ),
+            (
+                "incomplete char at the end",
+                cat(&[&a(3 * l), b"\xf0\x9f\x98"]),
+                [1, 1],
+            ),
+            (
+                "ends on a non-word char",
+                cat(&[&a(3 * l), "—b".as_bytes()]),
+                [1, 1],
+            ),
+            (
+                "multibyte",
+                cat(&["aé中_1".repeat(l).as_bytes(), " end\u{10348}".as_bytes()]),
+                [1, 0],
+            ),
+            (
+                "after a stray continuation",
+                cat(&[b"\xc3\xa9\x80", &a(3 * l), b" z"]),
+                [1, 1],
+            ),
+            (
+                "three in a row",
+                cat(&[&a(l + 1), b" ", &a(3 * l), b"\xff", &a(5 * l), b"\xe9end"]),
+                [3, 2],
+            ),
+            (
+                "latin1 letters",
+                cat(&[&vec![0xe9; 3 * l], b" \xd7x"]),
+                [0, 1],
+            ),
+        ]
+    }
+
+    /// Streamed in chunks of any size, a long token is skipped exactly as
+    /// in one piece (same words, invalid bytes, skipped tokens), and the
+    /// stream never carries much more than twice the limit.
+    #[test]
+    fn long_tokens_are_skipped_alike_streamed_or_whole() {
+        let l = tokenize::MAX_TOKEN_BYTES;
+        for (name, input, skipped) in long_token_cases() {
+            for encoding in [Encoding::Utf8, Encoding::Latin1] {
+                let opts = Options {
+                    encoding,
+                    ..Options::default()
+                };
+                let whole = count_bytes(&input, opts, 1);
+                let want = skipped[usize::from(encoding == Encoding::Latin1)];
+                assert_eq!(whole.skipped_tokens, want, "{name} {encoding:?}");
+                assert_eq!(count_bytes(&input, opts, 3), whole, "{name} {encoding:?}");
+                for size in [1, 3, 7, 4096, l - 1, l + 5, 3 * l] {
+                    let mut c = Counter::new(opts);
+                    let mut most = 0;
+                    for chunk in input.chunks(size) {
+                        c.feed(chunk);
+                        most = most.max(c.splitter.carried());
+                    }
+                    assert!(most <= 2 * l + size, "{name}: carried {most} bytes");
+                    assert_eq!(c.finish(), whole, "{name} {encoding:?} in chunks of {size}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_long_token_leaves_the_other_words_exact() {
+        let mut input = b"the cat ".to_vec();
+        input.extend(vec![b'z'; 2 << 20]);
+        input.extend_from_slice(b" the end");
+        let c = count_bytes(&input, Options::default(), 1);
+        assert_eq!(c.sorted(), [("the", 2), ("cat", 1), ("end", 1)]);
+        assert_eq!((c.words, c.skipped_tokens), (4, 1));
     }
 }

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod events;
+pub mod failpoint;
 pub mod kafka;
 pub mod logging;
 pub mod msk_iam;

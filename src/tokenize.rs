@@ -1,6 +1,6 @@
 //! The tokenizer: bytes in, words out. No I/O, no allocation per word.
 //!
-//! Semantics are those of the original Python app (see DESIGN §1): a token is
+//! Semantics are those of the original Python app (see docs/design.md §1): a token is
 //! a maximal run of `\w` characters and it is a word only when every
 //! character is alphabetic. Input is UTF-8 (invalid bytes are separators and
 //! are counted) or ISO-8859-1.
@@ -10,8 +10,19 @@
 //! token (or a partial UTF-8 sequence) over to the next chunk; [`scan`]
 //! tokenizes one segment. Concatenated segments of one stream tokenize
 //! exactly like the whole stream.
+//!
+//! A token longer than [`MAX_TOKEN_BYTES`] is skipped (not a word, whatever
+//! its characters) and counted as skipped, on every path: [`scan`] skips
+//! it within a segment, and [`Splitter`] drops it as it streams by without
+//! keeping it, so a stream's memory stays bounded whatever its tokens.
 
 use crate::charclass::{self, ascii};
+
+/// Longest token (run of word characters, in input bytes) that is counted.
+/// Longer ones are skipped: a word that long could not be published (the
+/// changelog's key, JSON-escaped to at most 3× its UTF-8 length, must fit
+/// in one Kafka record of 1 MB), and a stream must not hold it in memory.
+pub const MAX_TOKEN_BYTES: usize = 64 << 10;
 
 /// How object bytes are decoded into characters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -88,13 +99,24 @@ fn non_ascii(b: &[u8], enc: Encoding) -> (u8, usize, bool) {
     }
 }
 
-/// Tokenizes one complete segment: calls `emit` for every word and returns
-/// the number of invalid UTF-8 bytes seen. The end of `seg` ends a token, and
-/// a truncated UTF-8 sequence at its end is invalid.
+/// What [`scan`] met besides words.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Scanned {
+    /// Invalid UTF-8 bytes (separators).
+    pub invalid_bytes: u64,
+    /// Tokens longer than [`MAX_TOKEN_BYTES`], skipped.
+    pub skipped_tokens: u64,
+}
+
+/// Tokenizes one complete segment: calls `emit` for every word (skipping
+/// tokens longer than [`MAX_TOKEN_BYTES`]) and returns the invalid UTF-8
+/// bytes and the skipped tokens seen. The end of `seg` ends a token, and a
+/// truncated UTF-8 sequence at its end is invalid.
 #[inline]
-pub fn scan(seg: &[u8], enc: Encoding, mut emit: impl FnMut(Word<'_>)) -> u64 {
+pub fn scan(seg: &[u8], enc: Encoding, mut emit: impl FnMut(Word<'_>)) -> Scanned {
     let n = seg.len();
     let mut invalid = 0u64;
+    let mut skipped = 0u64;
     let mut i = 0;
     while i < n {
         // Between tokens: skip ASCII separators.
@@ -132,7 +154,9 @@ pub fn scan(seg: &[u8], enc: Encoding, mut emit: impl FnMut(Word<'_>)) -> u64 {
                 _ => i += 1, // ascii::ALPHA, taken by ascii_letters already
             }
         };
-        if is_word && i > start {
+        if i - start > MAX_TOKEN_BYTES {
+            skipped += 1;
+        } else if is_word && i > start {
             emit(Word {
                 bytes: &seg[start..i],
                 ascii: is_ascii,
@@ -141,7 +165,10 @@ pub fn scan(seg: &[u8], enc: Encoding, mut emit: impl FnMut(Word<'_>)) -> u64 {
         }
         i = next;
     }
-    invalid
+    Scanned {
+        invalid_bytes: invalid,
+        skipped_tokens: skipped,
+    }
 }
 
 /// The number of ASCII letters at the start of `s`, the tokenizer's hot
@@ -225,13 +252,25 @@ pub fn last_boundary_from(buf: &[u8], from: usize, enc: Encoding) -> Option<usiz
         .map(|i| i + 1)
 }
 
+/// A carry longer than this is checked for a token over [`MAX_TOKEN_BYTES`]
+/// to drop. Twice the limit: a check that finds none leaves at most the
+/// limit carried, so checks cost O(1) per byte whatever the chunk sizes.
+const CARRY_CHECK: usize = 2 * MAX_TOKEN_BYTES;
+
 /// Turns a stream of chunks of any size into complete segments for [`scan`].
 ///
-/// Memory stays bounded by the chunk size plus the longest token.
+/// Memory stays bounded by the chunk size plus twice [`MAX_TOKEN_BYTES`]:
+/// a longer token is dropped as it streams by (never kept, never rescanned)
+/// and counted in [`Splitter::skipped_tokens`], exactly as [`scan`] would
+/// have skipped it in one piece.
 #[derive(Debug, Default)]
 pub struct Splitter {
     enc: Encoding,
     carry: Vec<u8>,
+    /// Inside a token over the limit: its bytes are dropped until it ends.
+    /// The carry then holds at most an incomplete UTF-8 character.
+    skipping: bool,
+    skipped: u64,
 }
 
 impl Splitter {
@@ -239,12 +278,26 @@ impl Splitter {
     pub fn new(enc: Encoding) -> Self {
         Splitter {
             enc,
-            carry: Vec::new(),
+            ..Splitter::default()
         }
     }
 
     /// Feeds the next chunk; `emit` receives zero or more complete segments.
     pub fn push(&mut self, chunk: &[u8], mut emit: impl FnMut(&[u8])) {
+        let mut rest = chunk;
+        if self.skipping {
+            match self.skip(rest) {
+                Some(end) => rest = &rest[end..],
+                None => return,
+            }
+        }
+        self.split(rest, &mut emit);
+        if self.carry.len() > CARRY_CHECK {
+            self.shed(&mut emit);
+        }
+    }
+
+    fn split(&mut self, chunk: &[u8], emit: &mut impl FnMut(&[u8])) {
         let mut rest = chunk;
         if !self.carry.is_empty() {
             // Complete the carried token with the chunk's first ASCII separator
@@ -278,18 +331,136 @@ impl Splitter {
         self.carry.extend_from_slice(&rest[p..]);
     }
 
+    /// The carry is long: emits the tokens it holds before its last one (a
+    /// carry holds no certain boundary, yet invalid bytes may split it), and
+    /// drops that last one if it is already over the limit.
+    fn shed(&mut self, emit: &mut impl FnMut(&[u8])) {
+        let body = self.carry.len() - incomplete_tail(&self.carry, self.enc);
+        let start = last_token_start(&self.carry[..body], self.enc);
+        if start > 0 {
+            emit(&self.carry[..start]);
+        }
+        if body - start > MAX_TOKEN_BYTES {
+            self.skipped += 1;
+            self.skipping = true;
+            self.carry.drain(..body);
+        } else {
+            self.carry.drain(..start);
+        }
+    }
+
+    /// Drops the bytes of the skipped token at the start of `chunk`: the
+    /// offset where it ends (the unit that ends it, and the carry, are then
+    /// the stream's next bytes), or `None` if it goes on past the chunk.
+    fn skip(&mut self, chunk: &[u8]) -> Option<usize> {
+        let mut i = 0;
+        if !self.carry.is_empty() {
+            // An incomplete character from the previous chunk: complete it.
+            let have = self.carry.len();
+            let mut unit = [0u8; 4];
+            let take = chunk.len().min(4 - have);
+            unit[..have].copy_from_slice(&self.carry);
+            unit[have..have + take].copy_from_slice(&chunk[..take]);
+            let unit = &unit[..have + take];
+            match decode_utf8(unit) {
+                Err(n) if n == unit.len() => {
+                    self.carry.extend_from_slice(chunk); // still incomplete
+                    return None;
+                }
+                Ok((c, len)) if charclass::flags(c) & charclass::WORD != 0 => {
+                    self.carry.clear();
+                    i = len - have;
+                }
+                _ => {
+                    self.skipping = false; // the carry starts what follows
+                    return Some(0);
+                }
+            }
+        }
+        while i < chunk.len() {
+            i += ascii_letters(&chunk[i..]);
+            let Some(&b) = chunk.get(i) else { break };
+            let len = match ascii::CLASS[b as usize] {
+                ascii::SEP => 0,
+                ascii::OTHER => match self.enc {
+                    Encoding::Latin1 => {
+                        usize::from(charclass::flags(char::from(b)) & charclass::WORD != 0)
+                    }
+                    Encoding::Utf8 => match decode_utf8(&chunk[i..]) {
+                        Ok((c, len)) if charclass::flags(c) & charclass::WORD != 0 => len,
+                        Err(n) if i + n == chunk.len() && (0xC2..=0xF4).contains(&b) => {
+                            self.carry.extend_from_slice(&chunk[i..]); // incomplete
+                            return None;
+                        }
+                        _ => 0,
+                    },
+                },
+                _ => 1, // digits, underscore (letters were taken above)
+            };
+            if len == 0 {
+                self.skipping = false;
+                return Some(i);
+            }
+            i += len;
+        }
+        None
+    }
+
     /// Ends the stream: emits what is carried as the final segment.
     pub fn finish(&mut self, mut emit: impl FnMut(&[u8])) {
         if !self.carry.is_empty() {
             emit(&self.carry);
             self.carry.clear();
         }
+        self.skipping = false;
     }
 
     /// Bytes currently carried over (a partial token).
     pub fn carried(&self) -> usize {
         self.carry.len()
     }
+
+    /// Tokens over [`MAX_TOKEN_BYTES`] dropped so far (not emitted: [`scan`]
+    /// skips and counts the others).
+    pub fn skipped_tokens(&self) -> u64 {
+        self.skipped
+    }
+}
+
+/// The length of an incomplete UTF-8 character at the end of `buf` (a lead
+/// byte and fewer continuation bytes than it needs): 0 to 3.
+fn incomplete_tail(buf: &[u8], enc: Encoding) -> usize {
+    if enc == Encoding::Latin1 {
+        return 0;
+    }
+    (1..=3.min(buf.len()))
+        .find(|&k| {
+            let unit = &buf[buf.len() - k..];
+            (0xC2..=0xF4).contains(&unit[0]) && decode_utf8(unit) == Err(k)
+        })
+        .unwrap_or(0)
+}
+
+/// Where the last token of a segment starts (its length if it ends on a
+/// separator): after its last non-word unit.
+fn last_token_start(seg: &[u8], enc: Encoding) -> usize {
+    let (mut i, mut start) = (0, 0);
+    while i < seg.len() {
+        let b = seg[i];
+        if b < 0x80 {
+            i += 1;
+            if ascii::CLASS[b as usize] == ascii::SEP {
+                start = i;
+            }
+        } else {
+            let (f, len, _) = non_ascii(&seg[i..], enc);
+            i += len;
+            if f & charclass::WORD == 0 {
+                start = i;
+            }
+        }
+    }
+    start
 }
 
 #[cfg(test)]
@@ -304,7 +475,7 @@ mod tests {
                 Encoding::Latin1 => w.bytes.iter().map(|&b| char::from(b)).collect(),
             })
         });
-        (out, bad)
+        (out, bad.invalid_bytes)
     }
 
     #[test]

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-"""The reference word count (DESIGN §1), used by tests/offline/differential.rs.
+"""The reference word count (docs/design.md §1), used by tests/offline/differential.rs.
 
     re.findall(r'\\w+', text) -> keep w.isalpha() -> collections.Counter
+
+except that a token (a match of \\w+) longer than 65536 bytes in the
+input's encoding is skipped, as wordstream skips it (MAX_TOKEN_BYTES).
 
 `text` is the input's bytes decoded as UTF-8 with errors='replace' (invalid
 bytes become U+FFFD, a non-word character) or as ISO-8859-1. `--lowercase`
@@ -33,6 +36,7 @@ import re
 import sys
 
 WORD = re.compile(r"\w+")
+MAX_TOKEN_BYTES = 64 << 10
 
 
 class InvalidBytes:
@@ -61,7 +65,9 @@ def words_of(data, encoding, lowercase):
         invalid = INVALID.total - before
         # Cross-check the handler against the standard 'replace' handler.
         assert text == data.decode("utf-8", "replace")
-    words = [w for w in WORD.findall(text) if w.isalpha()]
+    # A token's bytes in the input: it holds no U+FFFD, so it encodes back.
+    width = len if encoding == "latin1" else (lambda w: len(w.encode("utf-8")))
+    words = [w for w in WORD.findall(text) if w.isalpha() and width(w) <= MAX_TOKEN_BYTES]
     if lowercase:
         words = [w.lower() for w in words]
     return collections.Counter(words), invalid

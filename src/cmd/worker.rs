@@ -49,6 +49,19 @@ pub struct Args {
     /// Seconds between status lines.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub status_interval: u64,
+    /// Seconds between purges of consumed records of the repartition topic.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub purge_interval: u64,
+    /// Warn (in the status line) when the worker's local state (tables,
+    /// done sets, known objects) is estimated above this many bytes.
+    #[arg(long, value_name = "BYTES")]
+    pub max_table_memory: Option<u64>,
+    /// Retry every object the ledger says failed (e.g. after fixing a
+    /// permission) at the first listing; otherwise a failed object is
+    /// retried 10 minutes after it failed, or once replaced. Takes effect
+    /// on the worker that lists the bucket.
+    #[arg(long)]
+    pub retry_failed: bool,
 }
 
 /// Runs the subcommand.
@@ -88,6 +101,9 @@ pub fn run(args: Args) -> Result<()> {
         partitions: args.partitions,
         replication: args.replication,
         status_interval: Duration::from_secs(args.status_interval.max(1)),
+        purge_interval: Duration::from_secs(args.purge_interval.min(86_400)),
+        max_table_memory: args.max_table_memory,
+        retry_failed: args.retry_failed,
     };
     Worker::start(settings, stop)?.run()
 }

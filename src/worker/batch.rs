@@ -6,7 +6,7 @@
 //! I/O around them.
 
 use super::discover::{Discovery, Found};
-use super::ledger::Entry;
+use super::ledger::{unix_now, Entry};
 use super::object::Outcome;
 use crate::count::WordCounts;
 use crate::events::Event;
@@ -60,6 +60,8 @@ pub struct Plan {
     pub done: Vec<(i32, String)>,
     /// Records that were skipped, and why (for a warning each).
     pub skipped: Vec<String>,
+    /// A ledger key of another bucket: two buckets share one app id.
+    pub foreign: Option<String>,
 }
 
 /// Plans a batch. `is_done` says whether a ledger key is already done (in
@@ -89,11 +91,15 @@ pub fn plan(
                     plan.done.push((rec.partition, key));
                     continue;
                 }
+                if !matches!(entry, Entry::Discovered { .. }) {
+                    continue; // failed: discovery lists it again to retry it
+                }
                 if is_done(rec.partition, &key) || !seen.insert(key.clone()) {
                     continue; // counted already, or twice in this batch
                 }
                 let Some(object_key) = Discovery::key_of(bucket, &key) else {
-                    continue; // another bucket's ledger entry
+                    plan.foreign.get_or_insert(key);
+                    continue;
                 };
                 plan.jobs.push(Job {
                     partition: rec.partition,
@@ -172,6 +178,7 @@ pub fn settle(jobs: Vec<Job>, outcomes: Vec<Outcome>, worker: &str) -> Option<Se
                     words: counts.words,
                     distinct: counts.distinct() as u64,
                     invalid_bytes: counts.invalid_bytes,
+                    skipped_tokens: counts.skipped_tokens,
                     ms,
                     worker: worker.to_string(),
                 };
@@ -195,6 +202,7 @@ pub fn settle(jobs: Vec<Job>, outcomes: Vec<Outcome>, worker: &str) -> Option<Se
                     size,
                     reason,
                     worker: worker.to_string(),
+                    at: unix_now(),
                 }
             }
             Outcome::Interrupted => unreachable!("checked above"),
@@ -323,9 +331,36 @@ mod tests {
             words: 1,
             distinct: 1,
             invalid_bytes: 0,
+            skipped_tokens: 0,
             ms: 1,
             worker: "w".into(),
         }
+    }
+
+    fn failed() -> Entry {
+        Entry::Failed {
+            etag: "e".into(),
+            size: 3,
+            reason: "AccessDenied".into(),
+            worker: "w".into(),
+            at: 1,
+        }
+    }
+
+    /// A failed object is not done: a later discovery (a retry) counts it,
+    /// but the failed record itself asks for nothing.
+    #[test]
+    fn plan_counts_a_failed_object_when_it_is_discovered_again() {
+        let polled = vec![
+            ledger(0, 1, "s3://b/f", &failed()),
+            ledger(0, 2, "s3://b/f", &discovered()),
+            ledger(1, 7, "s3://b/g", &failed()),
+        ];
+        let p = plan(polled, "b", |_, _| false, |_, _| 0);
+        let keys: Vec<&str> = p.jobs.iter().map(|j| j.object_key.as_str()).collect();
+        assert_eq!(keys, ["f"]);
+        assert!(p.done.is_empty());
+        assert_eq!(p.offsets[&(Input::Ledger, 1)], 8);
     }
 
     #[test]
@@ -341,6 +376,7 @@ mod tests {
         let p = plan(polled, "b", |_, k| k == "s3://b/done", |_, _| 0);
         let keys: Vec<&str> = p.jobs.iter().map(|j| j.object_key.as_str()).collect();
         assert_eq!(keys, ["a"]);
+        assert_eq!(p.foreign.as_deref(), Some("s3://other/x"));
         assert_eq!(p.done, [(1, "s3://b/c".to_string())]);
         assert_eq!(
             p.offsets,
@@ -429,6 +465,27 @@ mod tests {
             (&total.key[..], &total.value[..]),
             (&b"\"a\""[..], &b"9"[..])
         );
+    }
+
+    #[test]
+    fn settle_records_skipped_tokens_in_the_counted_entry() {
+        let text = format!("a {} b", "z".repeat(crate::tokenize::MAX_TOKEN_BYTES + 1));
+        let outcomes = vec![Outcome::Counted {
+            counts: counts_of(&text),
+            size: text.len() as u64,
+            etag: "x".into(),
+            elapsed: Duration::from_millis(3),
+        }];
+        let s = settle(vec![job("long")], outcomes, "w").unwrap();
+        assert!(matches!(
+            s.ledger[0].2,
+            Entry::Counted {
+                words: 2,
+                skipped_tokens: 1,
+                ..
+            }
+        ));
+        assert_eq!(s.delta.skipped_tokens, 1);
     }
 
     #[test]

@@ -1,8 +1,14 @@
 //! The object ledger: one compacted record per object, keyed by
 //! `s3://bucket/key`, saying whether it was discovered, counted or failed.
-//! It is also the work queue of the count stage (DESIGN §2–§3).
+//! It is also the work queue of the count stage (docs/design.md §2–§3).
+//!
+//! An object's records go `discovered` → `counted`, or `discovered` →
+//! `failed` → `discovered` (discovery retries it) → … → `counted`. Fields
+//! added since the first version default when absent, so older records
+//! still parse.
 
 use serde::{Deserialize, Serialize};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The value of a ledger record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,12 +34,16 @@ pub enum Entry {
         distinct: u64,
         /// Invalid UTF-8 bytes (separators).
         invalid_bytes: u64,
+        /// Tokens over 64 KiB, skipped (not words).
+        #[serde(default)]
+        skipped_tokens: u64,
         /// Milliseconds spent reading and counting.
         ms: u64,
         /// The worker that counted it.
         worker: String,
     },
-    /// Could not be read after retries; never counted.
+    /// Could not be read after retries (S3 said it cannot be read: missing,
+    /// access denied); not counted, until discovery retries it.
     Failed {
         /// ETag at listing time.
         etag: String,
@@ -43,13 +53,24 @@ pub enum Entry {
         reason: String,
         /// The worker that gave up.
         worker: String,
+        /// When (Unix seconds; 0 in records older than this field).
+        #[serde(default)]
+        at: u64,
     },
 }
 
+/// Now, in Unix seconds.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 impl Entry {
-    /// Whether the object is done (counted or failed): never count it again.
+    /// Whether the object is done for good (counted): never count it
+    /// again. A failed object is not: it waits for discovery to retry it.
     pub fn is_done(&self) -> bool {
-        !matches!(self, Entry::Discovered { .. })
+        matches!(self, Entry::Counted { .. })
     }
 
     /// Parses a record value.
@@ -78,5 +99,40 @@ mod tests {
             r#"{"state":"discovered","etag":"\"abc\"","size":5}"#
         );
         assert_eq!(Entry::parse(&e.to_bytes()).unwrap(), e);
+    }
+
+    #[test]
+    fn records_without_the_newer_fields_parse() {
+        let counted = br#"{"state":"counted","etag":"e","size":5,"words":1,"distinct":1,"invalid_bytes":0,"ms":3,"worker":"w"}"#;
+        assert!(matches!(
+            Entry::parse(counted).unwrap(),
+            Entry::Counted {
+                skipped_tokens: 0,
+                words: 1,
+                ..
+            }
+        ));
+        let failed = br#"{"state":"failed","etag":"e","size":5,"reason":"NoSuchKey","worker":"w"}"#;
+        assert!(matches!(
+            Entry::parse(failed).unwrap(),
+            Entry::Failed { at: 0, ref reason, .. } if reason == "NoSuchKey"
+        ));
+    }
+
+    #[test]
+    fn only_counted_is_done() {
+        let failed = Entry::Failed {
+            etag: String::new(),
+            size: 0,
+            reason: "AccessDenied".into(),
+            worker: "w".into(),
+            at: 1,
+        };
+        assert!(!failed.is_done());
+        assert!(!Entry::Discovered {
+            etag: String::new(),
+            size: 0
+        }
+        .is_done());
     }
 }

@@ -32,6 +32,7 @@ pub mod discover;
 pub mod group;
 pub mod ledger;
 pub mod object;
+pub mod purge;
 pub mod restore;
 pub mod state;
 mod throttle;
@@ -40,6 +41,7 @@ pub mod txn;
 use crate::config::{KafkaArgs, S3Args, Topics};
 use crate::count::Options;
 use crate::events::{Event, Status};
+use crate::failpoint;
 use crate::kafka;
 use crate::output;
 use crate::s3;
@@ -50,9 +52,11 @@ use discover::Found;
 use futures::StreamExt;
 use group::{Group, GroupConfig, Poll};
 use object::Outcome;
+use purge::Purger;
 use state::{Restore, State};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use throttle::Throttle;
@@ -85,6 +89,12 @@ pub struct Settings {
     pub replication: i32,
     /// Time between status lines.
     pub status_interval: Duration,
+    /// Time between purges of consumed repartition records.
+    pub purge_interval: Duration,
+    /// Warn when the local state's estimated size passes this many bytes.
+    pub max_table_memory: Option<u64>,
+    /// Discovery retries every failed object at its first listing.
+    pub retry_failed: bool,
 }
 
 /// Objects read and counted at the same time (small objects are bound by
@@ -132,6 +142,7 @@ struct Stats {
     bytes: u64,
     transactions: u64,
     aborted: u64,
+    skipped_tokens: u64,
 }
 
 /// A running worker.
@@ -153,8 +164,10 @@ pub struct Worker {
     ready: bool,
     state: State,
     stats: Stats,
+    purge: Purger,
     kafka_warnings: Throttle,
     s3_warnings: Throttle,
+    memory_warnings: Throttle,
 }
 
 impl Worker {
@@ -220,8 +233,6 @@ impl Worker {
         }
         .emit();
         Ok(Worker {
-            settings,
-            topics,
             partitions,
             ledger_partitions,
             rt,
@@ -234,8 +245,12 @@ impl Worker {
             ready: false,
             state: State::default(),
             stats: Stats::default(),
+            purge: Purger::new(&topics.repartition, settings.purge_interval),
             kafka_warnings: Throttle::new(Duration::from_secs(10)),
             s3_warnings: Throttle::new(Duration::from_secs(10)),
+            memory_warnings: Throttle::new(Duration::from_secs(60)),
+            settings,
+            topics,
         })
     }
 
@@ -318,6 +333,7 @@ impl Worker {
             self.align()?;
             self.seen_epoch = epoch;
         }
+        self.purge.maybe_purge(&self.rt, &self.settings.kafka);
         let Some(discovered) = self.list() else {
             return Ok(()); // stopping
         };
@@ -351,7 +367,8 @@ impl Worker {
     /// Brings local state in line with the current assignment.
     fn align(&mut self) -> Result<()> {
         let owned = self.group.assignment()?;
-        let revoked = self.group.take_revoked();
+        let stop = Arc::clone(&self.stop);
+        let committed = self.group.wait_stable(&|| stop.load(Ordering::Relaxed))?;
         let restore = Restore {
             kafka: &self.settings.kafka,
             topics: &self.topics,
@@ -361,8 +378,13 @@ impl Worker {
             interval: self.settings.interval,
             ledger_partitions: self.ledger_partitions,
             stop: &self.stop,
+            retry_failed: self.settings.retry_failed,
         };
-        self.state.align(&restore, &owned, &revoked)?;
+        self.state.align(&restore, &owned, &committed)?;
+        self.purge.retain(|p| owned.repartition.contains(&p));
+        if self.state.discovery.is_some() {
+            self.settings.retry_failed = false; // once per process
+        }
         if !self.ready && !owned.is_empty() {
             self.ready = true;
             Event::Ready {
@@ -385,6 +407,9 @@ impl Worker {
     /// Lists the bucket when this worker is the lister and the interval has
     /// passed: the objects never seen before. `None` when stopping.
     fn list(&mut self) -> Option<Vec<Found>> {
+        if !self.state.lists() {
+            return Some(Vec::new());
+        }
         let Some(d) = self.state.discovery.as_mut() else {
             return Some(Vec::new());
         };
@@ -418,6 +443,7 @@ impl Worker {
     /// Counts the batch's objects, applies its deltas to the totals, and
     /// commits all of it in one transaction with the input offsets.
     fn process(&mut self, polled: Vec<Polled>, discovered: Vec<Found>) -> Result<()> {
+        let epoch = self.group.epoch();
         let state = &self.state;
         let plan = batch::plan(
             polled,
@@ -428,12 +454,33 @@ impl Worker {
         for why in &plan.skipped {
             tracing::warn!("{why}; skipped");
         }
+        if let Some(key) = &plan.foreign {
+            self.abandon(discovered);
+            return Err(state::foreign_bucket(
+                &self.settings.kafka.app_id,
+                key,
+                &self.topics.ledger,
+                &self.settings.s3.bucket,
+            ));
+        }
         for (p, key) in &plan.done {
             self.state.done.entry(*p).or_default().insert(key.clone());
         }
         let started = Instant::now();
-        let outcomes = self.count_objects(&plan.jobs);
+        let outcomes = match self.count_objects(&plan.jobs) {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                self.abandon(discovered);
+                return Err(e);
+            }
+        };
         let count_ms = started.elapsed().as_millis() as u64;
+        if self.group.epoch() != epoch {
+            // A rebalance while counting: some input may have moved away.
+            // Commit nothing; the next iteration rewinds.
+            self.abandon(discovered);
+            return Ok(());
+        }
         let Some(mut settled) = batch::settle(plan.jobs, outcomes, &self.settings.worker_id) else {
             // Shutting down mid-batch: commit nothing; the records come again.
             self.abandon(discovered);
@@ -449,7 +496,13 @@ impl Worker {
             serde: self.settings.serde,
         };
         let records = batch::records(layout, &discovered, &settled, &plan.totals);
-        let offsets = self.group.offsets(&plan.offsets)?;
+        let offsets = if plan.offsets.is_empty() {
+            // Only `discovered` records: fenced all the same.
+            failpoint::hit("commit.discovery_only");
+            self.group.fence_offsets()?
+        } else {
+            self.group.offsets(&plan.offsets)?
+        };
         let started = Instant::now();
         match self
             .txn
@@ -471,8 +524,16 @@ impl Worker {
                 self.stats.failed += settled.failed;
                 self.stats.bytes += settled.bytes;
                 self.stats.words += settled.delta.words;
-                for (p, key, _) in settled.ledger {
-                    self.state.done.entry(p).or_default().insert(key);
+                self.purge.committed(&plan.offsets);
+                self.state.committed.extend(&plan.offsets);
+                self.stats.skipped_tokens += settled.delta.skipped_tokens;
+                for (p, key, entry) in settled.ledger {
+                    if let Some(d) = self.state.discovery.as_mut() {
+                        d.settled(&key, &entry);
+                    }
+                    if entry.is_done() {
+                        self.state.done.entry(p).or_default().insert(key);
+                    }
                 }
                 let changed = !plan.totals.is_empty();
                 for (word, (p, total)) in plan.totals {
@@ -503,27 +564,52 @@ impl Worker {
     }
 
     /// Reads and counts the batch's objects, [`COUNT_CONCURRENCY`] at a
-    /// time; outcomes in the order of `jobs`.
-    fn count_objects(&self, jobs: &[batch::Job]) -> Vec<Outcome> {
+    /// time; outcomes in the order of `jobs`. The group is served meanwhile,
+    /// however long it takes (see [`Group::serve_while`]).
+    fn count_objects(&mut self, jobs: &[batch::Job]) -> Result<Vec<Outcome>> {
         if jobs.is_empty() {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         let handle = self.rt.handle().clone();
-        let tasks = jobs.iter().map(|job| {
-            handle.spawn(object::count(
-                self.s3.clone(),
-                self.settings.s3.bucket.clone(),
-                job.object_key.clone(),
-                self.settings.count,
-                Arc::clone(&self.stop),
-            ))
+        let tasks: Vec<_> = jobs
+            .iter()
+            .map(|job| {
+                let count = object::count(
+                    self.s3.clone(),
+                    self.settings.s3.bucket.clone(),
+                    job.object_key.clone(),
+                    self.settings.count,
+                    Arc::clone(&self.stop),
+                );
+                async move {
+                    // A test's slow object (see crate::failpoint).
+                    let _ = tokio::task::spawn_blocking(|| failpoint::hit("count.slow")).await;
+                    count.await
+                }
+            })
+            .collect();
+        let (done, outcomes) = std::sync::mpsc::channel();
+        let spawner = handle.clone();
+        handle.spawn(async move {
+            let all: Vec<Outcome> =
+                futures::stream::iter(tasks.into_iter().map(|t| spawner.spawn(t)))
+                    .buffered(COUNT_CONCURRENCY)
+                    .map(|r| {
+                        r.unwrap_or_else(|e| Outcome::Failed(format!("counting panicked: {e}")))
+                    })
+                    .collect()
+                    .await;
+            let _ = done.send(all);
         });
-        self.rt.block_on(
-            futures::stream::iter(tasks)
-                .buffered(COUNT_CONCURRENCY)
-                .map(|r| r.unwrap_or_else(|e| Outcome::Failed(format!("counting panicked: {e}"))))
-                .collect(),
-        )
+        self.group
+            .serve_while(|wait| match outcomes.recv_timeout(wait) {
+                Ok(all) => Some(all),
+                Err(RecvTimeoutError::Timeout) => None,
+                // The counting task is gone: nothing of the batch commits.
+                Err(RecvTimeoutError::Disconnected) => {
+                    Some(jobs.iter().map(|_| Outcome::Interrupted).collect())
+                }
+            })
     }
 
     /// Forgets an uncommitted batch's discoveries.
@@ -533,7 +619,16 @@ impl Worker {
         }
     }
 
-    fn status(&self) {
+    fn status(&mut self) {
+        let memory = self.state.memory();
+        if let Some(max) = self.settings.max_table_memory {
+            if memory.total() > max {
+                self.memory_warnings.warn(format_args!(
+                    "local state takes about {} bytes, over --max-table-memory {max}",
+                    memory.total()
+                ));
+            }
+        }
         Event::Status(Status {
             objects: self.stats.objects,
             failed: self.stats.failed,
@@ -543,9 +638,15 @@ impl Worker {
             aborted: self.stats.aborted,
             ledger: self.state.done.keys().copied().collect(),
             repartition: self.state.tables.keys().copied().collect(),
-            lister: self.state.discovery.is_some(),
+            lister: self.state.lists(),
             table_words: self.state.table_words() as u64,
+            table_bytes: memory.tables,
+            done_objects: memory.done_objects,
+            known_objects: memory.known_objects,
+            state_bytes: memory.total(),
+            junk_records: self.state.junk_records,
             list_calls: discover::LIST_CALLS.load(Ordering::Relaxed),
+            skipped_tokens: self.stats.skipped_tokens,
         })
         .emit();
     }

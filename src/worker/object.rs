@@ -1,10 +1,19 @@
 //! Reading one S3 object and counting it: streamed (constant memory
-//! whatever the size), retried with backoff, classified as counted or failed,
-//! and interruptible (a stop request ends a read within ~100 ms).
+//! whatever the size, tokens over [`crate::tokenize::MAX_TOKEN_BYTES`]
+//! skipped), retried, classified as counted or failed, and interruptible (a
+//! stop request ends a read within ~100 ms).
+//!
+//! Transient errors (no answer, a refused connection, 5xx, a stalled or
+//! broken body) are retried for as long as they last, with backoff capped
+//! at [`MAX_BACKOFF`]: an S3 outage of minutes delays counting and never
+//! fails an object. Errors that say the object cannot be read (missing,
+//! access denied) get [`DENIED_PAUSES`]`.len() + 1` spaced attempts; then
+//! the object is failed, and discovery retries it later (see
+//! [`super::discover`]).
 
-use crate::count::{Options, WordCounts};
+use super::throttle::Throttle;
+use crate::count::{Counter, Options, WordCounts};
 use crate::s3;
-use crate::tokenize::Splitter;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::Client;
 use std::future::Future;
@@ -12,28 +21,28 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How long transient errors (S3 unreachable, 5xx, a broken stream) are
-/// retried before the object is marked failed.
-pub const TRANSIENT_BUDGET: Duration = Duration::from_secs(120);
-/// Attempts for errors that will not go away by themselves (missing, denied).
-const PERMANENT_ATTEMPTS: u32 = 2;
 /// A GetObject that sends no response, or a body that sends no bytes, for
 /// this long is abandoned and retried (an S3 server that hangs).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
-/// Longest word the changelog can carry: its key (JSON-escaped: at most 3×
-/// the UTF-8 length) must fit in one Kafka record (1 MB by default).
-pub const MAX_WORD_BYTES: usize = 64 << 10;
-/// Longest token (run of word characters) carried between chunks. The
-/// streaming tokenizer keeps a partial token in memory and rescans it with
-/// every chunk (quadratic in its length): objects with a longer token fail
-/// at once instead. Words that long could not be published anyway.
-pub const MAX_TOKEN_BYTES: usize = MAX_WORD_BYTES;
+/// The first pause after a transient error; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// The longest pause between attempts after transient errors: once S3
+/// answers again, an object is read again within this (plus
+/// [`IDLE_TIMEOUT`] if the attempt in flight hangs).
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Pauses between the attempts for errors saying the object cannot be read
+/// (a missing key may be a moment of eventual consistency, a denied one a
+/// policy being changed): 3 attempts over 10 s, then failed.
+pub const DENIED_PAUSES: [Duration; 2] = [Duration::from_secs(3), Duration::from_secs(7)];
+/// A transient error of one object is logged at most this often (at debug
+/// level in between).
+const WARN_EVERY: Duration = Duration::from_secs(30);
 
 /// What became of an object.
 pub enum Outcome {
     /// Read completely and counted.
     Counted {
-        /// The counts.
+        /// The counts (with the tokens skipped for their length).
         counts: WordCounts,
         /// Bytes read.
         size: u64,
@@ -51,13 +60,10 @@ pub enum Outcome {
 /// How an attempt's failure is retried.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Retry {
-    /// Until [`TRANSIENT_BUDGET`] is spent.
+    /// For as long as it lasts: the object may well be readable.
     Transient,
-    /// [`PERMANENT_ATTEMPTS`] times in all (a missing key may be a moment
-    /// of eventual consistency).
-    Permanent,
-    /// Never: the content itself is the problem.
-    Never,
+    /// [`DENIED_PAUSES`] apart, then failed: S3 says it cannot be read.
+    Denied,
 }
 
 /// One failed attempt.
@@ -94,51 +100,59 @@ pub async fn count(
     stop: Arc<AtomicBool>,
 ) -> Outcome {
     let started = Instant::now();
-    let mut backoff = Duration::from_millis(250);
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match attempt_count(&client, &bucket, &key, opts, &stop).await {
+    let mut backoff = FIRST_BACKOFF;
+    let mut denied = 0;
+    let mut warnings = Throttle::new(WARN_EVERY);
+    for attempt in 1.. {
+        let pause = match attempt_count(&client, &bucket, &key, opts, &stop).await {
             Ok((counts, size, etag)) => {
-                if let Some((w, _)) = counts.iter().find(|(w, _)| w.len() > MAX_WORD_BYTES) {
-                    return Outcome::Failed(format!(
-                        "holds a word of {} bytes; the changelog takes words of at most {MAX_WORD_BYTES} bytes",
-                        w.len()
-                    ));
-                }
                 return Outcome::Counted {
                     counts,
                     size,
                     etag,
                     elapsed: started.elapsed(),
-                };
+                }
             }
             Err(AttemptError::Interrupted) => return Outcome::Interrupted,
             Err(AttemptError::Failed { message, retry }) => {
-                let give_up = match retry {
-                    Retry::Never => true,
-                    Retry::Permanent => attempt >= PERMANENT_ATTEMPTS,
-                    Retry::Transient => started.elapsed() + backoff > TRANSIENT_BUDGET,
+                let pause = match retry {
+                    Retry::Denied => match DENIED_PAUSES.get(denied) {
+                        None => return Outcome::Failed(message),
+                        Some(&p) => {
+                            denied += 1;
+                            p
+                        }
+                    },
+                    Retry::Transient => {
+                        let p = backoff;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        p
+                    }
                 };
-                if give_up {
-                    return Outcome::Failed(message);
-                }
-                tracing::warn!(
-                    "{}: {} (attempt {attempt}, retrying in {:.1} s)",
+                warnings.warn(format_args!(
+                    "{}: {message} (attempt {attempt}, for {:.0} s; retrying in {:.1} s)",
                     s3::url(&bucket, &key),
-                    message,
-                    backoff.as_secs_f64()
-                );
+                    started.elapsed().as_secs_f64(),
+                    pause.as_secs_f64()
+                ));
+                pause
             }
-        }
-        if unless_stopped(&stop, tokio::time::sleep(backoff))
+        };
+        if unless_stopped(&stop, tokio::time::sleep(pause))
             .await
             .is_none()
         {
             return Outcome::Interrupted;
         }
-        backoff = (backoff * 2).min(Duration::from_secs(8));
     }
+    unreachable!("attempts are numbered without end")
+}
+
+/// Whether an S3 error says the object cannot be read (rather than that S3
+/// could not answer).
+fn is_denied<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    matches!(e, SdkError::ServiceError(se)
+        if matches!(se.err().code(), Some("NoSuchKey" | "AccessDenied" | "InvalidObjectState" | "NoSuchBucket")))
 }
 
 async fn attempt_count(
@@ -163,10 +177,8 @@ async fn attempt_count(
         Some(Ok(r)) => r,
     };
     let resp = resp.map_err(|e| {
-        let permanent = matches!(&e, SdkError::ServiceError(se)
-            if matches!(se.err().code(), Some("NoSuchKey" | "AccessDenied" | "InvalidObjectState" | "NoSuchBucket")));
-        let retry = if permanent {
-            Retry::Permanent
+        let retry = if is_denied(&e) {
+            Retry::Denied
         } else {
             Retry::Transient
         };
@@ -174,10 +186,7 @@ async fn attempt_count(
     })?;
     let etag = resp.e_tag().unwrap_or_default().to_string();
     let mut body = resp.body;
-    // The core's streaming counter, unrolled to watch the carried token.
-    let mut splitter = Splitter::new(opts.encoding);
-    let mut counts = WordCounts::new();
-    let mut size = 0u64;
+    let mut counter = Counter::new(opts);
     loop {
         let next =
             match unless_stopped(stop, tokio::time::timeout(IDLE_TIMEOUT, body.try_next())).await {
@@ -185,8 +194,9 @@ async fn attempt_count(
                 Some(Err(_)) => {
                     return Err(failed(
                         format!(
-                            "cannot read: body stalled for {} s after {size} bytes",
-                            IDLE_TIMEOUT.as_secs()
+                            "cannot read: body stalled for {} s after {} bytes",
+                            IDLE_TIMEOUT.as_secs(),
+                            counter.bytes()
                         ),
                         Retry::Transient,
                     ))
@@ -194,27 +204,19 @@ async fn attempt_count(
                 Some(Ok(n)) => n,
             };
         match next {
-            Ok(Some(chunk)) => {
-                size += chunk.len() as u64;
-                splitter.push(&chunk, |seg| counts.add_segment(seg, opts));
-                if splitter.carried() > MAX_TOKEN_BYTES {
-                    return Err(failed(
-                        format!(
-                            "holds a token (run of word characters) of more than {MAX_TOKEN_BYTES} bytes"
-                        ),
-                        Retry::Never,
-                    ));
-                }
-            }
+            Ok(Some(chunk)) => counter.feed(&chunk),
             Ok(None) => break,
             Err(e) => {
                 return Err(failed(
-                    format!("cannot read: body stream failed after {size} bytes: {e}"),
+                    format!(
+                        "cannot read: body stream failed after {} bytes: {e}",
+                        counter.bytes()
+                    ),
                     Retry::Transient,
                 ))
             }
         }
     }
-    splitter.finish(|seg| counts.add_segment(seg, opts));
-    Ok((counts, size, etag))
+    let size = counter.bytes();
+    Ok((counter.finish(), size, etag))
 }

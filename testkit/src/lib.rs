@@ -15,7 +15,8 @@
 //! - [`counts`]: expected word counts, from the core or `count-local`;
 //! - [`s3`]: S3 helpers (client, put, list, get, multipart through the binary);
 //! - [`kafka`]: Kafka helpers (configs, topic admin, reading topics back);
-//! - [`procfs`]: CPU seconds and memory of a process, from `/proc`.
+//! - [`procfs`]: CPU seconds and memory of a process, from `/proc`;
+//! - [`proxy`]: a TCP proxy in front of S3 that a test freezes and thaws.
 
 pub mod app;
 pub mod cli;
@@ -26,6 +27,7 @@ pub mod group;
 pub mod kafka;
 pub mod names;
 pub mod procfs;
+pub mod proxy;
 pub mod s3;
 pub mod stack;
 pub mod wait;

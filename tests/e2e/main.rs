@@ -6,7 +6,11 @@
 //! - `worker`: the pipeline end to end (demo, serdes, corpus, bad objects,
 //!   signals, startup errors, two workers);
 //! - `worker_faults`: kill -9, a broker restart, S3 frozen;
+//! - `long_faults_s3`: S3 frozen for minutes behind a proxy of the test's
+//!   own, `--retry-failed`, a token over 64 KiB;
 //! - `scaleout`: groups of three workers, kills, scaling 1 → 3 → 1;
+//! - `long_faults`: a worker stalled in its commit, a zombie lister, long
+//!   reads, the repartition purge, junk, two buckets, rebalances;
 //! - `faust`: a real Faust app recovers its table from our changelog.
 //!
 //! Tests run on parallel threads. Each takes the stack shared
@@ -19,6 +23,8 @@
 mod consume;
 mod errors;
 mod faust;
+mod long_faults;
+mod long_faults_s3;
 mod scaleout;
 mod security;
 mod stack_smoke;

@@ -201,8 +201,8 @@ const PARAGRAPH: &str = "It was the best of times, it was the worst of times; \
 /// Bad objects do not stop the worker, and the ledger says what became of
 /// each: empty, random bytes, invalid UTF-8, a 200 MB single line (streamed
 /// with multipart), keys with spaces and non-ASCII, a 2 MiB token (too long
-/// for a Kafka record: failed), an object deleted between listing and
-/// reading (failed). Totals equal the core's count of what was readable.
+/// for a Kafka record: skipped, the object counted), an object deleted
+/// between listing and reading (failed). Totals equal the core's count of what was readable.
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_objects_are_counted_or_failed_and_never_block() {
     let _stack = shared().await;
@@ -289,9 +289,9 @@ async fn bad_objects_are_counted_or_failed_and_never_block() {
         entry(big_key)["words"].as_i64(),
         Some(para_counts.values().sum::<i64>() * (per_part * parts) as i64)
     );
-    assert_eq!(state("bad/huge-token.txt"), "failed");
-    let reason = entry("bad/huge-token.txt")["reason"].to_string();
-    assert!(reason.contains("token"), "{reason}");
+    assert_eq!(state("bad/huge-token.txt"), "counted");
+    assert_eq!(entry("bad/huge-token.txt")["words"], 0);
+    assert_eq!(entry("bad/huge-token.txt")["skipped_tokens"], 1);
     assert_eq!(state("bad/vanished.txt"), "failed");
     let reason = entry("bad/vanished.txt")["reason"].to_string();
     assert!(reason.contains("NoSuchKey"), "{reason}");
