@@ -427,7 +427,9 @@ async fn bench_restore(n: u64, interval: f64) -> String {
         .find_event(revoke_a, |e| matches!(e, Event::Assigned { .. }))
         .expect("A's assignment after the rebalance");
     let restore_a2 = restored(&a).into_iter().rfind(|r| r.ts >= revoke_a);
-    let working_a = restore_a2.as_ref().map_or(assigned_a, |r| r.ts.max(assigned_a));
+    let working_a = restore_a2
+        .as_ref()
+        .map_or(assigned_a, |r| r.ts.max(assigned_a));
     let since_b = |t: f64| t - b.started_at;
     out += &format!(
         "  worker B joins: ready {:.2} s after its start; it restored {} words in {:.2} s (restore done {:.2} s after its start)\n\
