@@ -35,6 +35,10 @@ pub struct Restore<'a> {
     pub stop: &'a AtomicBool,
     /// `--retry-failed`: discovery retries every failed object at once.
     pub retry_failed: bool,
+    /// Time between full listings.
+    pub reconcile: Duration,
+    /// Keys per listed page (`None`: S3's default).
+    pub page_size: Option<i32>,
 }
 
 /// Local state of the owned partitions.
@@ -297,7 +301,7 @@ fn start_discovery(r: &Restore<'_>) -> Result<Discovery> {
             }
         );
     }
-    Ok(Discovery::new(r.bucket, r.prefix, known))
+    Ok(Discovery::new(r.bucket, r.prefix, known, r.reconcile).with_page_size(r.page_size))
 }
 
 /// The error for a ledger record of another bucket: two buckets share one
