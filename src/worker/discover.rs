@@ -22,6 +22,7 @@
 //! there keys with characters below U+0020 other than tab, newline and
 //! carriage return stay unreadable.)
 
+use super::keyset::KeySet;
 use super::ledger::{unix_now, Entry};
 use crate::s3;
 use anyhow::Result;
@@ -74,7 +75,9 @@ impl Failure {
 #[derive(Default)]
 pub struct Known {
     bucket: String,
-    seen: HashSet<String>,
+    seen: KeySet,
+    /// The greatest key seen.
+    greatest: Option<String>,
     failed: HashMap<String, Failure>,
     /// Where the full listing stood (the latest `listing` record).
     listing: Option<Entry>,
@@ -109,8 +112,9 @@ impl Known {
                 self.failed.remove(key);
             }
         }
-        if !self.seen.contains(key) {
-            self.seen.insert(key.to_string());
+        self.seen.insert(key);
+        if self.greatest.as_deref().is_none_or(|g| key > g) {
+            self.greatest = Some(key.to_string());
         }
     }
 
@@ -141,7 +145,7 @@ impl Known {
 pub struct Discovery {
     bucket: String,
     prefix: String,
-    seen: HashSet<String>,
+    seen: KeySet,
     /// Seen keys whose latest ledger entry is `failed`, as far as this
     /// process knows.
     failed: HashMap<String, Failure>,
@@ -220,11 +224,11 @@ impl Discovery {
     pub fn new(bucket: &str, prefix: &str, known: Known, reconcile: Duration) -> Self {
         let Known {
             seen,
+            greatest: watermark,
             failed,
             listing,
             ..
         } = known;
-        let watermark = seen.iter().max().cloned();
         // Resume the full pass where the ledger says it stood.
         let (full, full_done) = match listing {
             Some(Entry::Listing {
@@ -278,7 +282,7 @@ impl Discovery {
 
     /// Estimated heap bytes of the known keys.
     pub fn memory(&self) -> u64 {
-        super::state::set_bytes(self.seen.capacity(), self.seen.iter().map(String::len))
+        self.seen.memory()
     }
 
     /// The object key of a ledger key, if it belongs to this bucket.
@@ -388,7 +392,7 @@ impl Discovery {
         listed.found.sort_by(|a, b| a.key.cmp(&b.key));
         listed.found.dedup_by(|a, b| a.key == b.key);
         for f in &listed.found {
-            self.seen.insert(f.key.clone());
+            self.seen.insert(&f.key);
             if self.watermark.as_ref().is_none_or(|w| f.key > *w) {
                 self.watermark = Some(f.key.clone());
             }
@@ -473,9 +477,7 @@ impl Discovery {
         let Some(key) = Self::key_of(&self.bucket, ledger_key) else {
             return;
         };
-        if !self.seen.contains(key) {
-            self.seen.insert(key.to_string());
-        }
+        self.seen.insert(key);
         match entry {
             Entry::Failed { at, etag, .. } => {
                 let failure = Failure {
@@ -496,8 +498,9 @@ impl Discovery {
         for k in keys {
             self.seen.remove(&k);
         }
-        self.watermark = self.seen.iter().max().cloned();
-        self.history.clear();
+        // The next quick listing starts after the watermark as it was about
+        // [`WATERMARK_LAG`] ago (its history is kept): before the forgotten
+        // keys, which it finds again.
         self.quick = None;
         // The full pass goes on from its last committed position.
         if let Some(full) = self.full.as_mut() {

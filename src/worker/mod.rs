@@ -30,6 +30,7 @@
 pub mod batch;
 pub mod discover;
 pub mod group;
+pub mod keyset;
 pub mod ledger;
 pub mod object;
 pub mod purge;
@@ -465,7 +466,7 @@ impl Worker {
             ));
         }
         for (p, key) in &plan.done {
-            self.state.done.entry(*p).or_default().insert(key.clone());
+            self.state.done.entry(*p).or_default().insert(key);
         }
         let started = Instant::now();
         let outcomes = match self.count_objects(&plan.jobs) {
@@ -538,7 +539,7 @@ impl Worker {
                         d.settled(&key, &entry);
                     }
                     if entry.is_done() {
-                        self.state.done.entry(p).or_default().insert(key);
+                        self.state.done.entry(p).or_default().insert(&key);
                     }
                 }
                 let changed = !plan.totals.is_empty();
