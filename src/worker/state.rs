@@ -9,6 +9,7 @@
 use super::batch::Input;
 use super::discover::{Discovery, Known};
 use super::group::{Assignment, Committed};
+use super::keyset::KeySet;
 use super::ledger::Entry;
 use super::restore;
 use super::Fatal;
@@ -16,7 +17,7 @@ use crate::config::{KafkaArgs, Topics};
 use crate::events::Event;
 use crate::wire::Serde;
 use anyhow::{anyhow, Result};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
@@ -35,6 +36,10 @@ pub struct Restore<'a> {
     pub stop: &'a AtomicBool,
     /// `--retry-failed`: discovery retries every failed object at once.
     pub retry_failed: bool,
+    /// Time between full listings.
+    pub reconcile: Duration,
+    /// Keys per listed page (`None`: S3's default).
+    pub page_size: Option<i32>,
 }
 
 /// Local state of the owned partitions.
@@ -43,7 +48,7 @@ pub struct State {
     /// Owned repartition (= changelog) partitions and their tables.
     pub tables: Tables,
     /// Owned ledger partitions: for each, the keys already done.
-    pub done: BTreeMap<i32, HashSet<String>>,
+    pub done: BTreeMap<i32, KeySet>,
     /// Discovery, when this worker owns ledger partition 0.
     pub discovery: Option<Discovery>,
     /// When the bucket was last listed.
@@ -97,11 +102,7 @@ impl State {
             .values()
             .map(|t| table_bytes(t.capacity(), t.keys().map(String::len)))
             .sum();
-        let done = self
-            .done
-            .values()
-            .map(|d| set_bytes(d.capacity(), d.iter().map(String::len)))
-            .sum();
+        let done = self.done.values().map(KeySet::memory).sum();
         let (known_objects, known) = self
             .discovery
             .as_ref()
@@ -228,12 +229,11 @@ fn restore_tables(r: &Restore<'_>, parts: &[i32]) -> Result<(Tables, u64)> {
 }
 
 /// The done sets of ledger partitions `parts`, read to their end.
-fn restore_done(r: &Restore<'_>, parts: &[i32]) -> Result<BTreeMap<i32, HashSet<String>>> {
+fn restore_done(r: &Restore<'_>, parts: &[i32]) -> Result<BTreeMap<i32, KeySet>> {
     let started = Instant::now();
     let mut records = 0u64;
     let mut foreign = None;
-    let mut done: BTreeMap<i32, HashSet<String>> =
-        parts.iter().map(|&p| (p, HashSet::new())).collect();
+    let mut done: BTreeMap<i32, KeySet> = parts.iter().map(|&p| (p, KeySet::default())).collect();
     restore::read_to_end_until(r.kafka, &r.topics.ledger, parts, r.stop, |p, k, v| {
         records += 1;
         if foreign.is_none() && Discovery::key_of(r.bucket, &String::from_utf8_lossy(k)).is_none() {
@@ -245,7 +245,7 @@ fn restore_done(r: &Restore<'_>, parts: &[i32]) -> Result<BTreeMap<i32, HashSet<
             if e.is_done() {
                 done.entry(p)
                     .or_default()
-                    .insert(String::from_utf8_lossy(k).into_owned());
+                    .insert(&String::from_utf8_lossy(k));
             }
         }
     })?;
@@ -262,7 +262,7 @@ fn restore_done(r: &Restore<'_>, parts: &[i32]) -> Result<BTreeMap<i32, HashSet<
         topic: r.topics.ledger.clone(),
         partitions: parts.to_vec(),
         records,
-        entries: done.values().map(HashSet::len).sum::<usize>() as u64,
+        entries: done.values().map(KeySet::len).sum::<usize>() as u64,
         seconds: started.elapsed().as_secs_f64(),
     }
     .emit();
@@ -297,7 +297,7 @@ fn start_discovery(r: &Restore<'_>) -> Result<Discovery> {
             }
         );
     }
-    Ok(Discovery::new(r.bucket, r.prefix, known))
+    Ok(Discovery::new(r.bucket, r.prefix, known, r.reconcile).with_page_size(r.page_size))
 }
 
 /// The error for a ledger record of another bucket: two buckets share one
@@ -340,9 +340,4 @@ pub fn heap_bytes(len: usize) -> u64 {
 /// the entry (24 + 8 bytes) and one control byte; each key its heap chunk.
 pub fn table_bytes(capacity: usize, keys: impl Iterator<Item = usize>) -> u64 {
     capacity as u64 * 33 + keys.map(heap_bytes).sum::<u64>()
-}
-
-/// A hashbrown set of `String` with `capacity` buckets (24 + 1 bytes each).
-pub fn set_bytes(capacity: usize, keys: impl Iterator<Item = usize>) -> u64 {
-    capacity as u64 * 25 + keys.map(heap_bytes).sum::<u64>()
 }

@@ -11,6 +11,8 @@
 //! - `long_faults_s3`: S3 frozen for minutes behind a proxy of the test's
 //!   own, `--retry-failed`, a token over 64 KiB;
 //! - `scaleout`: groups of three workers, kills, scaling 1 → 3 → 1;
+//! - `discovery`: a slow listing (20 pages at 2 s), a pass resumed after a
+//!   kill;
 //! - `long_faults`: a worker stalled in its commit, a zombie lister, long
 //!   reads, the repartition purge, junk, two buckets, rebalances;
 //! - `faust`: a real Faust app recovers its table from our changelog.
@@ -24,6 +26,7 @@
 
 mod cli_hardening;
 mod consume;
+mod discovery;
 mod errors;
 mod faust;
 mod long_faults;

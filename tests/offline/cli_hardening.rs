@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::time::Duration;
 use testkit::cli::{offline_cmd, run, run_for, shell, Run};
 use testkit::s3::FakeEndpoint;
-use wordstream::worker::discover::{Discovery, Known};
+use wordstream::worker::discover::{Discovery, Known, RECONCILE_EVERY};
 
 /// clap's refusal of a flag value: exit 2 and exactly this text.
 fn refused(r: &Run, flag: &str, value: &str, why: &str) {
@@ -403,8 +403,10 @@ const ENCODED_LISTING: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 async fn listings_ask_for_url_encoded_keys_and_decode_them() {
     let fake = FakeEndpoint::start(Some(ENCODED_LISTING.to_string()));
     let client = testkit::s3::client_at(&fake.url, "us-east-1", "k", "s");
-    let mut d = Discovery::new("b", "", Known::new("b"));
-    let found = d.poll(&client).await.expect("listing");
+    let mut d = Discovery::new("b", "", Known::new("b"), RECONCILE_EVERY);
+    let listed = d.poll(&client, true, Duration::from_secs(10)).await;
+    assert!(listed.error.is_none(), "{:?}", listed.error);
+    let found = listed.found;
     let keys: Vec<(&str, &str, u64)> = found
         .iter()
         .map(|f| (f.key.as_str(), f.etag.as_str(), f.size))
