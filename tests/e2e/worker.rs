@@ -375,6 +375,10 @@ async fn assert_startup_error(bucket: &str, flags: &[&str], env: &[(&str, &str)]
     );
 }
 
+/// A startup error case: bucket, worker flags, environment, the start of
+/// the one stderr line.
+type StartupCase<'a> = (&'a str, &'a [&'a str], &'a [(&'a str, &'a str)], String);
+
 /// Startup errors, each one line on stderr and exit 1 within 15 s: an
 /// unreachable broker, a wrong secret key, an unknown access key, a missing
 /// bucket, a changelog that is not compacted.
@@ -390,7 +394,7 @@ async fn startup_errors_are_one_line_and_exit_1() {
         .await;
     let error = |b: &str, e: &str| format!("wordstream: error: cannot list s3://{b}: {e}");
     let check = "(check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)";
-    let cases: [(&str, &[&str], &[(&str, &str)], String); 5] = [
+    let cases: [StartupCase; 5] = [
         (
             &bucket,
             &["--brokers", "127.0.0.1:1"],
