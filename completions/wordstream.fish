@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_wordstream_global_optspecs
-    string join \n l/loglevel= h/help V/version
+    string join \n l/loglevel= log-format= h/help V/version
 end
 
 function __fish_wordstream_needs_command
@@ -24,8 +24,14 @@ function __fish_wordstream_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c wordstream -n "__fish_wordstream_needs_command" -s l -l loglevel -d 'Log level: error, warn, info, debug, trace (like Faust\'s `-l info`). RUST_LOG, when set, takes precedence' -r
-complete -c wordstream -n "__fish_wordstream_needs_command" -s h -l help -d 'Print help'
+complete -c wordstream -n "__fish_wordstream_needs_command" -s l -l loglevel -d 'Log level: error, warn, info, debug, trace (like Faust\'s `-l info`). RUST_LOG, when set, takes precedence' -r -f -a "error\t''
+warn\t''
+info\t''
+debug\t''
+trace\t''"
+complete -c wordstream -n "__fish_wordstream_needs_command" -l log-format -d 'Log lines as text for people, or one JSON object per line (with the worker\'s typed events: `"event": "ready"`, …)' -r -f -a "human\t'Lines for people'
+json\t'One JSON object per line, typed events included'"
+complete -c wordstream -n "__fish_wordstream_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c wordstream -n "__fish_wordstream_needs_command" -s V -l version -d 'Print version'
 complete -c wordstream -n "__fish_wordstream_needs_command" -f -a "count-local" -d 'Count words of local files or stdin with the pipeline\'s exact semantics'
 complete -c wordstream -n "__fish_wordstream_needs_command" -f -a "upload" -d 'Upload local files to the bucket (multipart for big ones)'
@@ -63,7 +69,13 @@ complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l ca
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l kafka-auth -d 'Authentication: `msk-iam` signs OAUTHBEARER tokens with the AWS credential chain (AWS MSK IAM; implies SASL_SSL + OAUTHBEARER)' -r -f -a "none\t'Whatever --kafka-security-protocol and --sasl-mechanism say'
 msk-iam\t'AWS MSK IAM: SASL_SSL + OAUTHBEARER tokens signed with the AWS chain'"
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l msk-region -d 'AWS region of the MSK cluster, for --kafka-auth msk-iam [default: from the broker host names, else the AWS chain\'s]' -r
-complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -s l -l loglevel -d 'Log level: error, warn, info, debug, trace (like Faust\'s `-l info`). RUST_LOG, when set, takes precedence' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -s l -l loglevel -d 'Log level: error, warn, info, debug, trace (like Faust\'s `-l info`). RUST_LOG, when set, takes precedence' -r -f -a "error\t''
+warn\t''
+info\t''
+debug\t''
+trace\t''"
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l log-format -d 'Log lines as text for people, or one JSON object per line (with the worker\'s typed events: `"event": "ready"`, …)' -r -f -a "human\t'Lines for people'
+json\t'One JSON object per line, typed events included'"
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l lowercase -d 'Fold case with Python\'s `str.lower()` (default: case preserved)'
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l keep-going -d 'Warn about unreadable paths and count the rest (still exits 1)'
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -s q -l quiet -d 'No summary line on stderr'
@@ -78,12 +90,18 @@ complete -c wordstream -n "__fish_wordstream_using_subcommand upload" -l multipa
 complete -c wordstream -n "__fish_wordstream_using_subcommand upload" -l part-size -d 'Part size of multipart uploads (at least 5 MiB)' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand upload" -l concurrency -d 'Requests in flight (whole files and parts together)' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand upload" -l content-type -d 'Content-Type of the objects' -r
-complete -c wordstream -n "__fish_wordstream_using_subcommand upload" -s l -l loglevel -d 'Log level: error, warn, info, debug, trace (like Faust\'s `-l info`). RUST_LOG, when set, takes precedence' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand upload" -s l -l loglevel -d 'Log level: error, warn, info, debug, trace (like Faust\'s `-l info`). RUST_LOG, when set, takes precedence' -r -f -a "error\t''
+warn\t''
+info\t''
+debug\t''
+trace\t''"
+complete -c wordstream -n "__fish_wordstream_using_subcommand upload" -l log-format -d 'Log lines as text for people, or one JSON object per line (with the worker\'s typed events: `"event": "ready"`, …)' -r -f -a "human\t'Lines for people'
+json\t'One JSON object per line, typed events included'"
 complete -c wordstream -n "__fish_wordstream_using_subcommand upload" -s r -l recursive -d 'Upload the files of directories, recursively'
 complete -c wordstream -n "__fish_wordstream_using_subcommand upload" -l dry-run -d 'List what would be uploaded; send nothing to S3'
 complete -c wordstream -n "__fish_wordstream_using_subcommand upload" -l create-bucket -d 'Create the bucket if it does not exist'
 complete -c wordstream -n "__fish_wordstream_using_subcommand upload" -s q -l quiet -d 'No progress bars and no summary table'
-complete -c wordstream -n "__fish_wordstream_using_subcommand upload" -s h -l help -d 'Print help'
+complete -c wordstream -n "__fish_wordstream_using_subcommand upload" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c wordstream -n "__fish_wordstream_using_subcommand upload" -s V -l version -d 'Print version'
 complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -l brokers -d 'Bootstrap brokers, comma-separated' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -s X -d 'Any librdkafka property, like kcat (repeatable): -X key=value' -r
@@ -115,7 +133,13 @@ table\t'The latest count per word as a table, sorted by count'"
 complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -l top -d 'With --output table: only the N most frequent words [default: all; 25 when redrawing on a terminal]' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -s f -l format-string -d 'Print each record with this format, like kcat: %k key, %s value, %t topic, %p partition, %o offset, %T timestamp (ms), %% a percent sign; \\n newline, \\t tab, \\\\ backslash' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -s g -l group -d 'Consume as this consumer group and commit its offsets (default: no group offsets are read or committed)' -r
-complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -s l -l loglevel -d 'Log level: error, warn, info, debug, trace (like Faust\'s `-l info`). RUST_LOG, when set, takes precedence' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -s l -l loglevel -d 'Log level: error, warn, info, debug, trace (like Faust\'s `-l info`). RUST_LOG, when set, takes precedence' -r -f -a "error\t''
+warn\t''
+info\t''
+debug\t''
+trace\t''"
+complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -l log-format -d 'Log lines as text for people, or one JSON object per line (with the worker\'s typed events: `"event": "ready"`, …)' -r -f -a "human\t'Lines for people'
+json\t'One JSON object per line, typed events included'"
 complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -l from-beginning -d 'Start at the oldest record (default: only records written from now on)'
 complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -s e -l exit-at-end -d 'Exit once every partition\'s end (as of the start) is reached'
 complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -154,13 +178,26 @@ complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l tally -
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l partitions -d 'Partitions of topics the worker creates (an existing changelog\'s count wins)' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l replication -d 'Replication factor of topics the worker creates' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l status-interval -d 'Seconds between status lines' -r
-complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -s l -l loglevel -d 'Log level: error, warn, info, debug, trace (like Faust\'s `-l info`). RUST_LOG, when set, takes precedence' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -s l -l loglevel -d 'Log level: error, warn, info, debug, trace (like Faust\'s `-l info`). RUST_LOG, when set, takes precedence' -r -f -a "error\t''
+warn\t''
+info\t''
+debug\t''
+trace\t''"
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l log-format -d 'Log lines as text for people, or one JSON object per line (with the worker\'s typed events: `"event": "ready"`, …)' -r -f -a "human\t'Lines for people'
+json\t'One JSON object per line, typed events included'"
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l lowercase -d 'Fold case with Python\'s `str.lower()` (default: case preserved)'
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l retry-failed -d 'Retry every object the ledger says failed (e.g. after fixing a permission) at the first listing; otherwise a failed object is retried 10 minutes after it failed, or once replaced. Takes effect on the worker that lists the bucket'
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -s V -l version -d 'Print version'
 complete -c wordstream -n "__fish_wordstream_using_subcommand completions" -l write-dir -d 'Write the scripts for every shell into this directory instead' -r -F
-complete -c wordstream -n "__fish_wordstream_using_subcommand completions" -s l -l loglevel -d 'Log level: error, warn, info, debug, trace (like Faust\'s `-l info`). RUST_LOG, when set, takes precedence' -r
-complete -c wordstream -n "__fish_wordstream_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c wordstream -n "__fish_wordstream_using_subcommand completions" -s l -l loglevel -d 'Log level: error, warn, info, debug, trace (like Faust\'s `-l info`). RUST_LOG, when set, takes precedence' -r -f -a "error\t''
+warn\t''
+info\t''
+debug\t''
+trace\t''"
+complete -c wordstream -n "__fish_wordstream_using_subcommand completions" -l log-format -d 'Log lines as text for people, or one JSON object per line (with the worker\'s typed events: `"event": "ready"`, …)' -r -f -a "human\t'Lines for people'
+json\t'One JSON object per line, typed events included'"
+complete -c wordstream -n "__fish_wordstream_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c wordstream -n "__fish_wordstream_using_subcommand completions" -s V -l version -d 'Print version'
 complete -c wordstream -n "__fish_wordstream_using_subcommand help; and not __fish_seen_subcommand_from count-local upload consume worker completions help" -f -a "count-local" -d 'Count words of local files or stdin with the pipeline\'s exact semantics'
 complete -c wordstream -n "__fish_wordstream_using_subcommand help; and not __fish_seen_subcommand_from count-local upload consume worker completions help" -f -a "upload" -d 'Upload local files to the bucket (multipart for big ones)'
