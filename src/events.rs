@@ -105,7 +105,7 @@ pub struct Status {
     pub table_words: u64,
     /// ListObjectsV2 calls made by this process.
     pub list_calls: u64,
-    /// Tokens over 64 KiB skipped in the objects counted.
+    /// Words over 64 KiB skipped in the objects counted.
     #[serde(default)]
     pub skipped_tokens: u64,
 }
@@ -235,7 +235,7 @@ impl fmt::Display for Event {
                 s.words,
                 match s.skipped_tokens {
                     0 => String::new(),
-                    n => format!(" ({n} tokens over 64 KiB skipped)"),
+                    n => format!(" ({n} words over 64 KiB skipped)"),
                 },
                 s.transactions,
                 s.aborted,

@@ -11,17 +11,19 @@
 //! tokenizes one segment. Concatenated segments of one stream tokenize
 //! exactly like the whole stream.
 //!
-//! A token longer than [`MAX_TOKEN_BYTES`] is skipped (not a word, whatever
-//! its characters) and counted as skipped, on every path: [`scan`] skips
-//! it within a segment, and [`Splitter`] drops it as it streams by without
-//! keeping it, so a stream's memory stays bounded whatever its tokens.
+//! A word longer than [`MAX_TOKEN_BYTES`] is skipped and counted as
+//! skipped, alike on every path: [`scan`] emits it marked
+//! ([`Word::too_long`]) for the counter to skip, and [`Splitter`] drops any
+//! token that long as it streams by, without keeping it (counting it when
+//! it is a word), so a stream's memory stays bounded whatever its tokens.
 
 use crate::charclass::{self, ascii};
 
-/// Longest token (run of word characters, in input bytes) that is counted.
-/// Longer ones are skipped: a word that long could not be published (the
-/// changelog's key, JSON-escaped to at most 3× its UTF-8 length, must fit
-/// in one Kafka record of 1 MB), and a stream must not hold it in memory.
+/// Longest word (in input bytes) that is counted. Longer ones are skipped:
+/// a word that long could not be published (the changelog's key,
+/// JSON-escaped to at most 3× its UTF-8 length, must fit in one Kafka record
+/// of 1 MB), and a stream must not hold it (nor any token that long) in
+/// memory.
 pub const MAX_TOKEN_BYTES: usize = 64 << 10;
 
 /// How object bytes are decoded into characters.
@@ -44,6 +46,14 @@ pub struct Word<'a> {
     /// The segment from the word's first byte to its end (`bytes` and what
     /// follows), so that a counter can load the word in fixed-size blocks.
     pub tail: &'a [u8],
+}
+
+impl Word<'_> {
+    /// Longer than [`MAX_TOKEN_BYTES`]: to be skipped, not counted.
+    #[inline]
+    pub fn too_long(&self) -> bool {
+        self.bytes.len() > MAX_TOKEN_BYTES
+    }
 }
 
 /// Decodes the UTF-8 character at the start of `b` (non-empty, `b[0] >= 0x80`).
@@ -99,24 +109,15 @@ fn non_ascii(b: &[u8], enc: Encoding) -> (u8, usize, bool) {
     }
 }
 
-/// What [`scan`] met besides words.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Scanned {
-    /// Invalid UTF-8 bytes (separators).
-    pub invalid_bytes: u64,
-    /// Tokens longer than [`MAX_TOKEN_BYTES`], skipped.
-    pub skipped_tokens: u64,
-}
-
-/// Tokenizes one complete segment: calls `emit` for every word (skipping
-/// tokens longer than [`MAX_TOKEN_BYTES`]) and returns the invalid UTF-8
-/// bytes and the skipped tokens seen. The end of `seg` ends a token, and a
-/// truncated UTF-8 sequence at its end is invalid.
+/// Tokenizes one complete segment: calls `emit` for every word and returns
+/// the number of invalid UTF-8 bytes seen. A word over [`MAX_TOKEN_BYTES`]
+/// is emitted like any other ([`Word::too_long`]): the counter skips it off
+/// its fast path (no check per word costs time there). The end of `seg`
+/// ends a token, and a truncated UTF-8 sequence at its end is invalid.
 #[inline]
-pub fn scan(seg: &[u8], enc: Encoding, mut emit: impl FnMut(Word<'_>)) -> Scanned {
+pub fn scan(seg: &[u8], enc: Encoding, mut emit: impl FnMut(Word<'_>)) -> u64 {
     let n = seg.len();
     let mut invalid = 0u64;
-    let mut skipped = 0u64;
     let mut i = 0;
     while i < n {
         // Between tokens: skip ASCII separators.
@@ -154,9 +155,7 @@ pub fn scan(seg: &[u8], enc: Encoding, mut emit: impl FnMut(Word<'_>)) -> Scanne
                 _ => i += 1, // ascii::ALPHA, taken by ascii_letters already
             }
         };
-        if i - start > MAX_TOKEN_BYTES {
-            skipped += 1;
-        } else if is_word && i > start {
+        if is_word && i > start {
             emit(Word {
                 bytes: &seg[start..i],
                 ascii: is_ascii,
@@ -165,10 +164,7 @@ pub fn scan(seg: &[u8], enc: Encoding, mut emit: impl FnMut(Word<'_>)) -> Scanne
         }
         i = next;
     }
-    Scanned {
-        invalid_bytes: invalid,
-        skipped_tokens: skipped,
-    }
+    invalid
 }
 
 /// The number of ASCII letters at the start of `s`, the tokenizer's hot
@@ -261,8 +257,8 @@ const CARRY_CHECK: usize = 2 * MAX_TOKEN_BYTES;
 ///
 /// Memory stays bounded by the chunk size plus twice [`MAX_TOKEN_BYTES`]:
 /// a longer token is dropped as it streams by (never kept, never rescanned)
-/// and counted in [`Splitter::skipped_tokens`], exactly as [`scan`] would
-/// have skipped it in one piece.
+/// and, if it is a word, counted in [`Splitter::skipped_tokens`], as the
+/// counter would have skipped it in one piece.
 #[derive(Debug, Default)]
 pub struct Splitter {
     enc: Encoding,
@@ -270,6 +266,8 @@ pub struct Splitter {
     /// Inside a token over the limit: its bytes are dropped until it ends.
     /// The carry then holds at most an incomplete UTF-8 character.
     skipping: bool,
+    /// The token being dropped is a word so far (every character a letter).
+    skipping_word: bool,
     skipped: u64,
 }
 
@@ -336,13 +334,13 @@ impl Splitter {
     /// drops that last one if it is already over the limit.
     fn shed(&mut self, emit: &mut impl FnMut(&[u8])) {
         let body = self.carry.len() - incomplete_tail(&self.carry, self.enc);
-        let start = last_token_start(&self.carry[..body], self.enc);
+        let (start, word) = last_token(&self.carry[..body], self.enc);
         if start > 0 {
             emit(&self.carry[..start]);
         }
         if body - start > MAX_TOKEN_BYTES {
-            self.skipped += 1;
             self.skipping = true;
+            self.skipping_word = word;
             self.carry.drain(..body);
         } else {
             self.carry.drain(..start);
@@ -368,11 +366,12 @@ impl Splitter {
                     return None;
                 }
                 Ok((c, len)) if charclass::flags(c) & charclass::WORD != 0 => {
+                    self.skipping_word &= charclass::flags(c) & charclass::ALPHA != 0;
                     self.carry.clear();
                     i = len - have;
                 }
                 _ => {
-                    self.skipping = false; // the carry starts what follows
+                    self.end_skip(); // the carry starts what follows
                     return Some(0);
                 }
             }
@@ -380,30 +379,35 @@ impl Splitter {
         while i < chunk.len() {
             i += ascii_letters(&chunk[i..]);
             let Some(&b) = chunk.get(i) else { break };
-            let len = match ascii::CLASS[b as usize] {
-                ascii::SEP => 0,
+            let (flags, len) = match ascii::CLASS[b as usize] {
+                ascii::SEP => (0, 0),
                 ascii::OTHER => match self.enc {
-                    Encoding::Latin1 => {
-                        usize::from(charclass::flags(char::from(b)) & charclass::WORD != 0)
-                    }
+                    Encoding::Latin1 => (charclass::flags(char::from(b)), 1),
                     Encoding::Utf8 => match decode_utf8(&chunk[i..]) {
-                        Ok((c, len)) if charclass::flags(c) & charclass::WORD != 0 => len,
+                        Ok((c, len)) => (charclass::flags(c), len),
                         Err(n) if i + n == chunk.len() && (0xC2..=0xF4).contains(&b) => {
                             self.carry.extend_from_slice(&chunk[i..]); // incomplete
                             return None;
                         }
-                        _ => 0,
+                        Err(_) => (0, 0),
                     },
                 },
-                _ => 1, // digits, underscore (letters were taken above)
+                _ => (charclass::WORD, 1), // digits, underscore (letters were taken above)
             };
-            if len == 0 {
-                self.skipping = false;
+            if flags & charclass::WORD == 0 {
+                self.end_skip();
                 return Some(i);
             }
+            self.skipping_word &= flags & charclass::ALPHA != 0;
             i += len;
         }
         None
+    }
+
+    /// The dropped token ended: counts it if it is a word.
+    fn end_skip(&mut self) {
+        self.skipped += u64::from(self.skipping_word);
+        self.skipping = false;
     }
 
     /// Ends the stream: emits what is carried as the final segment.
@@ -412,7 +416,9 @@ impl Splitter {
             emit(&self.carry);
             self.carry.clear();
         }
-        self.skipping = false;
+        if self.skipping {
+            self.end_skip();
+        }
     }
 
     /// Bytes currently carried over (a partial token).
@@ -420,8 +426,8 @@ impl Splitter {
         self.carry.len()
     }
 
-    /// Tokens over [`MAX_TOKEN_BYTES`] dropped so far (not emitted: [`scan`]
-    /// skips and counts the others).
+    /// Words over [`MAX_TOKEN_BYTES`] dropped so far (not emitted: the
+    /// counter skips and counts those it is given).
     pub fn skipped_tokens(&self) -> u64 {
         self.skipped
     }
@@ -441,26 +447,30 @@ fn incomplete_tail(buf: &[u8], enc: Encoding) -> usize {
         .unwrap_or(0)
 }
 
-/// Where the last token of a segment starts (its length if it ends on a
-/// separator): after its last non-word unit.
-fn last_token_start(seg: &[u8], enc: Encoding) -> usize {
-    let (mut i, mut start) = (0, 0);
+/// Where the last token of a segment starts (after its last non-word
+/// unit: the segment's length if it ends on one), and whether that token is
+/// a word so far (every character a letter).
+fn last_token(seg: &[u8], enc: Encoding) -> (usize, bool) {
+    let (mut i, mut start, mut word) = (0, 0, true);
     while i < seg.len() {
         let b = seg[i];
-        if b < 0x80 {
-            i += 1;
-            if ascii::CLASS[b as usize] == ascii::SEP {
-                start = i;
+        let (f, len) = match ascii::CLASS[b as usize] {
+            ascii::SEP => (0, 1),
+            ascii::ALPHA => (charclass::WORD | charclass::ALPHA, 1),
+            ascii::NON_ALPHA => (charclass::WORD, 1),
+            _ => {
+                let (f, len, _) = non_ascii(&seg[i..], enc);
+                (f, len)
             }
+        };
+        i += len;
+        if f & charclass::WORD == 0 {
+            (start, word) = (i, true);
         } else {
-            let (f, len, _) = non_ascii(&seg[i..], enc);
-            i += len;
-            if f & charclass::WORD == 0 {
-                start = i;
-            }
+            word &= f & charclass::ALPHA != 0;
         }
     }
-    start
+    (start, word)
 }
 
 #[cfg(test)]
@@ -475,7 +485,7 @@ mod tests {
                 Encoding::Latin1 => w.bytes.iter().map(|&b| char::from(b)).collect(),
             })
         });
-        (out, bad.invalid_bytes)
+        (out, bad)
     }
 
     #[test]
