@@ -357,7 +357,6 @@ impl Counter {
         let (counts, scratch, opts) = (&mut self.counts, &mut self.scratch, self.opts);
         self.splitter
             .finish(|seg| counts.add_segment_with(seg, opts, scratch));
-        self.counts.skipped_tokens += self.splitter.skipped_tokens();
         self.counts
     }
 }
@@ -604,6 +603,15 @@ mod tests {
                     }
                     assert!(most <= 2 * l + size, "{name}: carried {most} bytes");
                     assert_eq!(c.finish(), whole, "{name} {encoding:?} in chunks of {size}");
+                    // Segments joined count alike (as count-local batches them).
+                    let mut sp = Splitter::new(encoding);
+                    let mut joined = Vec::new();
+                    for chunk in input.chunks(size) {
+                        sp.push(chunk, |s| joined.extend_from_slice(s));
+                    }
+                    sp.finish(|s| joined.extend_from_slice(s));
+                    let what = format!("{name} {encoding:?} joined, chunks of {size}");
+                    assert_eq!(count_bytes(&joined, opts, 1), whole, "{what}");
                 }
             }
         }

@@ -14,8 +14,9 @@
 //! A word longer than [`MAX_TOKEN_BYTES`] is skipped and counted as
 //! skipped, alike on every path: [`scan`] emits it marked
 //! ([`Word::too_long`]) for the counter to skip, and [`Splitter`] drops any
-//! token that long as it streams by, without keeping it (counting it when
-//! it is a word), so a stream's memory stays bounded whatever its tokens.
+//! token that long as it streams by, without keeping it (a word is replaced
+//! by a placeholder that the counter skips alike), so a stream's memory
+//! stays bounded whatever its tokens.
 
 use crate::charclass::{self, ascii};
 
@@ -248,6 +249,11 @@ pub fn last_boundary_from(buf: &[u8], from: usize, enc: Encoding) -> Option<usiz
         .map(|i| i + 1)
 }
 
+/// What [`Splitter`] emits for a word over [`MAX_TOKEN_BYTES`] that it
+/// dropped: a word just over the limit, which counts exactly as the dropped
+/// one does (skipped, and counted as skipped).
+static PLACEHOLDER: [u8; MAX_TOKEN_BYTES + 1] = [b'a'; MAX_TOKEN_BYTES + 1];
+
 /// A carry longer than this is checked for a token over [`MAX_TOKEN_BYTES`]
 /// to drop. Twice the limit: a check that finds none leaves at most the
 /// limit carried, so checks cost O(1) per byte whatever the chunk sizes.
@@ -256,9 +262,10 @@ const CARRY_CHECK: usize = 2 * MAX_TOKEN_BYTES;
 /// Turns a stream of chunks of any size into complete segments for [`scan`].
 ///
 /// Memory stays bounded by the chunk size plus twice [`MAX_TOKEN_BYTES`]:
-/// a longer token is dropped as it streams by (never kept, never rescanned)
-/// and, if it is a word, counted in [`Splitter::skipped_tokens`], as the
-/// counter would have skipped it in one piece.
+/// a longer token is dropped as it streams by (never kept, never rescanned);
+/// if it is a word, a placeholder segment (a word just over the limit) takes
+/// its place, so that any consumer of the segments counts it as skipped,
+/// as if it had seen it whole.
 #[derive(Debug, Default)]
 pub struct Splitter {
     enc: Encoding,
@@ -268,7 +275,6 @@ pub struct Splitter {
     skipping: bool,
     /// The token being dropped is a word so far (every character a letter).
     skipping_word: bool,
-    skipped: u64,
 }
 
 impl Splitter {
@@ -284,7 +290,7 @@ impl Splitter {
     pub fn push(&mut self, chunk: &[u8], mut emit: impl FnMut(&[u8])) {
         let mut rest = chunk;
         if self.skipping {
-            match self.skip(rest) {
+            match self.skip(rest, &mut emit) {
                 Some(end) => rest = &rest[end..],
                 None => return,
             }
@@ -350,7 +356,7 @@ impl Splitter {
     /// Drops the bytes of the skipped token at the start of `chunk`: the
     /// offset where it ends (the unit that ends it, and the carry, are then
     /// the stream's next bytes), or `None` if it goes on past the chunk.
-    fn skip(&mut self, chunk: &[u8]) -> Option<usize> {
+    fn skip(&mut self, chunk: &[u8], emit: &mut impl FnMut(&[u8])) -> Option<usize> {
         let mut i = 0;
         if !self.carry.is_empty() {
             // An incomplete character from the previous chunk: complete it.
@@ -371,7 +377,7 @@ impl Splitter {
                     i = len - have;
                 }
                 _ => {
-                    self.end_skip(); // the carry starts what follows
+                    self.end_skip(emit); // the carry starts what follows
                     return Some(0);
                 }
             }
@@ -395,7 +401,7 @@ impl Splitter {
                 _ => (charclass::WORD, 1), // digits, underscore (letters were taken above)
             };
             if flags & charclass::WORD == 0 {
-                self.end_skip();
+                self.end_skip(emit);
                 return Some(i);
             }
             self.skipping_word &= flags & charclass::ALPHA != 0;
@@ -404,9 +410,11 @@ impl Splitter {
         None
     }
 
-    /// The dropped token ended: counts it if it is a word.
-    fn end_skip(&mut self) {
-        self.skipped += u64::from(self.skipping_word);
+    /// The dropped token ended: a word's placeholder takes its place.
+    fn end_skip(&mut self, emit: &mut impl FnMut(&[u8])) {
+        if self.skipping_word {
+            emit(&PLACEHOLDER);
+        }
         self.skipping = false;
     }
 
@@ -417,19 +425,13 @@ impl Splitter {
             self.carry.clear();
         }
         if self.skipping {
-            self.end_skip();
+            self.end_skip(&mut emit);
         }
     }
 
     /// Bytes currently carried over (a partial token).
     pub fn carried(&self) -> usize {
         self.carry.len()
-    }
-
-    /// Words over [`MAX_TOKEN_BYTES`] dropped so far (not emitted: the
-    /// counter skips and counts those it is given).
-    pub fn skipped_tokens(&self) -> u64 {
-        self.skipped
     }
 }
 
