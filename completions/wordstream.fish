@@ -44,8 +44,8 @@ latin1\t'ISO-8859-1 (every byte is one character), what the original app used'"
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -s o -l output -d 'Output format [default: table on a terminal, tsv otherwise]' -r -f -a "table\t'A table for people (default on a terminal)'
 tsv\t'`word<TAB>count` lines (default when stdout is not a terminal)'
 json\t'A JSON array of `{"word": ..., "count": ...}`'"
-complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l top -d 'Print only the N most frequent words' -r
-complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l threads -d 'Counting threads [default: all cores]' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l top -d 'Print only the N most frequent words (with --verify: at most N differences; default all, 20 in a table)' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l threads -d 'Counting threads, 1 to 256 [default: all cores; never more than the input has 1 MiB batches]' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l serde -d 'Wire format of the changelog read by --verify' -r -f -a "faust\t'JSON key and value, byte-compatible with a Faust table (`"the"` → `120`)'
 kstreams\t'UTF-8 key, 8-byte big-endian signed value (Kafka Streams `Serdes.Long()`)'
 text\t'UTF-8 key, decimal ASCII value'"
@@ -54,7 +54,7 @@ complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l br
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -s X -d 'Any librdkafka property, like kcat (repeatable): -X key=value' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l app-id -d 'Application id: names the topics and the consumer group (as in Faust)' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l table -d 'Table name: the changelog is `<app-id>-<table>-changelog`' -r
-complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l connect-timeout -d 'Seconds to wait for the brokers before giving up' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l connect-timeout -d 'Seconds to wait for the Kafka brokers before giving up (1 to 3600)' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l kafka-security-protocol -d 'Security protocol of the Kafka connections [default: PLAINTEXT; SASL_SSL with --sasl-mechanism or --kafka-auth msk-iam]' -r -f -a "PLAINTEXT\t'No TLS, no SASL'
 SSL\t'TLS'
 SASL_PLAINTEXT\t'SASL without TLS'
@@ -77,15 +77,17 @@ trace\t''"
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l log-format -d 'Log lines as text for people, or one JSON object per line (with the worker\'s typed events: `"event": "ready"`, …)' -r -f -a "human\t'Lines for people'
 json\t'One JSON object per line, typed events included'"
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l lowercase -d 'Fold case with Python\'s `str.lower()` (default: case preserved)'
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -s v -l verbose -d 'Name what a directory walk skips (FIFOs, sockets, devices)'
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l keep-going -d 'Warn about unreadable paths and count the rest (still exits 1)'
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -s q -l quiet -d 'No summary line on stderr'
-complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l verify -d 'Compare the counts with the changelog topic instead of printing them; exit 1 on any difference'
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l verify -d 'Compare the counts with the changelog topic instead of printing them; exit 1 on any difference. The differences are printed as --output says (word, local, changelog)'
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -s V -l version -d 'Print version'
 complete -c wordstream -n "__fish_wordstream_using_subcommand upload" -l bucket -d 'The bucket' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand upload" -l endpoint-url -d 'S3 endpoint for S3-compatible servers (path-style addressing)' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand upload" -l region -d 'AWS region [default: the AWS chain\'s, else us-east-1]' -r
-complete -c wordstream -n "__fish_wordstream_using_subcommand upload" -l prefix -d 'Key prefix ("folder"); a `/` is added when missing. Keys are the prefix plus the file name, or the path relative to a directory argument' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand upload" -l s3-timeout -d 'Seconds to wait for the S3 endpoint: to connect, and for each answer (a request that sends data gets one more second per 64 KiB)' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand upload" -l prefix -d 'Key prefix ("folder"); a `/` is added when missing. Keys are the prefix plus the file name, or the path relative to a directory argument. It may not start with `/` or hold `//`, `.` or `..` segments' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand upload" -l multipart-threshold -d 'Files larger than this go up in parts (bytes, or with KiB/MiB/GiB)' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand upload" -l part-size -d 'Part size of multipart uploads (at least 5 MiB)' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand upload" -l concurrency -d 'Requests in flight (whole files and parts together)' -r
@@ -107,7 +109,7 @@ complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -l broker
 complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -s X -d 'Any librdkafka property, like kcat (repeatable): -X key=value' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -l app-id -d 'Application id: names the topics and the consumer group (as in Faust)' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -l table -d 'Table name: the changelog is `<app-id>-<table>-changelog`' -r
-complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -l connect-timeout -d 'Seconds to wait for the brokers before giving up' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -l connect-timeout -d 'Seconds to wait for the Kafka brokers before giving up (1 to 3600)' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -l kafka-security-protocol -d 'Security protocol of the Kafka connections [default: PLAINTEXT; SASL_SSL with --sasl-mechanism or --kafka-auth msk-iam]' -r -f -a "PLAINTEXT\t'No TLS, no SASL'
 SSL\t'TLS'
 SASL_PLAINTEXT\t'SASL without TLS'
@@ -126,7 +128,7 @@ complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -s t -l t
 complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -l serde -d 'Wire format of keys and values' -r -f -a "faust\t'JSON key and value, byte-compatible with a Faust table (`"the"` → `120`)'
 kstreams\t'UTF-8 key, 8-byte big-endian signed value (Kafka Streams `Serdes.Long()`)'
 text\t'UTF-8 key, decimal ASCII value'"
-complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -l max-messages -d 'Exit after this many records' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -l max-messages -d 'Exit after printing this many records (undecodable ones, skipped with a warning, do not count)' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand consume" -s o -l output -d 'Output format' -r -f -a "lines\t'`word<TAB>count` per record'
 json\t'One JSON object per record: topic, partition, offset, timestamp, key, value'
 table\t'The latest count per word as a table, sorted by count'"
@@ -148,7 +150,7 @@ complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l brokers
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -s X -d 'Any librdkafka property, like kcat (repeatable): -X key=value' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l app-id -d 'Application id: names the topics and the consumer group (as in Faust)' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l table -d 'Table name: the changelog is `<app-id>-<table>-changelog`' -r
-complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l connect-timeout -d 'Seconds to wait for the brokers before giving up' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l connect-timeout -d 'Seconds to wait for the Kafka brokers before giving up (1 to 3600)' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l kafka-security-protocol -d 'Security protocol of the Kafka connections [default: PLAINTEXT; SASL_SSL with --sasl-mechanism or --kafka-auth msk-iam]' -r -f -a "PLAINTEXT\t'No TLS, no SASL'
 SSL\t'TLS'
 SASL_PLAINTEXT\t'SASL without TLS'
@@ -166,10 +168,11 @@ complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l msk-reg
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l bucket -d 'The bucket' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l endpoint-url -d 'S3 endpoint for S3-compatible servers (path-style addressing)' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l region -d 'AWS region [default: the AWS chain\'s, else us-east-1]' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l s3-timeout -d 'Seconds to wait for the S3 endpoint: to connect, and for each answer (a request that sends data gets one more second per 64 KiB)' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l encoding -d 'How object bytes decode (latin1 is what the original app did)' -r -f -a "utf8\t'UTF-8; invalid bytes are separators and are counted'
 latin1\t'ISO-8859-1 (every byte is one character), what the original app used'"
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l prefix -d 'Only count objects whose key starts with this' -r
-complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l interval -d 'Seconds between bucket listings' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l interval -d 'Seconds between bucket listings (0.1 to 86400). A new key that sorts after the keys already seen is found at the next listing; one that sorts before them (random keys) waits for the full listing made every 30 s: about 10-30 s' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l serde -d 'Changelog wire format' -r -f -a "faust\t'JSON key and value, byte-compatible with a Faust table (`"the"` → `120`)'
 kstreams\t'UTF-8 key, 8-byte big-endian signed value (Kafka Streams `Serdes.Long()`)'
 text\t'UTF-8 key, decimal ASCII value'"
@@ -177,7 +180,11 @@ complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l worker-
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l tally -d 'Print the top N words after each committed batch ("$$ TALLY $$")' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l partitions -d 'Partitions of topics the worker creates (an existing changelog\'s count wins)' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l replication -d 'Replication factor of topics the worker creates' -r
-complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l status-interval -d 'Seconds between status lines' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l status-interval -d 'Seconds between status lines (1 to 86400)' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l purge-interval -d 'Seconds between purges of consumed records of the repartition topic' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l max-table-memory -d 'Warn (in the status line) when the worker\'s local state (tables, done sets, known objects) is estimated above this many bytes' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l reconcile-interval -d 'Seconds from the end of one full listing of the bucket to the start of the next (reconciliation passes: they find keys that sort before the keys already seen, e.g. random names, and retry failed objects). A pass lists one page (1,000 keys) per loop iteration and resumes where it stood after a restart or a hand-over. Its LIST cost per hour is about objects / 1000 × 3600 / (this + the pass\'s duration)' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l list-page-size -d 'Keys per ListObjectsV2 page (tests: many pages on a small bucket)' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -s l -l loglevel -d 'Log level: error, warn, info, debug, trace (like Faust\'s `-l info`). RUST_LOG, when set, takes precedence' -r -f -a "error\t''
 warn\t''
 info\t''

@@ -105,6 +105,22 @@ pub struct Status {
     pub table_words: u64,
     /// ListObjectsV2 calls made by this process.
     pub list_calls: u64,
+    /// Estimated heap bytes of the owned tables.
+    #[serde(default)]
+    pub table_bytes: u64,
+    /// Objects in the owned done sets.
+    #[serde(default)]
+    pub done_objects: u64,
+    /// Objects discovery knows (the lister only).
+    #[serde(default)]
+    pub known_objects: u64,
+    /// Estimated heap bytes of all local state (tables, done sets, known
+    /// objects).
+    #[serde(default)]
+    pub state_bytes: u64,
+    /// Changelog records skipped because they did not decode.
+    #[serde(default)]
+    pub junk_records: u64,
     /// Words over 64 KiB skipped in the objects counted.
     #[serde(default)]
     pub skipped_tokens: u64,
@@ -228,7 +244,7 @@ impl fmt::Display for Event {
             Event::Resync => f.write_str("resynchronising with the committed state"),
             Event::Status(s) => write!(
                 f,
-                "status: {} objects counted, {} failed, {} bytes, {} words{}, {} transactions ({} aborted); ledger {:?} repartition {:?}{}; table {} words; {} list calls",
+                "status: {} objects counted, {} failed, {} bytes, {} words{}, {} transactions ({} aborted); ledger {:?} repartition {:?}{}; table {} words; state ~{} MiB ({} done, {} known objects){}; {} list calls",
                 s.objects,
                 s.failed,
                 s.bytes,
@@ -243,7 +259,15 @@ impl fmt::Display for Event {
                 s.repartition,
                 if s.lister { " (lists the bucket)" } else { "" },
                 s.table_words,
-                s.list_calls
+                s.state_bytes >> 20,
+                s.done_objects,
+                s.known_objects,
+                if s.junk_records > 0 {
+                    format!("; {} undecodable changelog records skipped", s.junk_records)
+                } else {
+                    String::new()
+                },
+                s.list_calls,
             ),
             Event::Stopping { static_member: true } => f.write_str(
                 "stopping (static member: partitions stay assigned to this id for the session timeout)",

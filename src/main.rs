@@ -3,6 +3,7 @@
 //! and exit code 1.
 
 use clap::Parser;
+use std::io::Write;
 use std::path::PathBuf;
 use wordstream::cli::{Cli, Command};
 use wordstream::{cmd, config};
@@ -20,7 +21,8 @@ fn main() {
         run(cli.command)
     });
     if let Err(err) = result {
-        eprintln!("wordstream: error: {err:#}");
+        // A closed stderr loses the line, not the exit code.
+        let _ = writeln!(std::io::stderr(), "wordstream: error: {err:#}");
         std::process::exit(1);
     }
 }

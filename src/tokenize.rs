@@ -1,6 +1,6 @@
 //! The tokenizer: bytes in, words out. No I/O, no allocation per word.
 //!
-//! Semantics are those of the original Python app (see DESIGN §1): a token is
+//! Semantics are those of the original Python app (see docs/design.md §1): a token is
 //! a maximal run of `\w` characters and it is a word only when every
 //! character is alphabetic. Input is UTF-8 (invalid bytes are separators and
 //! are counted) or ISO-8859-1.

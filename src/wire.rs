@@ -1,4 +1,4 @@
-//! Changelog wire formats (`--serde`, DESIGN §2): how a word and its count
+//! Changelog wire formats (`--serde`, docs/design.md §2): how a word and its count
 //! become Kafka key and value bytes, and back.
 
 use anyhow::{anyhow, bail, Result};

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The reference word count (DESIGN §1), used by tests/offline/differential.rs.
+"""The reference word count (docs/design.md §1), used by tests/offline/differential.rs.
 
     re.findall(r'\\w+', text) -> keep w.isalpha() -> collections.Counter
 

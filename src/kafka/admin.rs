@@ -206,11 +206,18 @@ pub fn prepare_pipeline_topics(
             name: topics.repartition.clone(),
             partitions: n,
             replication,
-            config: vec![("cleanup.policy", "delete".to_string())],
+            // Kept until purged by the worker (see crate::worker::purge).
+            config: vec![
+                ("cleanup.policy", "delete".to_string()),
+                ("retention.ms", "-1".to_string()),
+            ],
         },
     ];
     if changelog.is_none() || repart.is_none() || ledger.is_none() {
         rt.block_on(ensure_topics(k, &specs))?;
+    }
+    if repart.is_some() {
+        rt.block_on(keep_until_purged(k, &topics.repartition));
     }
     wait_for_leaders(k, &specs)?;
     Ok((n, ledger.unwrap_or(n)))
@@ -246,4 +253,40 @@ pub fn wait_for_leaders(k: &KafkaArgs, specs: &[TopicSpec]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Makes an existing repartition topic keep its records until they are
+/// purged (`retention.ms=-1`; topics made by older versions expired them
+/// after 7 days, which could lose deltas of a group down that long). A
+/// failure (e.g. no AlterConfigs permission) is a warning.
+async fn keep_until_purged(args: &KafkaArgs, topic: &str) {
+    use rdkafka::admin::{AlterConfig, ResourceSpecifier};
+    let timeout = Duration::from_secs(args.connect_timeout);
+    let opts = AdminOptions::new().request_timeout(Some(timeout));
+    let result = async {
+        let admin = admin_client(args).await?;
+        let described = admin
+            .describe_configs(&[ResourceSpecifier::Topic(topic)], &opts)
+            .await?;
+        let retention = described
+            .into_iter()
+            .flatten()
+            .find_map(|r| r.get("retention.ms").and_then(|e| e.value.clone()));
+        if retention.as_deref() == Some("-1") {
+            return Ok(());
+        }
+        let change = AlterConfig::new(ResourceSpecifier::Topic(topic))
+            .set("cleanup.policy", "delete")
+            .set("retention.ms", "-1");
+        for r in admin.alter_configs(&[change], &opts).await? {
+            r.map_err(|(_, code)| anyhow!("{code}"))?;
+        }
+        tracing::info!("{topic}: retention.ms set to -1 (the worker purges what it consumed)");
+        anyhow::Ok(())
+    };
+    if let Err(e) = result.await {
+        tracing::warn!(
+            "cannot set retention.ms=-1 on {topic}: {e:#}; its deltas expire by its own retention"
+        );
+    }
 }

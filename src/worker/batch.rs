@@ -5,8 +5,8 @@
 //! the batch's transaction writes. The loop ([`super::Worker`]) does the
 //! I/O around them.
 
-use super::discover::{Discovery, Found};
-use super::ledger::{unix_now, Entry};
+use super::discover::{Discovery, Listed};
+use super::ledger::{listing_key, unix_now, Entry};
 use super::object::Outcome;
 use crate::count::WordCounts;
 use crate::events::Event;
@@ -60,6 +60,8 @@ pub struct Plan {
     pub done: Vec<(i32, String)>,
     /// Records that were skipped, and why (for a warning each).
     pub skipped: Vec<String>,
+    /// A ledger key of another bucket: two buckets share one app id.
+    pub foreign: Option<String>,
 }
 
 /// Plans a batch. `is_done` says whether a ledger key is already done (in
@@ -96,7 +98,8 @@ pub fn plan(
                     continue; // counted already, or twice in this batch
                 }
                 let Some(object_key) = Discovery::key_of(bucket, &key) else {
-                    continue; // another bucket's ledger entry
+                    plan.foreign.get_or_insert(key);
+                    continue;
                 };
                 plan.jobs.push(Job {
                     partition: rec.partition,
@@ -237,18 +240,28 @@ pub struct Layout<'a> {
     pub serde: Serde,
 }
 
-/// Everything a batch writes, in order: `discovered` records, word deltas
+/// Everything a batch writes, in order: the listing's progress and
+/// `discovered` records, word deltas
 /// (repartition), the objects' ledger entries, the new totals (changelog).
 pub fn records(
     layout: Layout<'_>,
-    discovered: &[Found],
+    listed: &Listed,
     settled: &Settled,
     totals: &HashMap<String, (i32, i64)>,
 ) -> Vec<Record> {
     let mut out = Vec::with_capacity(
-        discovered.len() + settled.delta.distinct() + settled.ledger.len() + totals.len(),
+        listed.found.len() + 1 + settled.delta.distinct() + settled.ledger.len() + totals.len(),
     );
-    for f in discovered {
+    if let Some(progress) = &listed.progress {
+        let key = listing_key(layout.bucket).into_bytes();
+        out.push(Record {
+            topic: Output::Ledger,
+            partition: partition_for(&key, layout.ledger_partitions),
+            value: progress.to_bytes(),
+            key,
+        });
+    }
+    for f in &listed.found {
         let key = s3::url(layout.bucket, &f.key).into_bytes();
         out.push(Record {
             topic: Output::Ledger,
@@ -373,6 +386,7 @@ mod tests {
         let p = plan(polled, "b", |_, k| k == "s3://b/done", |_, _| 0);
         let keys: Vec<&str> = p.jobs.iter().map(|j| j.object_key.as_str()).collect();
         assert_eq!(keys, ["a"]);
+        assert_eq!(p.foreign.as_deref(), Some("s3://other/x"));
         assert_eq!(p.done, [(1, "s3://b/c".to_string())]);
         assert_eq!(
             p.offsets,
@@ -446,7 +460,7 @@ mod tests {
             serde: Serde::Faust,
         };
         let totals = HashMap::from([("a".to_string(), (partition_for(b"\"a\"", 8), 9))]);
-        let recs = records(layout, &[], &s, &totals);
+        let recs = records(layout, &Listed::default(), &s, &totals);
         let by = |t: Output| recs.iter().filter(|r| r.topic == t).count();
         assert_eq!(
             (

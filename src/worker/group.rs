@@ -18,7 +18,7 @@ use super::Fatal;
 use crate::config::{KafkaArgs, Topics};
 use crate::events::{Event, Partitions};
 use crate::kafka::{self, QuietContext};
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use rdkafka::client::{ClientContext, OAuthToken};
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{
@@ -28,9 +28,8 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Most ledger records (objects) handled in one batch.
@@ -39,6 +38,9 @@ pub const MAX_OBJECTS_PER_BATCH: usize = 128;
 pub const MAX_BYTES_PER_BATCH: u64 = 256 << 20;
 /// Most records polled in one batch.
 pub const MAX_RECORDS_PER_BATCH: usize = 50_000;
+/// Longest wait for committed offsets to become stable (longer than the
+/// transaction timeout, after which the coordinator aborts an open one).
+const STABLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The consumer's context: the shared client behaviour ([`QuietContext`]),
 /// and rebalance notifications.
@@ -46,9 +48,6 @@ pub const MAX_RECORDS_PER_BATCH: usize = 50_000;
 pub struct GroupContext {
     /// Bumped by every rebalance callback.
     epoch: AtomicU64,
-    /// Partitions revoked since the worker last looked: their local state
-    /// is stale even if they come back.
-    revoked: Mutex<HashSet<(String, i32)>>,
 }
 
 impl ClientContext for GroupContext {
@@ -77,10 +76,6 @@ impl ConsumerContext for GroupContext {
                 partitions: partitions_of(tpl),
             }
             .emit();
-            let mut revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
-            for e in tpl.elements() {
-                revoked.insert((e.topic().to_string(), e.partition()));
-            }
             self.epoch.fetch_add(1, Ordering::SeqCst);
         }
     }
@@ -110,6 +105,9 @@ fn partitions_of(tpl: &TopicPartitionList) -> Partitions {
     }
     by_topic
 }
+
+/// Committed offsets by input partition (-1: none yet).
+pub type Committed = BTreeMap<(Input, i32), i64>;
 
 /// How the consumer is made.
 #[derive(Clone, Debug)]
@@ -169,16 +167,15 @@ impl Group {
         self.consumer.context().epoch.load(Ordering::SeqCst)
     }
 
-    /// Partitions revoked since the last call.
-    pub fn take_revoked(&self) -> HashSet<(String, i32)> {
-        std::mem::take(
-            &mut *self
-                .consumer
-                .context()
-                .revoked
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-        )
+    /// The input a topic is, if it is one.
+    fn input_of(&self, topic: &str) -> Option<Input> {
+        if topic == self.topics.ledger {
+            Some(Input::Ledger)
+        } else if topic == self.topics.repartition {
+            Some(Input::Repartition)
+        } else {
+            None
+        }
     }
 
     /// The current assignment.
@@ -204,10 +201,7 @@ impl Group {
     }
 
     /// The offsets to commit, as a partition list.
-    pub fn offsets(
-        &self,
-        offsets: &std::collections::BTreeMap<(Input, i32), i64>,
-    ) -> Result<TopicPartitionList> {
+    pub fn offsets(&self, offsets: &Committed) -> Result<TopicPartitionList> {
         let mut tpl = TopicPartitionList::new();
         for (&(input, part), &off) in offsets {
             let topic = match input {
@@ -217,6 +211,131 @@ impl Group {
             tpl.add_partition_offset(topic, part, Offset::Offset(off))?;
         }
         Ok(tpl)
+    }
+
+    /// Waits until the committed offsets of the whole assignment are stable:
+    /// no transaction that commits offsets for them is still open. A worker
+    /// that stalled inside its commit (a VM pause, `kill -STOP`) may still
+    /// complete that transaction after its partitions moved here; restoring
+    /// before it resolves would miss its totals (KIP-447's rule). librdkafka
+    /// asks for stable offsets under read_committed and retries while they
+    /// are not; an open transaction resolves within the transaction timeout.
+    ///
+    /// Returns the committed offsets (-1: none yet).
+    pub fn wait_stable(&self, stop: &dyn Fn() -> bool) -> Result<Committed> {
+        let started = Instant::now();
+        let assignment = self
+            .consumer
+            .assignment()
+            .context("cannot read assignment")?;
+        if assignment.count() == 0 {
+            return Ok(Committed::new());
+        }
+        loop {
+            match self
+                .consumer
+                .committed_offsets(assignment.clone(), Duration::from_secs(5))
+            {
+                Ok(tpl) => {
+                    return Ok(tpl
+                        .elements()
+                        .iter()
+                        .filter_map(|e| {
+                            let input = self.input_of(e.topic())?;
+                            let off = match e.offset() {
+                                Offset::Offset(o) => o,
+                                _ => -1,
+                            };
+                            Some(((input, e.partition()), off))
+                        })
+                        .collect())
+                }
+                Err(e) if started.elapsed() > STABLE_TIMEOUT || stop() => {
+                    return Err(e).context("committed offsets did not become stable")
+                }
+                Err(e) => tracing::debug!("committed offsets not stable yet: {e}"),
+            }
+        }
+    }
+
+    /// The offsets a transaction without consumed records commits, so that
+    /// it is fenced like any other (KIP-447: a zombie of an older group
+    /// generation cannot commit): the current position of ledger partition
+    /// 0, which the lister owns, as its committed offset. Empty when this
+    /// worker does not own it.
+    pub fn fence_offsets(&self) -> Result<TopicPartitionList> {
+        let mut tpl = TopicPartitionList::new();
+        let positions = self.consumer.position().context("cannot read positions")?;
+        let p0 = positions
+            .elements_for_topic(&self.topics.ledger)
+            .into_iter()
+            .find(|e| e.partition() == 0);
+        let Some(p0) = p0 else { return Ok(tpl) };
+        let offset = match p0.offset() {
+            Offset::Offset(o) => o,
+            _ => {
+                let mut one = TopicPartitionList::new();
+                one.add_partition(&self.topics.ledger, 0);
+                let committed = self
+                    .consumer
+                    .committed_offsets(one, Duration::from_secs(10))
+                    .context("cannot read committed offsets")?;
+                match committed.elements().first().map(|e| e.offset()) {
+                    Some(Offset::Offset(o)) => o,
+                    _ => 0,
+                }
+            }
+        };
+        tpl.add_partition_offset(&self.topics.ledger, 0, Offset::Offset(offset))?;
+        Ok(tpl)
+    }
+
+    /// Serves the group while `work` runs on other threads (reading and
+    /// counting objects can take longer than `max.poll.interval.ms`): the
+    /// assigned partitions are paused, the consumer is polled every 100 ms
+    /// so that the member stays in the group, then the partitions resume at
+    /// the positions they had. Returns `work`'s output.
+    pub fn serve_while<T>(&mut self, mut work: impl FnMut(Duration) -> Option<T>) -> Result<T> {
+        let assignment = self
+            .consumer
+            .assignment()
+            .context("cannot read assignment")?;
+        let positions = self.consumer.position().context("cannot read positions")?;
+        let paused = assignment.count() > 0 && self.consumer.pause(&assignment).is_ok();
+        let mut discarded = false;
+        let out = loop {
+            if let Some(out) = work(Duration::from_millis(100)) {
+                break out;
+            }
+            let error = match self.consumer.poll(Duration::ZERO) {
+                Some(Ok(_)) => {
+                    discarded = true;
+                    None
+                }
+                Some(Err(e)) => Some(e),
+                None => None,
+            };
+            if let Some(e) = error {
+                if self.lost(&e)? {
+                    bail!("the group consumer was lost while counting; the batch is done again");
+                }
+            }
+        };
+        if paused {
+            let _ = self.consumer.resume(&assignment);
+        }
+        if discarded {
+            let mut tpl = TopicPartitionList::new();
+            for e in positions.elements() {
+                if let Offset::Offset(o) = e.offset() {
+                    tpl.add_partition_offset(e.topic(), e.partition(), Offset::Offset(o))?;
+                }
+            }
+            if tpl.count() > 0 {
+                let _ = self.consumer.seek_partitions(tpl, Duration::from_secs(10));
+            }
+        }
+        Ok(out)
     }
 
     /// Polls records until the batch is full, nothing more comes quickly, or

@@ -30,8 +30,10 @@
 pub mod batch;
 pub mod discover;
 pub mod group;
+pub mod keyset;
 pub mod ledger;
 pub mod object;
+pub mod purge;
 pub mod restore;
 pub mod state;
 mod throttle;
@@ -40,19 +42,22 @@ pub mod txn;
 use crate::config::{KafkaArgs, S3Args, Topics};
 use crate::count::Options;
 use crate::events::{Event, Status};
+use crate::failpoint;
 use crate::kafka;
 use crate::output;
 use crate::s3;
 use crate::wire::Serde;
 use anyhow::{anyhow, Context, Result};
 use batch::{Layout, Polled};
-use discover::Found;
+use discover::Listed;
 use futures::StreamExt;
 use group::{Group, GroupConfig, Poll};
 use object::Outcome;
+use purge::Purger;
 use state::{Restore, State};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use throttle::Throttle;
@@ -85,15 +90,24 @@ pub struct Settings {
     pub replication: i32,
     /// Time between status lines.
     pub status_interval: Duration,
+    /// Time between purges of consumed repartition records.
+    pub purge_interval: Duration,
+    /// Warn when the local state's estimated size passes this many bytes.
+    pub max_table_memory: Option<u64>,
     /// Discovery retries every failed object at its first listing.
     pub retry_failed: bool,
+    /// Time between full listings of the bucket (reconciliation passes).
+    pub reconcile_interval: Duration,
+    /// Keys per listed page (`None`: S3's default, 1,000).
+    pub list_page_size: Option<i32>,
 }
 
 /// Objects read and counted at the same time (small objects are bound by
 /// the S3 round trip, large ones by the CPU).
 const COUNT_CONCURRENCY: usize = 16;
-/// Timeout of one bucket listing (all its pages).
-const LIST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Timeout of one page of a bucket listing (a page that times out is
+/// listed again; a pass is never started over for it).
+const PAGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause after a failed iteration before the next attempt.
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
 /// Longest wait for the Kafka clients to close when stopping.
@@ -156,8 +170,10 @@ pub struct Worker {
     ready: bool,
     state: State,
     stats: Stats,
+    purge: Purger,
     kafka_warnings: Throttle,
     s3_warnings: Throttle,
+    memory_warnings: Throttle,
 }
 
 impl Worker {
@@ -223,8 +239,6 @@ impl Worker {
         }
         .emit();
         Ok(Worker {
-            settings,
-            topics,
             partitions,
             ledger_partitions,
             rt,
@@ -237,8 +251,12 @@ impl Worker {
             ready: false,
             state: State::default(),
             stats: Stats::default(),
+            purge: Purger::new(&topics.repartition, settings.purge_interval),
             kafka_warnings: Throttle::new(Duration::from_secs(10)),
             s3_warnings: Throttle::new(Duration::from_secs(10)),
+            memory_warnings: Throttle::new(Duration::from_secs(60)),
+            settings,
+            topics,
         })
     }
 
@@ -321,7 +339,8 @@ impl Worker {
             self.align()?;
             self.seen_epoch = epoch;
         }
-        let Some(discovered) = self.list() else {
+        self.purge.maybe_purge(&self.rt, &self.settings.kafka);
+        let Some(listed) = self.list() else {
             return Ok(()); // stopping
         };
         let first_wait = match self.state.last_listing {
@@ -334,7 +353,7 @@ impl Worker {
         let polled = match self.group.poll_batch(epoch, first_wait)? {
             Poll::Batch(polled) => polled,
             Poll::Rejoined => {
-                self.abandon(discovered);
+                self.abandon(listed);
                 self.resync = true;
                 return Ok(());
             }
@@ -342,19 +361,20 @@ impl Worker {
         if self.group.epoch() != epoch {
             // A rebalance happened while polling: positions were reset to the
             // committed offsets, so everything polled comes again. Keep nothing.
-            self.abandon(discovered);
+            self.abandon(listed);
             return Ok(());
         }
-        if polled.is_empty() && discovered.is_empty() {
+        if polled.is_empty() && listed.found.is_empty() && listed.progress.is_none() {
             return Ok(());
         }
-        self.process(polled, discovered)
+        self.process(polled, listed)
     }
 
     /// Brings local state in line with the current assignment.
     fn align(&mut self) -> Result<()> {
         let owned = self.group.assignment()?;
-        let revoked = self.group.take_revoked();
+        let stop = Arc::clone(&self.stop);
+        let committed = self.group.wait_stable(&|| stop.load(Ordering::Relaxed))?;
         let restore = Restore {
             kafka: &self.settings.kafka,
             topics: &self.topics,
@@ -365,8 +385,11 @@ impl Worker {
             ledger_partitions: self.ledger_partitions,
             stop: &self.stop,
             retry_failed: self.settings.retry_failed,
+            reconcile: self.settings.reconcile_interval,
+            page_size: self.settings.list_page_size,
         };
-        self.state.align(&restore, &owned, &revoked)?;
+        self.state.align(&restore, &owned, &committed)?;
+        self.purge.retain(|p| owned.repartition.contains(&p));
         if self.state.discovery.is_some() {
             self.settings.retry_failed = false; // once per process
         }
@@ -389,42 +412,40 @@ impl Worker {
         self.align()
     }
 
-    /// Lists the bucket when this worker is the lister and the interval has
-    /// passed: the objects never seen before. `None` when stopping.
-    fn list(&mut self) -> Option<Vec<Found>> {
+    /// Lists the bucket when this worker is the lister: a page of the quick
+    /// listing when the interval has passed, a page of the full pass while
+    /// one runs (see [`discover::Discovery::poll`]). `None` when stopping.
+    fn list(&mut self) -> Option<Listed> {
+        if !self.state.lists() {
+            return Some(Listed::default());
+        }
         let Some(d) = self.state.discovery.as_mut() else {
-            return Some(Vec::new());
+            return Some(Listed::default());
         };
-        if self
+        let quick = self
             .state
             .last_listing
-            .is_some_and(|t| t.elapsed() < self.settings.interval)
-        {
-            return Some(Vec::new());
+            .is_none_or(|t| t.elapsed() >= self.settings.interval);
+        if !quick && !d.full_pass_running() {
+            return Some(Listed::default());
         }
-        self.state.last_listing = Some(Instant::now());
+        if quick {
+            self.state.last_listing = Some(Instant::now());
+        }
         let (stop, s3) = (&self.stop, &self.s3);
-        let listing = async move {
-            object::unless_stopped(stop, tokio::time::timeout(LIST_TIMEOUT, d.poll(s3))).await
-        };
-        match self.rt.block_on(listing)? {
-            Ok(Ok(found)) => return Some(found),
-            Ok(Err(e)) => self.s3_warnings.warn(format_args!(
-                "{e:#} (retrying in {:?})",
-                self.settings.interval
-            )),
-            Err(_) => self.s3_warnings.warn(format_args!(
-                "cannot list s3://{}: no answer within {} s (retrying)",
-                self.settings.s3.bucket,
-                LIST_TIMEOUT.as_secs()
-            )),
+        let listing =
+            async move { object::unless_stopped(stop, d.poll(s3, quick, PAGE_TIMEOUT)).await };
+        let mut listed = self.rt.block_on(listing)?;
+        if let Some(e) = listed.error.take() {
+            self.s3_warnings.warn(format_args!("{e:#} (retrying)"));
         }
-        Some(Vec::new())
+        Some(listed)
     }
 
     /// Counts the batch's objects, applies its deltas to the totals, and
     /// commits all of it in one transaction with the input offsets.
-    fn process(&mut self, polled: Vec<Polled>, discovered: Vec<Found>) -> Result<()> {
+    fn process(&mut self, polled: Vec<Polled>, listed: Listed) -> Result<()> {
+        let epoch = self.group.epoch();
         let state = &self.state;
         let plan = batch::plan(
             polled,
@@ -435,15 +456,36 @@ impl Worker {
         for why in &plan.skipped {
             tracing::warn!("{why}; skipped");
         }
+        if let Some(key) = &plan.foreign {
+            self.abandon(listed);
+            return Err(state::foreign_bucket(
+                &self.settings.kafka.app_id,
+                key,
+                &self.topics.ledger,
+                &self.settings.s3.bucket,
+            ));
+        }
         for (p, key) in &plan.done {
-            self.state.done.entry(*p).or_default().insert(key.clone());
+            self.state.done.entry(*p).or_default().insert(key);
         }
         let started = Instant::now();
-        let outcomes = self.count_objects(&plan.jobs);
+        let outcomes = match self.count_objects(&plan.jobs) {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                self.abandon(listed);
+                return Err(e);
+            }
+        };
         let count_ms = started.elapsed().as_millis() as u64;
+        if self.group.epoch() != epoch {
+            // A rebalance while counting: some input may have moved away.
+            // Commit nothing; the next iteration rewinds.
+            self.abandon(listed);
+            return Ok(());
+        }
         let Some(mut settled) = batch::settle(plan.jobs, outcomes, &self.settings.worker_id) else {
             // Shutting down mid-batch: commit nothing; the records come again.
-            self.abandon(discovered);
+            self.abandon(listed);
             return Ok(());
         };
         for e in settled.events.drain(..) {
@@ -455,8 +497,14 @@ impl Worker {
             ledger_partitions: self.ledger_partitions,
             serde: self.settings.serde,
         };
-        let records = batch::records(layout, &discovered, &settled, &plan.totals);
-        let offsets = self.group.offsets(&plan.offsets)?;
+        let records = batch::records(layout, &listed, &settled, &plan.totals);
+        let offsets = if plan.offsets.is_empty() {
+            // Only `discovered` records: fenced all the same.
+            failpoint::hit("commit.discovery_only");
+            self.group.fence_offsets()?
+        } else {
+            self.group.offsets(&plan.offsets)?
+        };
         let started = Instant::now();
         match self
             .txn
@@ -464,7 +512,7 @@ impl Worker {
         {
             Ok(()) => {
                 Event::BatchCommitted {
-                    discovered: discovered.len() as u64,
+                    discovered: listed.found.len() as u64,
                     objects: settled.ledger.len() as u64,
                     failed: settled.failed,
                     deltas: settled.delta.distinct() as u64,
@@ -478,13 +526,20 @@ impl Worker {
                 self.stats.failed += settled.failed;
                 self.stats.bytes += settled.bytes;
                 self.stats.words += settled.delta.words;
+                self.purge.committed(&plan.offsets);
+                self.state.committed.extend(&plan.offsets);
+                if let (Some(d), Some(progress)) =
+                    (self.state.discovery.as_mut(), listed.progress.as_ref())
+                {
+                    d.committed(progress);
+                }
                 self.stats.skipped_tokens += settled.delta.skipped_tokens;
                 for (p, key, entry) in settled.ledger {
                     if let Some(d) = self.state.discovery.as_mut() {
                         d.settled(&key, &entry);
                     }
                     if entry.is_done() {
-                        self.state.done.entry(p).or_default().insert(key);
+                        self.state.done.entry(p).or_default().insert(&key);
                     }
                 }
                 let changed = !plan.totals.is_empty();
@@ -498,7 +553,7 @@ impl Worker {
             }
             Err(e) => {
                 self.stats.aborted += 1;
-                self.abandon(discovered);
+                self.abandon(listed);
                 self.resync = true;
                 match e {
                     TxnError::Retry(e) => Event::BatchAborted {
@@ -516,37 +571,71 @@ impl Worker {
     }
 
     /// Reads and counts the batch's objects, [`COUNT_CONCURRENCY`] at a
-    /// time; outcomes in the order of `jobs`.
-    fn count_objects(&self, jobs: &[batch::Job]) -> Vec<Outcome> {
+    /// time; outcomes in the order of `jobs`. The group is served meanwhile,
+    /// however long it takes (see [`Group::serve_while`]).
+    fn count_objects(&mut self, jobs: &[batch::Job]) -> Result<Vec<Outcome>> {
         if jobs.is_empty() {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         let handle = self.rt.handle().clone();
-        let tasks = jobs.iter().map(|job| {
-            handle.spawn(object::count(
-                self.s3.clone(),
-                self.settings.s3.bucket.clone(),
-                job.object_key.clone(),
-                self.settings.count,
-                Arc::clone(&self.stop),
-            ))
+        let tasks: Vec<_> = jobs
+            .iter()
+            .map(|job| {
+                let count = object::count(
+                    self.s3.clone(),
+                    self.settings.s3.bucket.clone(),
+                    job.object_key.clone(),
+                    self.settings.count,
+                    Arc::clone(&self.stop),
+                );
+                async move {
+                    // A test's slow object (see crate::failpoint).
+                    let _ = tokio::task::spawn_blocking(|| failpoint::hit("count.slow")).await;
+                    count.await
+                }
+            })
+            .collect();
+        let (done, outcomes) = std::sync::mpsc::channel();
+        let spawner = handle.clone();
+        handle.spawn(async move {
+            let all: Vec<Outcome> =
+                futures::stream::iter(tasks.into_iter().map(|t| spawner.spawn(t)))
+                    .buffered(COUNT_CONCURRENCY)
+                    .map(|r| {
+                        r.unwrap_or_else(|e| Outcome::Failed(format!("counting panicked: {e}")))
+                    })
+                    .collect()
+                    .await;
+            let _ = done.send(all);
         });
-        self.rt.block_on(
-            futures::stream::iter(tasks)
-                .buffered(COUNT_CONCURRENCY)
-                .map(|r| r.unwrap_or_else(|e| Outcome::Failed(format!("counting panicked: {e}"))))
-                .collect(),
-        )
+        self.group
+            .serve_while(|wait| match outcomes.recv_timeout(wait) {
+                Ok(all) => Some(all),
+                Err(RecvTimeoutError::Timeout) => None,
+                // The counting task is gone: nothing of the batch commits.
+                Err(RecvTimeoutError::Disconnected) => {
+                    Some(jobs.iter().map(|_| Outcome::Interrupted).collect())
+                }
+            })
     }
 
     /// Forgets an uncommitted batch's discoveries.
-    fn abandon(&mut self, discovered: Vec<Found>) {
+    fn abandon(&mut self, listed: Listed) {
         if let Some(d) = self.state.discovery.as_mut() {
-            d.forget(discovered.into_iter().map(|f| f.key));
+            d.forget(listed.found.into_iter().map(|f| f.key));
         }
     }
 
-    fn status(&self) {
+    fn status(&mut self) {
+        let memory = self.state.memory();
+        if let Some(max) = self.settings.max_table_memory {
+            if memory.total() > max {
+                self.memory_warnings.warn(format_args!(
+                    "local state takes about {} bytes, over --max-table-memory {max}",
+                    memory.total()
+                ));
+            }
+        }
         Event::Status(Status {
             objects: self.stats.objects,
             failed: self.stats.failed,
@@ -556,8 +645,13 @@ impl Worker {
             aborted: self.stats.aborted,
             ledger: self.state.done.keys().copied().collect(),
             repartition: self.state.tables.keys().copied().collect(),
-            lister: self.state.discovery.is_some(),
+            lister: self.state.lists(),
             table_words: self.state.table_words() as u64,
+            table_bytes: memory.tables,
+            done_objects: memory.done_objects,
+            known_objects: memory.known_objects,
+            state_bytes: memory.total(),
+            junk_records: self.state.junk_records,
             list_calls: discover::LIST_CALLS.load(Ordering::Relaxed),
             skipped_tokens: self.stats.skipped_tokens,
         })

@@ -5,7 +5,7 @@
 use crate::config::KafkaArgs;
 use crate::kafka::{self, QuietContext};
 use anyhow::{bail, Context, Result};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -51,26 +51,34 @@ pub fn read_to_end_until(
         .create_with_context(QuietContext)
         .context("cannot create Kafka consumer")?;
     kafka::prime(consumer.client()); // OAUTHBEARER: a token before the first poll
+                                     // The log's true end (read_uncommitted): under read_committed the
+                                     // watermarks stop at the last stable offset, before open transactions.
+    let log_end = kafka::base_consumer(
+        kafka::client_config(args).set("isolation.level", "read_uncommitted"),
+    )?;
     let mut tpl = TopicPartitionList::new();
     let mut remaining: HashSet<i32> = HashSet::new();
     let mut total: i64 = 0;
     for &p in partitions {
+        // Read up to the log's end as of now, once everything before it is
+        // stable: a transaction still open there (a stalled worker's commit,
+        // or its markers not yet written) resolves first, committed or
+        // aborted, so the restore never stops short of a committed record.
         let started = Instant::now();
+        let (_, end) = watermarks(&log_end, topic, p, stop)?;
         let (low, high) = loop {
-            match consumer.fetch_watermarks(topic, p, Duration::from_secs(5)) {
-                Ok(w) => break w,
-                Err(e) => {
-                    if stop.load(Ordering::Relaxed) {
-                        bail!("stopping");
-                    }
-                    if started.elapsed() > STALL_TIMEOUT {
-                        return Err(e)
-                            .with_context(|| format!("cannot read offsets of {topic}[{p}]"));
-                    }
-                    tracing::debug!("offsets of {topic}[{p}]: {e} (retrying)");
-                    std::thread::sleep(Duration::from_millis(250));
-                }
+            let (low, stable) = watermarks(&consumer, topic, p, stop)?;
+            if stable >= end {
+                break (low, stable);
             }
+            if started.elapsed() > STALL_TIMEOUT {
+                bail!(
+                    "{topic}[{p}] has had a transaction open for more than {} s",
+                    STALL_TIMEOUT.as_secs()
+                );
+            }
+            tracing::debug!("{topic}[{p}]: waiting for an open transaction to end");
+            std::thread::sleep(Duration::from_millis(20));
         };
         if high > low {
             tpl.add_partition_offset(topic, p, Offset::Beginning)?;
@@ -125,4 +133,31 @@ pub fn read_to_end_until(
         started.elapsed().as_secs_f64()
     );
     Ok(read)
+}
+
+/// The low and high watermarks of `topic[p]` as `client` sees them (the
+/// high one is the last stable offset under read_committed), retried while
+/// the brokers do not answer, for at most [`STALL_TIMEOUT`].
+fn watermarks<C: ConsumerContext>(
+    client: &BaseConsumer<C>,
+    topic: &str,
+    p: i32,
+    stop: &AtomicBool,
+) -> Result<(i64, i64)> {
+    let started = Instant::now();
+    loop {
+        match client.fetch_watermarks(topic, p, Duration::from_secs(5)) {
+            Ok(w) => return Ok(w),
+            Err(e) => {
+                if stop.load(Ordering::Relaxed) {
+                    bail!("stopping");
+                }
+                if started.elapsed() > STALL_TIMEOUT {
+                    return Err(e).with_context(|| format!("cannot read offsets of {topic}[{p}]"));
+                }
+                tracing::debug!("offsets of {topic}[{p}]: {e} (retrying)");
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        }
+    }
 }

@@ -6,8 +6,10 @@
 //! what it takes away; after a failure the worker clears it all and aligns
 //! again.
 
+use super::batch::Input;
 use super::discover::{Discovery, Known};
-use super::group::Assignment;
+use super::group::{Assignment, Committed};
+use super::keyset::KeySet;
 use super::ledger::Entry;
 use super::restore;
 use super::Fatal;
@@ -15,9 +17,12 @@ use crate::config::{KafkaArgs, Topics};
 use crate::events::Event;
 use crate::wire::Serde;
 use anyhow::{anyhow, Result};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
+
+/// Tables by changelog partition: word → total.
+pub type Tables = BTreeMap<i32, HashMap<String, i64>>;
 
 /// What restoring needs to know.
 pub struct Restore<'a> {
@@ -31,25 +36,44 @@ pub struct Restore<'a> {
     pub stop: &'a AtomicBool,
     /// `--retry-failed`: discovery retries every failed object at once.
     pub retry_failed: bool,
+    /// Time between full listings.
+    pub reconcile: Duration,
+    /// Keys per listed page (`None`: S3's default).
+    pub page_size: Option<i32>,
 }
 
 /// Local state of the owned partitions.
 #[derive(Default)]
 pub struct State {
     /// Owned repartition (= changelog) partitions and their tables.
-    pub tables: BTreeMap<i32, HashMap<String, i64>>,
+    pub tables: Tables,
     /// Owned ledger partitions: for each, the keys already done.
-    pub done: BTreeMap<i32, HashSet<String>>,
+    pub done: BTreeMap<i32, KeySet>,
     /// Discovery, when this worker owns ledger partition 0.
     pub discovery: Option<Discovery>,
     /// When the bucket was last listed.
     pub last_listing: Option<Instant>,
+    /// Changelog records that did not decode (skipped when restoring).
+    pub junk_records: u64,
+    /// The committed offset of each input partition the state reflects.
+    pub committed: Committed,
+    /// Between an eager rebalance's revocation and its assignment: the state
+    /// is kept (most of it usually comes back) but nothing is done with it.
+    pub parked: bool,
 }
 
 impl State {
     /// Forgets everything (rebuilt by the next [`State::align`]).
     pub fn clear(&mut self) {
-        *self = State::default();
+        *self = State {
+            junk_records: self.junk_records,
+            ..State::default()
+        };
+    }
+
+    /// Whether this worker lists the bucket now.
+    pub fn lists(&self) -> bool {
+        self.discovery.is_some() && !self.parked
     }
 
     /// Whether `key` of ledger partition `p` is done.
@@ -71,24 +95,61 @@ impl State {
         self.tables.values().map(HashMap::len).sum()
     }
 
-    /// Brings the state in line with `owned`: drops partitions no longer
-    /// owned or `revoked` since (their state is stale even if they came
-    /// back), restores new ones, starts or stops discovery.
+    /// Estimated heap bytes of the state (see [`Memory`]).
+    pub fn memory(&self) -> Memory {
+        let tables = self
+            .tables
+            .values()
+            .map(|t| table_bytes(t.capacity(), t.keys().map(String::len)))
+            .sum();
+        let done = self.done.values().map(KeySet::memory).sum();
+        let (known_objects, known) = self
+            .discovery
+            .as_ref()
+            .map_or((0, 0), |d| (d.known() as u64, d.memory()));
+        Memory {
+            tables,
+            done_objects: self.done.values().map(|d| d.len() as u64).sum(),
+            done,
+            known_objects,
+            known,
+        }
+    }
+
+    /// Brings the state in line with `owned`, whose committed offsets are
+    /// now `committed`: keeps the state of a partition only if it is still
+    /// owned and its committed offset did not move since this state was
+    /// made (so nobody else changed it, even if the partition went away
+    /// and came back in a rebalance); restores the others; starts or stops
+    /// discovery. A rebalance thus costs a worker only the partitions it
+    /// gains.
     pub fn align(
         &mut self,
         r: &Restore<'_>,
         owned: &Assignment,
-        revoked: &HashSet<(String, i32)>,
+        committed: &Committed,
     ) -> Result<()> {
-        let kept = |topic: &str, p: i32, owned: &std::collections::BTreeSet<i32>| {
-            owned.contains(&p) && !revoked.contains(&(topic.to_string(), p))
+        self.parked = owned.is_empty();
+        if self.parked {
+            return Ok(());
+        }
+        let known = std::mem::take(&mut self.committed);
+        let same = |input: Input, p: i32| {
+            let key = (input, p);
+            known
+                .get(&key)
+                .is_some_and(|k| committed.get(&key) == Some(k))
         };
         self.tables
-            .retain(|&p, _| kept(&r.topics.repartition, p, &owned.repartition));
+            .retain(|&p, _| owned.repartition.contains(&p) && same(Input::Repartition, p));
         self.done
-            .retain(|&p, _| kept(&r.topics.ledger, p, &owned.ledger));
-        if revoked.contains(&(r.topics.ledger.clone(), 0)) {
+            .retain(|&p, _| owned.ledger.contains(&p) && same(Input::Ledger, p));
+        let lister = owned.ledger.contains(&0);
+        if self.discovery.is_some() && !(lister && same(Input::Ledger, 0)) {
             self.discovery = None;
+            if !lister {
+                Event::ListerStopped.emit();
+            }
         }
         let new_tables: Vec<i32> = owned
             .repartition
@@ -103,25 +164,27 @@ impl State {
             .filter(|p| !self.done.contains_key(p))
             .collect();
         if !new_tables.is_empty() {
-            self.tables.extend(restore_tables(r, &new_tables)?);
+            let (tables, junk) = restore_tables(r, &new_tables)?;
+            self.tables.extend(tables);
+            self.junk_records += junk;
         }
         if !new_ledger.is_empty() {
             self.done.extend(restore_done(r, &new_ledger)?);
         }
-        let lists = owned.ledger.contains(&0);
-        if lists && self.discovery.is_none() {
+        if owned.ledger.contains(&0) && self.discovery.is_none() {
             self.discovery = Some(start_discovery(r)?);
             self.last_listing = None;
-        } else if !lists && self.discovery.is_some() {
-            Event::ListerStopped.emit();
-            self.discovery = None;
         }
+        self.committed = committed.clone();
         Ok(())
     }
 }
 
-/// The tables of changelog partitions `parts`, read to their end.
-fn restore_tables(r: &Restore<'_>, parts: &[i32]) -> Result<BTreeMap<i32, HashMap<String, i64>>> {
+/// The tables of changelog partitions `parts`, read to their end, and the
+/// number of records that did not decode (skipped with a warning: a third
+/// party may write to the topic). When no record decodes at all, the topic
+/// is in another format: that is fatal.
+fn restore_tables(r: &Restore<'_>, parts: &[i32]) -> Result<(Tables, u64)> {
     let started = Instant::now();
     let mut tables: BTreeMap<i32, HashMap<String, i64>> =
         parts.iter().map(|&p| (p, HashMap::new())).collect();
@@ -139,12 +202,19 @@ fn restore_tables(r: &Restore<'_>, parts: &[i32]) -> Result<BTreeMap<i32, HashMa
             _ => bad += 1,
         }
     })?;
-    if bad > 0 {
+    if bad > 0 && bad == records {
         return Err(anyhow!(Fatal(format!(
             "{bad} records of {} do not decode with --serde {}: is the topic written in another format?",
             r.topics.changelog,
             serde.name()
         ))));
+    }
+    if bad > 0 {
+        tracing::warn!(
+            "{bad} of {records} records of {} partitions {parts:?} do not decode with --serde {}; skipped",
+            r.topics.changelog,
+            serde.name()
+        );
     }
     Event::Restored {
         what: "table".into(),
@@ -155,33 +225,44 @@ fn restore_tables(r: &Restore<'_>, parts: &[i32]) -> Result<BTreeMap<i32, HashMa
         seconds: started.elapsed().as_secs_f64(),
     }
     .emit();
-    Ok(tables)
+    Ok((tables, bad))
 }
 
 /// The done sets of ledger partitions `parts`, read to their end.
-fn restore_done(r: &Restore<'_>, parts: &[i32]) -> Result<BTreeMap<i32, HashSet<String>>> {
+fn restore_done(r: &Restore<'_>, parts: &[i32]) -> Result<BTreeMap<i32, KeySet>> {
     let started = Instant::now();
     let mut records = 0u64;
-    let mut done: BTreeMap<i32, HashSet<String>> =
-        parts.iter().map(|&p| (p, HashSet::new())).collect();
+    let mut foreign = None;
+    let mut done: BTreeMap<i32, KeySet> = parts.iter().map(|&p| (p, KeySet::default())).collect();
     restore::read_to_end_until(r.kafka, &r.topics.ledger, parts, r.stop, |p, k, v| {
         records += 1;
+        if foreign.is_none() && Discovery::key_of(r.bucket, &String::from_utf8_lossy(k)).is_none() {
+            foreign = Some(String::from_utf8_lossy(k).into_owned());
+        }
         // Done once is done for good: a later discovery of the same key is a
         // duplicate.
         if let Some(Ok(e)) = v.map(Entry::parse) {
             if e.is_done() {
                 done.entry(p)
                     .or_default()
-                    .insert(String::from_utf8_lossy(k).into_owned());
+                    .insert(&String::from_utf8_lossy(k));
             }
         }
     })?;
+    if let Some(key) = foreign {
+        return Err(foreign_bucket(
+            &r.kafka.app_id,
+            &key,
+            &r.topics.ledger,
+            r.bucket,
+        ));
+    }
     Event::Restored {
         what: "ledger".into(),
         topic: r.topics.ledger.clone(),
         partitions: parts.to_vec(),
         records,
-        entries: done.values().map(HashSet::len).sum::<usize>() as u64,
+        entries: done.values().map(KeySet::len).sum::<usize>() as u64,
         seconds: started.elapsed().as_secs_f64(),
     }
     .emit();
@@ -216,5 +297,47 @@ fn start_discovery(r: &Restore<'_>) -> Result<Discovery> {
             }
         );
     }
-    Ok(Discovery::new(r.bucket, r.prefix, known))
+    Ok(Discovery::new(r.bucket, r.prefix, known, r.reconcile).with_page_size(r.page_size))
+}
+
+/// The error for a ledger record of another bucket: two buckets share one
+/// app id, and each worker would skip the other's objects.
+pub fn foreign_bucket(app_id: &str, key: &str, ledger: &str, bucket: &str) -> anyhow::Error {
+    anyhow!(Fatal(format!(
+        "app id {app_id} already counts another bucket ({key} in {ledger}); this worker counts s3://{bucket}: give each bucket its own --app-id"
+    )))
+}
+
+/// Estimated heap bytes of the local state, by part.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Memory {
+    /// The owned tables.
+    pub tables: u64,
+    /// The owned done sets.
+    pub done: u64,
+    /// Objects in the done sets.
+    pub done_objects: u64,
+    /// Discovery's known keys.
+    pub known: u64,
+    /// Objects discovery knows.
+    pub known_objects: u64,
+}
+
+impl Memory {
+    /// All of it.
+    pub fn total(&self) -> u64 {
+        self.tables + self.done + self.known
+    }
+}
+
+/// glibc's chunk for a heap allocation of `len` bytes (16-byte steps, 32 at
+/// least, 8 bytes of header).
+pub fn heap_bytes(len: usize) -> u64 {
+    (((len + 8 + 15) & !15).max(32)) as u64
+}
+
+/// A hashbrown map of `String` to `i64` with `capacity` buckets: a bucket is
+/// the entry (24 + 8 bytes) and one control byte; each key its heap chunk.
+pub fn table_bytes(capacity: usize, keys: impl Iterator<Item = usize>) -> u64 {
+    capacity as u64 * 33 + keys.map(heap_bytes).sum::<u64>()
 }

@@ -108,6 +108,10 @@ impl Txn {
             if offsets.count() > 0 {
                 let cgm = cgm.ok_or_else(|| anyhow!("no consumer group metadata"))?;
                 p.send_offsets_to_transaction(offsets, cgm, TXN_TIMEOUT)?;
+                if records.iter().any(|r| r.topic == Output::Changelog) {
+                    // A test's stall between offsets accepted and commit.
+                    crate::failpoint::hit("commit.after_offsets_with_totals");
+                }
             }
             p.commit_transaction(TXN_TIMEOUT)?;
             Ok(())

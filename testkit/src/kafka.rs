@@ -160,6 +160,28 @@ impl Stack {
         }
     }
 
+    /// Low and high watermarks of every partition of `topic`:
+    /// (partition, low, high).
+    pub async fn watermarks(&self, topic: &str) -> Vec<(i32, i64, i64)> {
+        let (config, topic) = (self.consumer_config(), topic.to_string());
+        tokio::task::spawn_blocking(move || {
+            let c: BaseConsumer = config.create().expect("creating a consumer");
+            let md = c
+                .fetch_metadata(Some(&topic), T)
+                .expect("metadata of the topic");
+            md.topics()[0]
+                .partitions()
+                .iter()
+                .map(|p| {
+                    let (low, high) = c.fetch_watermarks(&topic, p.id(), T).expect("watermarks");
+                    (p.id(), low, high)
+                })
+                .collect()
+        })
+        .await
+        .expect("watermarks task")
+    }
+
     /// Reads every partition of `topic` from the beginning to its current end
     /// (`isolation`: "read_committed" stops at the last stable offset, and
     /// skips aborted records) and returns the records in partition, offset

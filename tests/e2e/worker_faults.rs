@@ -53,7 +53,7 @@ async fn kill9_at_random_moments_loses_nothing_and_counts_nothing_twice() {
     let uploads = app.upload_gradually(files.clone(), 8, Duration::from_millis(1000));
     let mut log = Vec::new();
     for kill in 1..=12 {
-        // Two kills in three land after "Worker ready" (listing, counting,
+        // Two kills in three land after the ready event (listing, counting,
         // committing), the others at any moment from the start (connecting,
         // fencing, restoring).
         let when = if rng.below(3) > 0 {

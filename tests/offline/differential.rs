@@ -1,6 +1,6 @@
 //! Differential test: `wordstream count-local` against the Python reference
 //! `tests/oracle.py` (`re.findall(r'\w+', text)` → keep `w.isalpha()` →
-//! `collections.Counter`, DESIGN §1).
+//! `collections.Counter`, docs/design.md §1).
 //!
 //! Covers every file of the corpus and generated adversarial inputs, in both
 //! encodings, with and without `--lowercase`, through files, directories and

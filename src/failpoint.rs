@@ -1,0 +1,83 @@
+//! Failpoints: named places in the worker where a test can stop, pause or
+//! kill the process at exactly the moment a race needs, instead of timing a
+//! signal from outside and hitting the window only by luck.
+//!
+//! `WORDSTREAM_FAILPOINTS=name=action[;name=action…]`, actions:
+//! - `stop`: the process stops itself with SIGSTOP (the test sends SIGCONT);
+//!   everything stops, heartbeats included, as in a VM pause;
+//! - `sleep(MS)`: the calling thread sleeps;
+//! - `exit`: the process exits at once with code 137, like a kill -9.
+//!
+//! Each failpoint fires once per process. Unset (as in production), a
+//! failpoint costs one check of a value computed at the first call.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+/// The variable that names the failpoints.
+pub const VAR: &str = "WORDSTREAM_FAILPOINTS";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Action {
+    Stop,
+    Sleep(Duration),
+    Exit,
+}
+
+fn parse(spec: &str) -> HashMap<String, Action> {
+    spec.split(';')
+        .filter_map(|item| {
+            let (name, action) = item.trim().split_once('=')?;
+            let action = match action.trim() {
+                "stop" => Action::Stop,
+                "exit" => Action::Exit,
+                a => {
+                    let ms = a.strip_prefix("sleep(")?.strip_suffix(')')?;
+                    Action::Sleep(Duration::from_millis(ms.trim().parse().ok()?))
+                }
+            };
+            Some((name.trim().to_string(), action))
+        })
+        .collect()
+}
+
+fn armed() -> &'static Mutex<HashMap<String, Action>> {
+    static ARMED: OnceLock<Mutex<HashMap<String, Action>>> = OnceLock::new();
+    ARMED.get_or_init(|| Mutex::new(std::env::var(VAR).map(|s| parse(&s)).unwrap_or_default()))
+}
+
+/// Runs the action armed for `name`, if any (once).
+pub fn hit(name: &str) {
+    let action = {
+        let mut armed = armed().lock().unwrap_or_else(|e| e.into_inner());
+        if armed.is_empty() {
+            return;
+        }
+        armed.remove(name)
+    };
+    let Some(action) = action else { return };
+    tracing::warn!("failpoint {name}: {action:?}");
+    match action {
+        // SAFETY: raise() is async-signal-safe and has no preconditions.
+        Action::Stop => unsafe {
+            libc::raise(libc::SIGSTOP);
+        },
+        Action::Sleep(d) => std::thread::sleep(d),
+        Action::Exit => std::process::exit(137),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse() {
+        let m = parse("a=stop; b=sleep(250);c=exit;bad;d=sleep(x)");
+        assert_eq!(m["a"], Action::Stop);
+        assert_eq!(m["b"], Action::Sleep(Duration::from_millis(250)));
+        assert_eq!(m["c"], Action::Exit);
+        assert_eq!(m.len(), 3);
+    }
+}
