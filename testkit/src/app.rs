@@ -124,10 +124,11 @@ impl App {
     }
 
     /// Produces a raw record (not transactional) to the ledger partition the
-    /// worker would choose: what a discovery that listed `url` writes.
-    pub async fn inject_discovered(&self, url: &str, partitions: i32) {
+    /// worker would choose (of `partitions`): what a discovery that listed
+    /// `url` with this `etag` and `size` writes.
+    pub async fn inject_discovered(&self, url: &str, etag: &str, size: usize, partitions: i32) {
         let value =
-            serde_json::json!({"state": "discovered", "etag": "\"0\"", "size": 1}).to_string();
+            serde_json::json!({"state": "discovered", "etag": etag, "size": size}).to_string();
         let part = wordstream::kafka::partition_for(url.as_bytes(), partitions);
         stack()
             .produce(
@@ -274,6 +275,23 @@ impl App {
             .into_iter()
             .map(|(k, mut w)| (k, w.remove(0)))
             .collect()
+    }
+
+    /// The end of a run: [`App::assert_exactly_once`], then every worker
+    /// stops cleanly (SIGTERM, exit 0).
+    pub async fn finish(
+        &self,
+        files: &[(String, PathBuf)],
+        more: &[(String, Counts)],
+        deadline: Duration,
+        workers: &mut [&mut Worker],
+    ) -> BTreeMap<String, String> {
+        let refs: Vec<&Worker> = workers.iter().map(|w| &**w).collect();
+        let counted = self.assert_exactly_once(files, more, deadline, &refs).await;
+        for w in workers.iter_mut() {
+            w.stop().await;
+        }
+        counted
     }
 }
 

@@ -1,12 +1,25 @@
-//! What `/proc` says about a process: CPU seconds, memory; and signals.
+//! What `/proc` says about a process: its state, CPU seconds, memory; and
+//! signals.
+
+/// The fields of /proc/<pid>/stat from the third (state) on: the command
+/// name before them may hold spaces, so they start after its last `)`.
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    Some(rest.split_whitespace().map(str::to_string).collect())
+}
+
+/// The process's state (`R` running, `S` sleeping, `T` stopped, …), `None`
+/// once it is gone.
+pub fn state(pid: u32) -> Option<char> {
+    stat_fields(pid)?.first()?.chars().next()
+}
 
 /// utime + stime of a process in seconds (/proc/<pid>/stat fields 14, 15),
 /// `None` once it is gone.
 pub fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // rest starts at field 3 (state): utime is field 14, stime field 15.
+    let f = stat_fields(pid)?;
+    // f[0] is field 3 (state): utime is field 14, stime field 15.
     let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
     Some(ticks / 100.0) // USER_HZ is 100 on Linux
 }
@@ -57,5 +70,23 @@ mod tests {
         let m = memory(pid);
         assert!(m.rss_kib > 0 && m.peak_kib >= m.rss_kib, "{m:?}");
         assert_eq!(cpu_seconds(u32::MAX), None);
+    }
+
+    #[test]
+    fn a_stopped_process_is_in_state_t() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep(1)");
+        let pid = child.id();
+        signal(pid, libc::SIGSTOP).expect("SIGSTOP");
+        let t = std::time::Instant::now();
+        while state(pid) != Some('T') {
+            assert!(t.elapsed().as_secs() < 5, "state {:?}", state(pid));
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaped");
+        assert_eq!(state(pid), None);
     }
 }

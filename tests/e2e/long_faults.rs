@@ -30,18 +30,10 @@ fn worker_with(app: &App, id: &str, flags: &[&str], failpoints: &str) -> Worker 
     Worker::spawn(id, cmd)
 }
 
-/// Waits until process `pid` is stopped (state `T` in /proc).
+/// Waits until the worker's process is stopped (state `T` in /proc).
 async fn wait_stopped(w: &Worker) {
-    let path = format!("/proc/{}/stat", w.pid());
     for _ in 0..1200 {
-        let stat = std::fs::read_to_string(&path).unwrap_or_default();
-        // "pid (comm) S …": the state follows the last ')'.
-        if stat
-            .rsplit(')')
-            .next()
-            .map(str::trim_start)
-            .is_some_and(|s| s.starts_with('T'))
-        {
+        if testkit::procfs::state(w.pid()) == Some('T') {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -86,9 +78,7 @@ async fn a_worker_stalled_inside_its_commit_loses_no_totals() {
     // The same words again, counted by whoever owns them now.
     app.put_files(&later, 8).await;
     let all: Vec<_> = first.iter().chain(&later).cloned().collect();
-    app.assert_exactly_once(&all, &[], DONE, &[&a, &b]).await;
-    a.stop().await;
-    b.stop().await;
+    app.finish(&all, &[], DONE, &mut [&mut a, &mut b]).await;
 }
 
 /// Item 5. A lister stalls after listing and before its transaction of
@@ -119,9 +109,7 @@ async fn a_zombie_lister_cannot_commit_stale_discoveries() {
         let v = &latest[&app.url(k)];
         assert_eq!(v["state"], "counted", "{k}: latest ledger entry {v}");
     }
-    app.assert_exactly_once(&files, &[], DONE, &[&a, &b]).await;
-    a.stop().await;
-    b.stop().await;
+    app.finish(&files, &[], DONE, &mut [&mut a, &mut b]).await;
 }
 
 /// Item 2. An object whose read takes longer than `max.poll.interval.ms`
@@ -198,10 +186,10 @@ async fn consumed_repartition_records_are_purged() {
 #[tokio::test(flavor = "multi_thread")]
 async fn junk_in_the_changelog_is_skipped_not_fatal() {
     let _stack = shared().await;
+    let first = b"alpha beta beta\n";
     let (app, mut w) = App::with_worker("ws-junk", "first", &[]).await;
-    app.put("a.txt", b"alpha beta beta\n".to_vec()).await;
-    let want = count_bytes(b"alpha beta beta\n");
-    app.wait_for_totals(&want, DONE, &[&w]).await;
+    app.put("a.txt", first.to_vec()).await;
+    app.wait_for_totals(&count_bytes(first), DONE, &[&w]).await;
     w.stop().await;
     stack()
         .produce(&app.changelog_topic(), Some(0), &[(b"not json", b"junk")])
@@ -275,7 +263,5 @@ async fn a_rebalance_restores_only_the_partitions_a_worker_gains() {
     let more = papers(80, 6);
     app.put_files(&more, 8).await;
     let all: Vec<_> = files.iter().chain(&more).cloned().collect();
-    app.assert_exactly_once(&all, &[], DONE, &[&a, &b]).await;
-    a.stop().await;
-    b.stop().await;
+    app.finish(&all, &[], DONE, &mut [&mut a, &mut b]).await;
 }

@@ -139,15 +139,7 @@ async fn a_failed_object_is_counted_after_retry_failed() {
     let mut w = app.worker("retry-1", &[]);
     w.wait_ready(READY).await;
     // What a listing writes when it finds the object: read after a delete.
-    let discovered =
-        serde_json::json!({"state": "discovered", "etag": etag, "size": content.len()}).to_string();
-    let part = wordstream::kafka::partition_for(late_url.as_bytes(), 8);
-    stack()
-        .produce(
-            &app.ledger_topic(),
-            Some(part),
-            &[(late_url.as_bytes(), discovered.as_bytes())],
-        )
+    app.inject_discovered(&late_url, &etag, content.len(), 8)
         .await;
     let t = Instant::now();
     while states(&app, std::slice::from_ref(&late_url)).await[0] != "failed" {
@@ -204,9 +196,7 @@ async fn a_failed_object_is_counted_after_retry_failed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_2mib_token_is_skipped_and_the_rest_of_its_object_counted() {
     let _stack = shared().await;
-    let app = App::new("ws-longtok").await;
-    let mut w = app.worker("longtok", &[]);
-    w.wait_ready(READY).await;
+    let (app, mut w) = App::with_worker("ws-longtok", "longtok", &[]).await;
 
     let head = "It was the best of times, it was the worst of times; naïve café ".repeat(50);
     let tail = " and the end of the paper: the Ωmega of it all. ".repeat(70);

@@ -141,13 +141,11 @@ async fn changelog_bytes_per_serde() {
 #[tokio::test(flavor = "multi_thread")]
 async fn corpus_uploaded_while_running_counts_exactly_once() {
     let _stack = shared().await;
-    let app = App::new("ws-corpus").await;
-    let mut w = app.worker("corpus-1", &[]);
     let root = corpus::root();
     let files = corpus::objects(&["books", "papers"]);
     assert!(files.len() >= 800, "corpus has {} files", files.len());
     let want = count_local(&[root.join("books"), root.join("papers")]);
-    w.wait_ready(READY).await;
+    let (app, mut w) = App::with_worker("ws-corpus", "corpus-1", &[]).await;
 
     let started = Instant::now();
     app.put_files(&files, 16).await;
@@ -246,7 +244,8 @@ async fn bad_objects_are_counted_or_failed_and_never_block() {
     // writes when it lists the object, for an object that is gone when the
     // count stage reads it (uploading and deleting it here would race with
     // the listing, which may count it first).
-    app.inject_discovered(&app.url("bad/vanished.txt"), 8).await;
+    app.inject_discovered(&app.url("bad/vanished.txt"), "\"0\"", 1, 8)
+        .await;
     app.put("bad/zz-canary.txt", canary.clone()).await;
 
     let keys = [

@@ -36,9 +36,7 @@ async fn start(prefix: &str, skip: usize, n: usize, worker_id: &str) -> (App, Fi
 /// once, the worker still running, then stopped cleanly.
 async fn finish(app: &App, files: &Files, more: &[(String, Counts)], w: &mut Worker) {
     w.assert_running();
-    app.assert_exactly_once(files, more, DONE, &[w]).await;
-    w.assert_running();
-    w.stop().await;
+    app.finish(files, more, DONE, &mut [w]).await;
 }
 
 /// ≥ 10 `kill -9` at random moments (while starting, restoring, listing,
