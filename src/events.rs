@@ -122,7 +122,7 @@ pub struct Status {
     /// Changelog records skipped because they did not decode.
     #[serde(default)]
     pub junk_records: u64,
-    /// Tokens over 64 KiB skipped in the objects counted.
+    /// Words over 64 KiB skipped in the objects counted.
     #[serde(default)]
     pub skipped_tokens: u64,
 }
@@ -256,7 +256,7 @@ impl fmt::Display for Event {
                 s.words,
                 match s.skipped_tokens {
                     0 => String::new(),
-                    n => format!(" ({n} tokens over 64 KiB skipped)"),
+                    n => format!(" ({n} words over 64 KiB skipped)"),
                 },
                 s.transactions,
                 s.aborted,

@@ -35,7 +35,7 @@ pub enum Entry {
         distinct: u64,
         /// Invalid UTF-8 bytes (separators).
         invalid_bytes: u64,
-        /// Tokens over 64 KiB, skipped (not words).
+        /// Words over 64 KiB, skipped (not in `words`).
         #[serde(default)]
         skipped_tokens: u64,
         /// Milliseconds spent reading and counting.
