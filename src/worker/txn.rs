@@ -174,11 +174,7 @@ fn create(config: &TxnConfig) -> Result<ThreadedProducer<QuietContext>> {
     c.set("transaction.timeout.ms", "10000")
         .set("linger.ms", "5")
         .set("queue.buffering.max.messages", "1000000");
-    for (k, v) in &config.kafka.property {
-        if !config.own_properties.contains(&k.as_str()) {
-            c.set(k, v);
-        }
-    }
+    kafka::reapply_properties(&mut c, &config.kafka, config.own_properties);
     let producer: ThreadedProducer<QuietContext> = c
         .set("transactional.id", config.transactional_id())
         .create_with_context(QuietContext)
