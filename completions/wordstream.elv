@@ -145,7 +145,7 @@ set edit:completion:arg-completer[wordstream] = {|@words|
             cand --s3-timeout 'Seconds to wait for the S3 endpoint: to connect, and for each answer (a request that sends data gets one more second per 64 KiB)'
             cand --encoding 'How object bytes decode (latin1 is what the original app did)'
             cand --prefix 'Only count objects whose key starts with this'
-            cand --interval 'Seconds between bucket listings (0.1 to 86400). A new key that sorts after the keys already seen is found at the next listing; one that sorts before them (random keys) waits for the full listing made every 30 s: about 10-30 s'
+            cand --interval 'Seconds between bucket listings (0.1 to 86400). A new key that sorts after the keys already seen is found at the next listing; one that sorts before them (random keys) waits for the next full pass (--reconcile-interval)'
             cand --serde 'Changelog wire format'
             cand --worker-id 'This worker''s id: names its transactional id, so a restarted worker with the same id fences its zombie. Given explicitly, it also makes the worker a static group member: restarted with the same id it takes its partitions back at once, without a rebalance; stopped for good, its partitions move to other workers after the session timeout (10 s). The default id is hostname-pid, with dynamic membership'
             cand --tally 'Print the top N words after each committed batch ("$$ TALLY $$")'

@@ -22,7 +22,8 @@ Limits:
   counted; the rest of its object is (the ledger's skipped_tokens counts them).
   New keys are found at the next listing (--interval) when they sort after the
   keys already seen; keys that sort before them (random names) wait for the
-  full listing made every 30 s: about 10-30 s.")]
+  next full pass (--reconcile-interval after the last one ends, plus the pass
+  itself): about 10-30 s with the defaults on a small bucket.")]
 pub struct Args {
     #[command(flatten)]
     pub kafka: KafkaArgs,
@@ -35,8 +36,8 @@ pub struct Args {
     pub prefix: String,
     /// Seconds between bucket listings (0.1 to 86400). A new key that sorts
     /// after the keys already seen is found at the next listing; one that
-    /// sorts before them (random keys) waits for the full listing made every
-    /// 30 s: about 10-30 s.
+    /// sorts before them (random keys) waits for the next full pass
+    /// (--reconcile-interval).
     #[arg(long, value_name = "SECS", default_value_t = 1.0)]
     pub interval: f64,
     /// Changelog wire format.

@@ -361,7 +361,7 @@ impl Discovery {
                     "retrying {} failed objects of s3://{} (e.g. {})",
                     retried.len(),
                     self.bucket,
-                    retried[0]
+                    crate::output::escape(&retried[0])
                 );
                 for key in &retried {
                     self.failed.remove(key);

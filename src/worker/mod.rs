@@ -454,7 +454,7 @@ impl Worker {
             |p, w| state.total(p, w),
         );
         for why in &plan.skipped {
-            tracing::warn!("{why}; skipped");
+            tracing::warn!("{}; skipped", crate::output::escape(why));
         }
         if let Some(key) = &plan.foreign {
             self.abandon(listed);

@@ -130,8 +130,9 @@ pub async fn count(
                     }
                 };
                 warnings.warn(format_args!(
-                    "{}: {message} (attempt {attempt}, for {:.0} s; retrying in {:.1} s)",
-                    s3::url(&bucket, &key),
+                    "{}: {} (attempt {attempt}, for {:.0} s; retrying in {:.1} s)",
+                    crate::output::escape(&s3::url(&bucket, &key)),
+                    crate::output::escape(&message),
                     started.elapsed().as_secs_f64(),
                     pause.as_secs_f64()
                 ));

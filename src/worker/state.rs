@@ -216,16 +216,36 @@ fn restore_tables(r: &Restore<'_>, parts: &[i32]) -> Result<(Tables, u64)> {
             serde.name()
         );
     }
+    let entries = tables.values().map(HashMap::len).sum::<usize>();
+    restored(
+        "table",
+        &r.topics.changelog,
+        parts,
+        records,
+        entries,
+        started,
+    );
+    Ok((tables, bad))
+}
+
+/// Announces a restore that started at `started`.
+fn restored(
+    what: &str,
+    topic: &str,
+    parts: &[i32],
+    records: u64,
+    entries: usize,
+    started: Instant,
+) {
     Event::Restored {
-        what: "table".into(),
-        topic: r.topics.changelog.clone(),
+        what: what.into(),
+        topic: topic.to_string(),
         partitions: parts.to_vec(),
         records,
-        entries: tables.values().map(HashMap::len).sum::<usize>() as u64,
+        entries: entries as u64,
         seconds: started.elapsed().as_secs_f64(),
     }
     .emit();
-    Ok((tables, bad))
 }
 
 /// The done sets of ledger partitions `parts`, read to their end.
@@ -257,15 +277,8 @@ fn restore_done(r: &Restore<'_>, parts: &[i32]) -> Result<BTreeMap<i32, KeySet>>
             r.bucket,
         ));
     }
-    Event::Restored {
-        what: "ledger".into(),
-        topic: r.topics.ledger.clone(),
-        partitions: parts.to_vec(),
-        records,
-        entries: done.values().map(KeySet::len).sum::<usize>() as u64,
-        seconds: started.elapsed().as_secs_f64(),
-    }
-    .emit();
+    let entries = done.values().map(KeySet::len).sum::<usize>();
+    restored("ledger", &r.topics.ledger, parts, records, entries, started);
     Ok(done)
 }
 
