@@ -585,10 +585,14 @@ mod tests {
     fn long_tokens_are_skipped_alike_streamed_or_whole() {
         let l = tokenize::MAX_TOKEN_BYTES;
         for (name, input, skipped) in long_token_cases() {
-            for encoding in [Encoding::Utf8, Encoding::Latin1] {
+            for (encoding, lowercase) in [
+                (Encoding::Utf8, false),
+                (Encoding::Latin1, false),
+                (Encoding::Utf8, true),
+            ] {
                 let opts = Options {
                     encoding,
-                    ..Options::default()
+                    lowercase,
                 };
                 let whole = count_bytes(&input, opts, 1);
                 let want = skipped[usize::from(encoding == Encoding::Latin1)];
