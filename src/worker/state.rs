@@ -171,9 +171,21 @@ impl State {
         if !new_ledger.is_empty() {
             self.done.extend(restore_done(r, &new_ledger)?);
         }
-        if owned.ledger.contains(&0) && self.discovery.is_none() {
-            self.discovery = Some(start_discovery(r)?);
-            self.last_listing = None;
+        match &self.discovery {
+            None if lister => {
+                self.discovery = Some(start_discovery(r)?);
+                self.last_listing = None;
+            }
+            // Kept through the rebalance: it lists again from now on, as
+            // after any assignment of ledger partition 0.
+            Some(d) if lister => Event::ListerStarted {
+                bucket: r.bucket.to_string(),
+                prefix: r.prefix.to_string(),
+                interval_s: r.interval.as_secs_f64(),
+                known: d.known() as u64,
+            }
+            .emit(),
+            _ => {}
         }
         self.committed = committed.clone();
         Ok(())
