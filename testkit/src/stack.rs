@@ -107,13 +107,20 @@ pub fn stack_dir() -> PathBuf {
 /// Runs `scripts/stack ARGS` (with this process's environment: the stack
 /// dir and ports of the stack under test); panics if it fails.
 pub fn stack_script(args: &[&str]) {
+    if let Err(e) = try_stack_script(args) {
+        panic!("{e}");
+    }
+}
+
+/// [`stack_script`], returning what went wrong instead of panicking (for
+/// destructors: a panic while unwinding aborts the whole test binary).
+fn try_stack_script(args: &[&str]) -> Result<(), String> {
     let script = crate::repo().join("scripts/stack");
-    let st = Command::new("bash")
-        .arg(&script)
-        .args(args)
-        .status()
-        .unwrap_or_else(|e| panic!("running {} {args:?}: {e}", script.display()));
-    assert!(st.success(), "scripts/stack {args:?} failed: {st}");
+    match Command::new("bash").arg(&script).args(args).status() {
+        Ok(st) if st.success() => Ok(()),
+        Ok(st) => Err(format!("scripts/stack {args:?} failed: {st}")),
+        Err(e) => Err(format!("running {} {args:?}: {e}", script.display())),
+    }
 }
 
 static USE: RwLock<()> = RwLock::const_new(());
@@ -194,7 +201,9 @@ impl BrokerDown {
 impl Drop for BrokerDown {
     fn drop(&mut self) {
         if !self.restarted {
-            stack_script(&["start-broker", &self.node]);
+            if let Err(e) = try_stack_script(&["start-broker", &self.node]) {
+                eprintln!("restarting the broker after a failed test: {e}");
+            }
         }
     }
 }

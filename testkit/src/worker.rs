@@ -2,11 +2,13 @@
 //! stderr lines are collected as they come and parsed into [`LogLine`]s,
 //! so a test waits for typed events (ready, status, restored, …) with a
 //! deadline; it can be signalled, killed (-9) and stopped (SIGTERM, exit 0).
-//! A worker still running when dropped is killed with SIGKILL.
+//! A worker still running when dropped is killed with SIGKILL, and so is
+//! one whose spawning thread ends (a test binary that aborts).
 
 use crate::events::{self, LogLine};
 use crate::stack::Stack;
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -70,6 +72,17 @@ impl Worker {
         let n = SPAWNED.fetch_add(1, Ordering::Relaxed);
         let log_path = dir.join(format!("{}-{name}-{n}.log", std::process::id()));
         let started_at = crate::now();
+        // SAFETY: prctl(2) only sets an attribute of the new process. It gets
+        // SIGKILL when the thread that spawned it ends: a test binary that
+        // aborts leaves no worker behind on the shared stack.
+        unsafe {
+            cmd.pre_exec(
+                || match libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) {
+                    0 => Ok(()),
+                    _ => Err(std::io::Error::last_os_error()),
+                },
+            );
+        }
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
