@@ -153,6 +153,20 @@ async fn a_group_commits_only_what_it_printed() {
     }
 }
 
+/// `consume -t TOPIC --serde text --from-beginning EXTRA…`, which must exit 0.
+async fn consume_text(st: &Stack, topic: &str, extra: &[&str]) -> testkit::cli::Run {
+    let mut args = vec![
+        "consume",
+        "-t",
+        topic,
+        "--serde",
+        "text",
+        "--from-beginning",
+    ];
+    args.extend_from_slice(extra);
+    wordstream(st, &args).await.ok()
+}
+
 /// Item 1: --max-messages counts records printed, not junk skipped.
 #[tokio::test(flavor = "multi_thread")]
 async fn max_messages_counts_printed_records() {
@@ -162,21 +176,7 @@ async fn max_messages_counts_printed_records() {
         &[("a", "x", 0), ("b", "1", 0), ("c", "2", 0), ("d", "3", 0)],
     )
     .await;
-    let r = wordstream(
-        &st,
-        &[
-            "consume",
-            "-t",
-            &topic,
-            "--serde",
-            "text",
-            "--from-beginning",
-            "--max-messages",
-            "2",
-        ],
-    )
-    .await
-    .ok();
+    let r = consume_text(&st, &topic, &["--max-messages", "2"]).await;
     assert_eq!(r.stdout, "b\t1\nc\t2\n");
 }
 
@@ -350,22 +350,7 @@ async fn consume_table_shows_negative_totals() {
         ],
     )
     .await;
-    let r = wordstream(
-        &st,
-        &[
-            "consume",
-            "-t",
-            &topic,
-            "--serde",
-            "text",
-            "--from-beginning",
-            "-e",
-            "-o",
-            "table",
-        ],
-    )
-    .await
-    .ok();
+    let r = consume_text(&st, &topic, &["-e", "-o", "table"]).await;
     assert_eq!(
         r.stdout,
         "┌──────┬──────────────────────┐\n\
