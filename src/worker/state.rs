@@ -264,12 +264,19 @@ fn restored(
 fn restore_done(r: &Restore<'_>, parts: &[i32]) -> Result<BTreeMap<i32, KeySet>> {
     let started = Instant::now();
     let mut records = 0u64;
-    let mut foreign = None;
+    // Objects of another bucket still waiting to be counted (latest entry
+    // `discovered`): a worker of that bucket shares this app id now, and
+    // each would skip the other's objects. Another bucket's finished
+    // objects are only history (e.g. an earlier run on another bucket).
+    let mut foreign: HashMap<String, bool> = HashMap::new();
     let mut done: BTreeMap<i32, KeySet> = parts.iter().map(|&p| (p, KeySet::default())).collect();
     restore::read_to_end_until(r.kafka, &r.topics.ledger, parts, r.stop, |p, k, v| {
         records += 1;
-        if foreign.is_none() && Discovery::key_of(r.bucket, &String::from_utf8_lossy(k)).is_none() {
-            foreign = Some(String::from_utf8_lossy(k).into_owned());
+        let key = String::from_utf8_lossy(k);
+        if Discovery::key_of(r.bucket, &key).is_none() {
+            let pending = matches!(v.map(Entry::parse), Some(Ok(Entry::Discovered { .. })));
+            foreign.insert(key.into_owned(), pending);
+            return;
         }
         // Done once is done for good: a later discovery of the same key is a
         // duplicate.
@@ -281,7 +288,7 @@ fn restore_done(r: &Restore<'_>, parts: &[i32]) -> Result<BTreeMap<i32, KeySet>>
             }
         }
     })?;
-    if let Some(key) = foreign {
+    if let Some((key, _)) = foreign.into_iter().find(|(_, pending)| *pending) {
         return Err(foreign_bucket(
             &r.kafka.app_id,
             &key,
