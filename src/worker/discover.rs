@@ -516,9 +516,10 @@ impl Discovery {
         self
     }
 
-    /// Whether a full pass is under way (its pages are listed at every
-    /// iteration, not only every interval).
-    pub fn full_pass_running(&self) -> bool {
+    /// Whether a listing is under way: a full pass, or a quick listing with
+    /// more pages to go (their pages are listed at every iteration, not only
+    /// every interval).
+    pub fn listing_under_way(&self) -> bool {
         self.full.is_some() || self.quick.is_some()
     }
 

@@ -426,7 +426,7 @@ impl Worker {
             .state
             .last_listing
             .is_none_or(|t| t.elapsed() >= self.settings.interval);
-        if !quick && !d.full_pass_running() {
+        if !quick && !d.listing_under_way() {
             return Some(Listed::default());
         }
         if quick {
