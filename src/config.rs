@@ -6,37 +6,119 @@
 //! fallbacks see it with the right precedence. The original app's names
 //! `ACCESS_KEY`, `SECRET_KEY` keep working as aliases of the AWS ones.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use std::path::Path;
 
-/// Loads `path` (default `.env` in the current directory) if it exists.
-/// Returns a warning to log (e.g. a world-readable file holding secrets);
-/// logging is not set up yet when this runs.
+/// Loads `path` (default `.env` in the current directory) if it exists; a
+/// `path` given explicitly (`WORDSTREAM_ENV_FILE`) must exist. Variables
+/// already set win. Returns warnings to log (e.g. a world-readable file
+/// holding secrets); logging is not set up yet when this runs.
+///
+/// A malformed line is reported by file, line number and variable name,
+/// never with its value: `.env` holds secrets.
 pub fn load_dotenv(path: Option<&Path>) -> Result<Vec<String>> {
     let mut warnings = Vec::new();
+    let explicit = path.is_some();
     let path = path.unwrap_or(Path::new(".env"));
-    match std::fs::metadata(path) {
-        Ok(meta) => {
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                if meta.permissions().mode() & 0o004 != 0 {
-                    warnings.push(format!(
-                        "{} is world-readable and may hold secrets: chmod 600 {}",
-                        path.display(),
-                        path.display()
-                    ));
-                }
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if explicit {
+                bail!("WORDSTREAM_ENV_FILE={}: no such file", path.display());
             }
-            let _ = meta;
-            dotenvy::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
+            alias("ACCESS_KEY", "AWS_ACCESS_KEY_ID");
+            alias("SECRET_KEY", "AWS_SECRET_ACCESS_KEY");
+            return Ok(warnings);
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => bail!("cannot read {}: {e}", path.display()),
+        Err(e) => bail!("cannot read {}: {}", path.display(), e),
+    };
+    #[cfg(unix)]
+    if let Ok(meta) = file.metadata() {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.is_file() && meta.permissions().mode() & 0o004 != 0 {
+            warnings.push(format!(
+                "{} is world-readable and may hold secrets: chmod 600 {}",
+                path.display(),
+                path.display()
+            ));
+        }
+    }
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut file, &mut bytes)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {}", path.display(), e))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let line = line_at(e.as_bytes(), e.utf8_error().valid_up_to());
+        anyhow::anyhow!("cannot read {}: line {line} is not UTF-8", path.display())
+    })?;
+    let mut vars = Vec::new();
+    for item in dotenvy::from_read_iter(text.as_bytes()) {
+        match item {
+            Ok(kv) => vars.push(kv),
+            Err(dotenvy::Error::LineParse(bad, _)) => {
+                bail!("cannot read {}: {}", path.display(), malformed(&text, &bad))
+            }
+            // I/O and variable errors carry no line text
+            Err(e) => bail!("cannot read {}: {e}", path.display()),
+        }
+    }
+    for (k, v) in vars {
+        if std::env::var_os(&k).is_none() {
+            // Runs in main before any thread is started.
+            std::env::set_var(k, v);
+        }
     }
     alias("ACCESS_KEY", "AWS_ACCESS_KEY_ID");
     alias("SECRET_KEY", "AWS_SECRET_ACCESS_KEY");
     Ok(warnings)
+}
+
+/// The 1-based line of byte `at` of `bytes`.
+fn line_at(bytes: &[u8], at: usize) -> usize {
+    bytes[..at.min(bytes.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// What is wrong with the `.env` text whose parse failed on `bad` (dotenvy's
+/// error text: the line, or its value part): the line number and variable
+/// name, never the text itself.
+fn malformed(text: &str, bad: &str) -> String {
+    let first = bad.lines().next().unwrap_or("").trim();
+    let found = (!first.is_empty())
+        .then(|| {
+            text.lines()
+                .enumerate()
+                .find(|(_, l)| !l.trim_start().starts_with('#') && l.trim_end().ends_with(first))
+        })
+        .flatten();
+    let Some((i, line)) = found else {
+        return "a line is malformed (its text is not shown)".into();
+    };
+    let body = line.trim_start();
+    let body = body.strip_prefix("export ").unwrap_or(body).trim_start();
+    let name = body
+        .split_once('=')
+        .map(|(n, _)| n.trim())
+        .filter(|n| is_var_name(n));
+    match name {
+        Some(name) => format!(
+            "line {}: the value of {name} is malformed (quote a value that holds spaces, \
+             and close every quote); the value is not shown",
+            i + 1
+        ),
+        None => format!("line {} is not NAME=value (its text is not shown)", i + 1),
+    }
+}
+
+/// A variable name as `.env` files write them.
+fn is_var_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
 }
 
 /// Sets `to` from `from` when only `from` is set.
@@ -53,7 +135,7 @@ fn alias(from: &str, to: &str) {
 #[derive(Clone, Debug, clap::Args)]
 pub struct S3Args {
     /// The bucket.
-    #[arg(long, env = "S3_BUCKET")]
+    #[arg(long, env = "S3_BUCKET", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub bucket: String,
     /// S3 endpoint for S3-compatible servers (path-style addressing).
     #[arg(long, env = "AWS_ENDPOINT_URL", value_name = "URL")]
@@ -61,6 +143,11 @@ pub struct S3Args {
     /// AWS region [default: the AWS chain's, else us-east-1].
     #[arg(long, env = "AWS_REGION")]
     pub region: Option<String>,
+    /// Seconds to wait for the S3 endpoint: to connect, and for each
+    /// answer (a request that sends data gets one more second per 64 KiB).
+    #[arg(long, env = "S3_TIMEOUT", value_name = "SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub s3_timeout: u64,
 }
 
 /// How to reach Kafka and which topics to use (flattened into the
@@ -79,8 +166,9 @@ pub struct KafkaArgs {
     /// Table name: the changelog is `<app-id>-<table>-changelog`.
     #[arg(long, env = "WORDSTREAM_TABLE", default_value = "word_counts")]
     pub table: String,
-    /// Seconds to wait for the brokers before giving up.
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    /// Seconds to wait for the Kafka brokers before giving up (1 to 3600).
+    #[arg(long, value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub connect_timeout: u64,
     /// Security protocol of the Kafka connections [default: PLAINTEXT;
     /// SASL_SSL with --sasl-mechanism or --kafka-auth msk-iam].

@@ -35,7 +35,8 @@ pub struct WordCounts {
     pub words: u64,
     /// Invalid UTF-8 bytes met (treated as separators).
     pub invalid_bytes: u64,
-    /// Tokens longer than [`tokenize::MAX_TOKEN_BYTES`], skipped.
+    /// Words longer than [`tokenize::MAX_TOKEN_BYTES`], skipped (not in
+    /// `words`).
     pub skipped_tokens: u64,
 }
 
@@ -215,25 +216,29 @@ impl WordCounts {
         // the fast path when 16 bytes can be read from their start.
         let as_is = opts.encoding == Encoding::Utf8 && !opts.lowercase;
         let mut words = 0;
-        let scanned = tokenize::scan(seg, opts.encoding, |w| {
-            words += 1;
+        let invalid = tokenize::scan(seg, opts.encoding, |w| {
             let len = w.bytes.len();
             if len <= SHORT && (w.ascii || as_is) {
                 if let Some(block) = w.tail.first_chunk::<SHORT>() {
+                    words += 1;
                     let key = key_from_block(block, len, opts.lowercase);
                     return self.count_short(key, 1);
                 }
             }
-            self.count_rewritten(w, opts, scratch);
+            words += u64::from(self.count_rewritten(w, opts, scratch));
         });
         self.words += words;
-        self.invalid_bytes += scanned.invalid_bytes;
-        self.skipped_tokens += scanned.skipped_tokens;
+        self.invalid_bytes += invalid;
     }
 
-    /// The general path: rewrite the word if needed, then count it.
+    /// The general path: skip the word if it is too long, else rewrite it if
+    /// needed and count it. Returns whether it counted.
     #[inline(never)]
-    fn count_rewritten(&mut self, w: Word<'_>, opts: Options, scratch: &mut Scratch) {
+    fn count_rewritten(&mut self, w: Word<'_>, opts: Options, scratch: &mut Scratch) -> bool {
+        if w.too_long() {
+            self.skipped_tokens += 1;
+            return false;
+        }
         if opts.lowercase {
             let folded = fold(w, opts.encoding, scratch);
             self.count_word(folded, 1);
@@ -243,6 +248,7 @@ impl WordCounts {
         } else {
             self.count_word(w.bytes, 1);
         }
+        true
     }
 
     /// Adds every count of `other` into `self`.
@@ -351,7 +357,6 @@ impl Counter {
         let (counts, scratch, opts) = (&mut self.counts, &mut self.scratch, self.opts);
         self.splitter
             .finish(|seg| counts.add_segment_with(seg, opts, scratch));
-        self.counts.skipped_tokens += self.splitter.skipped_tokens();
         self.counts
     }
 }
@@ -497,7 +502,7 @@ mod tests {
     }
 
     /// Inputs with tokens around and far over the limit, of every kind, and
-    /// the tokens skipped in UTF-8 and in Latin-1.
+    /// the words skipped in UTF-8 and in Latin-1.
     fn long_token_cases() -> Vec<(&'static str, Vec<u8>, [u64; 2])> {
         let l = tokenize::MAX_TOKEN_BYTES;
         let cat = |parts: &[&[u8]]| parts.concat();
@@ -522,8 +527,9 @@ mod tests {
             (
                 "non-word token",
                 cat(&[&vec![b'x'; 3 * l], b"1 next"]),
-                [1, 1],
+                [0, 0],
             ),
+            ("a word until its end", cat(&[&a(3 * l), b"_ x"]), [0, 0]),
             (
                 "ends on invalid bytes",
                 cat(&[&a(3 * l), b"\xe2\x82bc def"]),
@@ -545,9 +551,14 @@ mod tests {
                 [1, 1],
             ),
             (
-                "multibyte",
-                cat(&["aé中_1".repeat(l).as_bytes(), " end\u{10348}".as_bytes()]),
+                "multibyte word",
+                cat(&["aé中".repeat(l).as_bytes(), " end\u{10348}".as_bytes()]),
                 [1, 0],
+            ),
+            (
+                "multibyte non-word",
+                cat(&["aé中_1".repeat(l).as_bytes(), b" end"]),
+                [0, 0],
             ),
             (
                 "after a stray continuation",
@@ -574,10 +585,14 @@ mod tests {
     fn long_tokens_are_skipped_alike_streamed_or_whole() {
         let l = tokenize::MAX_TOKEN_BYTES;
         for (name, input, skipped) in long_token_cases() {
-            for encoding in [Encoding::Utf8, Encoding::Latin1] {
+            for (encoding, lowercase) in [
+                (Encoding::Utf8, false),
+                (Encoding::Latin1, false),
+                (Encoding::Utf8, true),
+            ] {
                 let opts = Options {
                     encoding,
-                    ..Options::default()
+                    lowercase,
                 };
                 let whole = count_bytes(&input, opts, 1);
                 let want = skipped[usize::from(encoding == Encoding::Latin1)];
@@ -592,6 +607,15 @@ mod tests {
                     }
                     assert!(most <= 2 * l + size, "{name}: carried {most} bytes");
                     assert_eq!(c.finish(), whole, "{name} {encoding:?} in chunks of {size}");
+                    // Segments joined count alike (as count-local batches them).
+                    let mut sp = Splitter::new(encoding);
+                    let mut joined = Vec::new();
+                    for chunk in input.chunks(size) {
+                        sp.push(chunk, |s| joined.extend_from_slice(s));
+                    }
+                    sp.finish(|s| joined.extend_from_slice(s));
+                    let what = format!("{name} {encoding:?} joined, chunks of {size}");
+                    assert_eq!(count_bytes(&joined, opts, 1), whole, "{what}");
                 }
             }
         }

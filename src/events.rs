@@ -10,6 +10,7 @@
 //! (see [`crate::logging`]). Tests and benchmarks deserialize these objects
 //! back into [`Event`]; none of them reads log prose.
 
+use crate::output::escape;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -121,7 +122,7 @@ pub struct Status {
     /// Changelog records skipped because they did not decode.
     #[serde(default)]
     pub junk_records: u64,
-    /// Tokens over 64 KiB skipped in the objects counted.
+    /// Words over 64 KiB skipped in the objects counted.
     #[serde(default)]
     pub skipped_tokens: u64,
 }
@@ -211,7 +212,8 @@ impl fmt::Display for Event {
                 known,
             } => write!(
                 f,
-                "this worker lists s3://{bucket}/{prefix} every {interval_s} s ({known} objects known)"
+                "this worker lists s3://{bucket}/{} every {interval_s} s ({known} objects known)",
+                escape(prefix)
             ),
             Event::ListerStopped => f.write_str("another worker lists the bucket now"),
             Event::ObjectCounted {
@@ -223,9 +225,12 @@ impl fmt::Display for Event {
                 ms,
             } => write!(
                 f,
-                "counted {key}: {bytes} bytes, {words} words, {distinct} distinct, {invalid_bytes} invalid bytes, {ms} ms"
+                "counted {}: {bytes} bytes, {words} words, {distinct} distinct, {invalid_bytes} invalid bytes, {ms} ms",
+                escape(key)
             ),
-            Event::ObjectFailed { key, reason } => write!(f, "failed {key}: {reason}"),
+            Event::ObjectFailed { key, reason } => {
+                write!(f, "failed {}: {}", escape(key), escape(reason))
+            }
             Event::BatchCommitted {
                 discovered,
                 objects,
@@ -239,7 +244,7 @@ impl fmt::Display for Event {
                 "batch: {discovered} discovered, {objects} objects ({failed} failed), {deltas} deltas, {totals} totals; counted in {count_ms} ms, committed in {txn_ms} ms"
             ),
             Event::BatchAborted { reason } => {
-                write!(f, "transaction failed, retrying the batch: {reason}")
+                write!(f, "transaction failed, retrying the batch: {}", escape(reason))
             }
             Event::Resync => f.write_str("resynchronising with the committed state"),
             Event::Status(s) => write!(
@@ -251,7 +256,7 @@ impl fmt::Display for Event {
                 s.words,
                 match s.skipped_tokens {
                     0 => String::new(),
-                    n => format!(" ({n} tokens over 64 KiB skipped)"),
+                    n => format!(" ({n} words over 64 KiB skipped)"),
                 },
                 s.transactions,
                 s.aborted,

@@ -19,6 +19,7 @@ pub mod logging;
 pub mod msk_iam;
 pub mod output;
 pub mod s3;
+pub mod shutdown;
 pub mod verify;
 pub mod wire;
 pub mod worker;

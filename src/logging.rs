@@ -33,7 +33,10 @@ pub fn init(level: &str, format: LogFormat) {
         .unwrap_or_else(|_| EnvFilter::new("warn,wordstream=info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // its own report of a failed write is an eprintln!, which panics
+        // on a closed stderr pipe
+        .log_internal_errors(false);
     match format {
         LogFormat::Human => builder
             .with_target(false)

@@ -1,10 +1,54 @@
 //! The S3 layer: one client builder and the few operations wordstream needs,
-//! with errors that name the bucket, the key and the S3 error code.
+//! with errors that name the bucket, the key and the S3 error code, or the
+//! endpoint that cannot be reached.
+//!
+//! Every request is bounded in time (`--s3-timeout`): connecting, and
+//! waiting for each answer; a request that sends a body gets one more
+//! second per 64 KiB ([`timeouts`]), so big parts on slow links still go.
 
 use crate::config::S3Args;
 use anyhow::{anyhow, bail, Result};
+use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::Client;
+use std::sync::RwLock;
+use std::time::Duration;
+
+/// The endpoint and timeout (seconds) of the last client built, for the
+/// messages of requests that cannot reach it.
+static REACH: RwLock<Option<(String, u64)>> = RwLock::new(None);
+
+/// Bytes a request may send per second of timeout it is given on top of
+/// `--s3-timeout`.
+pub const SLOWEST_BYTES_PER_SEC: u64 = 64 << 10;
+
+/// The timeouts of a request that sends `body` bytes with `--s3-timeout`
+/// `secs`: connect within `secs`; the answer (after the body is sent)
+/// within `secs` plus a second per [`SLOWEST_BYTES_PER_SEC`]; retries
+/// included, three times that at most.
+pub fn timeouts(secs: u64, body: u64) -> TimeoutConfig {
+    let base = Duration::from_secs(secs);
+    let answer = base.saturating_add(Duration::from_secs(body / SLOWEST_BYTES_PER_SEC));
+    TimeoutConfig::builder()
+        .connect_timeout(base)
+        .read_timeout(answer)
+        .operation_attempt_timeout(answer)
+        .operation_timeout(answer.saturating_mul(3))
+        .build()
+}
+
+/// A per-request configuration override with [`timeouts`] for `body` bytes.
+pub fn sending(secs: u64, body: u64) -> aws_sdk_s3::config::Builder {
+    aws_sdk_s3::config::Builder::new().timeout_config(timeouts(secs, body))
+}
+
+/// How messages name the endpoint of `args`.
+pub fn endpoint_name(args: &S3Args, region: Option<&str>) -> String {
+    match &args.endpoint_url {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None => format!("https://s3.{}.amazonaws.com", region.unwrap_or("us-east-1")),
+    }
+}
 
 /// Builds the S3 client: the standard AWS credential chain, the region
 /// (flag, env, profile, else us-east-1) and, with an endpoint URL,
@@ -22,7 +66,29 @@ pub async fn client(args: &S3Args) -> Client {
     if let Some(url) = &args.endpoint_url {
         conf = conf.endpoint_url(url).force_path_style(true);
     }
-    Client::from_conf(conf.build())
+    conf = conf.timeout_config(timeouts(args.s3_timeout, 0));
+    let conf = conf.build();
+    let region = conf.region().map(|r| r.as_ref().to_string());
+    if let Ok(mut reach) = REACH.write() {
+        *reach = Some((endpoint_name(args, region.as_deref()), args.s3_timeout));
+    }
+    Client::from_conf(conf)
+}
+
+/// `the S3 endpoint URL` (of the last client built) and its timeout.
+fn reach() -> (String, Option<u64>) {
+    match REACH.read().ok().and_then(|r| r.clone()) {
+        Some((ep, secs)) => (format!("the S3 endpoint {ep}"), Some(secs)),
+        None => ("the S3 endpoint".into(), None),
+    }
+}
+
+/// Why the endpoint did not answer in time.
+fn timed_out() -> String {
+    match reach() {
+        (ep, Some(secs)) => format!("{ep} did not answer within {secs} s (--s3-timeout)"),
+        (ep, None) => format!("{ep} did not answer in time"),
+    }
 }
 
 /// A one-line description of an S3 failure of `what` (e.g. `list s3://b`):
@@ -50,14 +116,12 @@ where
                 _ => format!("{code}{hint}"),
             }
         }
-        SdkError::TimeoutError(_) => "timed out".to_string(),
-        SdkError::DispatchFailure(d) => {
-            if d.is_io() || d.is_timeout() {
-                format!("cannot reach the S3 endpoint: {}", root_cause(err))
-            } else {
-                root_cause(err)
-            }
+        SdkError::TimeoutError(_) => timed_out(),
+        SdkError::DispatchFailure(d) if d.is_timeout() => timed_out(),
+        SdkError::DispatchFailure(d) if d.is_io() => {
+            format!("cannot reach {}: {}", reach().0, root_cause(err))
         }
+        SdkError::DispatchFailure(_) => root_cause(err),
         _ => root_cause(err),
     };
     anyhow!("{what}: {detail}")

@@ -11,17 +11,20 @@
 //! tokenizes one segment. Concatenated segments of one stream tokenize
 //! exactly like the whole stream.
 //!
-//! A token longer than [`MAX_TOKEN_BYTES`] is skipped (not a word, whatever
-//! its characters) and counted as skipped, on every path: [`scan`] skips
-//! it within a segment, and [`Splitter`] drops it as it streams by without
-//! keeping it, so a stream's memory stays bounded whatever its tokens.
+//! A word longer than [`MAX_TOKEN_BYTES`] is skipped and counted as
+//! skipped, alike on every path: [`scan`] emits it marked
+//! ([`Word::too_long`]) for the counter to skip, and [`Splitter`] drops any
+//! token that long as it streams by, without keeping it (a word is replaced
+//! by a placeholder that the counter skips alike), so a stream's memory
+//! stays bounded whatever its tokens.
 
 use crate::charclass::{self, ascii};
 
-/// Longest token (run of word characters, in input bytes) that is counted.
-/// Longer ones are skipped: a word that long could not be published (the
-/// changelog's key, JSON-escaped to at most 3× its UTF-8 length, must fit
-/// in one Kafka record of 1 MB), and a stream must not hold it in memory.
+/// Longest word (in input bytes) that is counted. Longer ones are skipped:
+/// a word that long could not be published (the changelog's key,
+/// JSON-escaped to at most 3× its UTF-8 length, must fit in one Kafka record
+/// of 1 MB), and a stream must not hold it (nor any token that long) in
+/// memory.
 pub const MAX_TOKEN_BYTES: usize = 64 << 10;
 
 /// How object bytes are decoded into characters.
@@ -44,6 +47,14 @@ pub struct Word<'a> {
     /// The segment from the word's first byte to its end (`bytes` and what
     /// follows), so that a counter can load the word in fixed-size blocks.
     pub tail: &'a [u8],
+}
+
+impl Word<'_> {
+    /// Longer than [`MAX_TOKEN_BYTES`]: to be skipped, not counted.
+    #[inline]
+    pub fn too_long(&self) -> bool {
+        self.bytes.len() > MAX_TOKEN_BYTES
+    }
 }
 
 /// Decodes the UTF-8 character at the start of `b` (non-empty, `b[0] >= 0x80`).
@@ -99,24 +110,15 @@ fn non_ascii(b: &[u8], enc: Encoding) -> (u8, usize, bool) {
     }
 }
 
-/// What [`scan`] met besides words.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Scanned {
-    /// Invalid UTF-8 bytes (separators).
-    pub invalid_bytes: u64,
-    /// Tokens longer than [`MAX_TOKEN_BYTES`], skipped.
-    pub skipped_tokens: u64,
-}
-
-/// Tokenizes one complete segment: calls `emit` for every word (skipping
-/// tokens longer than [`MAX_TOKEN_BYTES`]) and returns the invalid UTF-8
-/// bytes and the skipped tokens seen. The end of `seg` ends a token, and a
-/// truncated UTF-8 sequence at its end is invalid.
+/// Tokenizes one complete segment: calls `emit` for every word and returns
+/// the number of invalid UTF-8 bytes seen. A word over [`MAX_TOKEN_BYTES`]
+/// is emitted like any other ([`Word::too_long`]): the counter skips it off
+/// its fast path (no check per word costs time there). The end of `seg`
+/// ends a token, and a truncated UTF-8 sequence at its end is invalid.
 #[inline]
-pub fn scan(seg: &[u8], enc: Encoding, mut emit: impl FnMut(Word<'_>)) -> Scanned {
+pub fn scan(seg: &[u8], enc: Encoding, mut emit: impl FnMut(Word<'_>)) -> u64 {
     let n = seg.len();
     let mut invalid = 0u64;
-    let mut skipped = 0u64;
     let mut i = 0;
     while i < n {
         // Between tokens: skip ASCII separators.
@@ -154,9 +156,7 @@ pub fn scan(seg: &[u8], enc: Encoding, mut emit: impl FnMut(Word<'_>)) -> Scanne
                 _ => i += 1, // ascii::ALPHA, taken by ascii_letters already
             }
         };
-        if i - start > MAX_TOKEN_BYTES {
-            skipped += 1;
-        } else if is_word && i > start {
+        if is_word && i > start {
             emit(Word {
                 bytes: &seg[start..i],
                 ascii: is_ascii,
@@ -165,10 +165,7 @@ pub fn scan(seg: &[u8], enc: Encoding, mut emit: impl FnMut(Word<'_>)) -> Scanne
         }
         i = next;
     }
-    Scanned {
-        invalid_bytes: invalid,
-        skipped_tokens: skipped,
-    }
+    invalid
 }
 
 /// The number of ASCII letters at the start of `s`, the tokenizer's hot
@@ -252,6 +249,11 @@ pub fn last_boundary_from(buf: &[u8], from: usize, enc: Encoding) -> Option<usiz
         .map(|i| i + 1)
 }
 
+/// What [`Splitter`] emits for a word over [`MAX_TOKEN_BYTES`] that it
+/// dropped: a word just over the limit, which counts exactly as the dropped
+/// one does (skipped, and counted as skipped).
+static PLACEHOLDER: [u8; MAX_TOKEN_BYTES + 1] = [b'a'; MAX_TOKEN_BYTES + 1];
+
 /// A carry longer than this is checked for a token over [`MAX_TOKEN_BYTES`]
 /// to drop. Twice the limit: a check that finds none leaves at most the
 /// limit carried, so checks cost O(1) per byte whatever the chunk sizes.
@@ -260,9 +262,10 @@ const CARRY_CHECK: usize = 2 * MAX_TOKEN_BYTES;
 /// Turns a stream of chunks of any size into complete segments for [`scan`].
 ///
 /// Memory stays bounded by the chunk size plus twice [`MAX_TOKEN_BYTES`]:
-/// a longer token is dropped as it streams by (never kept, never rescanned)
-/// and counted in [`Splitter::skipped_tokens`], exactly as [`scan`] would
-/// have skipped it in one piece.
+/// a longer token is dropped as it streams by (never kept, never rescanned);
+/// if it is a word, a placeholder segment (a word just over the limit) takes
+/// its place, so that any consumer of the segments counts it as skipped,
+/// as if it had seen it whole.
 #[derive(Debug, Default)]
 pub struct Splitter {
     enc: Encoding,
@@ -270,7 +273,8 @@ pub struct Splitter {
     /// Inside a token over the limit: its bytes are dropped until it ends.
     /// The carry then holds at most an incomplete UTF-8 character.
     skipping: bool,
-    skipped: u64,
+    /// The token being dropped is a word so far (every character a letter).
+    skipping_word: bool,
 }
 
 impl Splitter {
@@ -286,7 +290,7 @@ impl Splitter {
     pub fn push(&mut self, chunk: &[u8], mut emit: impl FnMut(&[u8])) {
         let mut rest = chunk;
         if self.skipping {
-            match self.skip(rest) {
+            match self.skip(rest, &mut emit) {
                 Some(end) => rest = &rest[end..],
                 None => return,
             }
@@ -336,13 +340,13 @@ impl Splitter {
     /// drops that last one if it is already over the limit.
     fn shed(&mut self, emit: &mut impl FnMut(&[u8])) {
         let body = self.carry.len() - incomplete_tail(&self.carry, self.enc);
-        let start = last_token_start(&self.carry[..body], self.enc);
+        let (start, word) = last_token(&self.carry[..body], self.enc);
         if start > 0 {
             emit(&self.carry[..start]);
         }
         if body - start > MAX_TOKEN_BYTES {
-            self.skipped += 1;
             self.skipping = true;
+            self.skipping_word = word;
             self.carry.drain(..body);
         } else {
             self.carry.drain(..start);
@@ -352,7 +356,7 @@ impl Splitter {
     /// Drops the bytes of the skipped token at the start of `chunk`: the
     /// offset where it ends (the unit that ends it, and the carry, are then
     /// the stream's next bytes), or `None` if it goes on past the chunk.
-    fn skip(&mut self, chunk: &[u8]) -> Option<usize> {
+    fn skip(&mut self, chunk: &[u8], emit: &mut impl FnMut(&[u8])) -> Option<usize> {
         let mut i = 0;
         if !self.carry.is_empty() {
             // An incomplete character from the previous chunk: complete it.
@@ -368,11 +372,12 @@ impl Splitter {
                     return None;
                 }
                 Ok((c, len)) if charclass::flags(c) & charclass::WORD != 0 => {
+                    self.skipping_word &= charclass::flags(c) & charclass::ALPHA != 0;
                     self.carry.clear();
                     i = len - have;
                 }
                 _ => {
-                    self.skipping = false; // the carry starts what follows
+                    self.end_skip(emit); // the carry starts what follows
                     return Some(0);
                 }
             }
@@ -380,30 +385,37 @@ impl Splitter {
         while i < chunk.len() {
             i += ascii_letters(&chunk[i..]);
             let Some(&b) = chunk.get(i) else { break };
-            let len = match ascii::CLASS[b as usize] {
-                ascii::SEP => 0,
+            let (flags, len) = match ascii::CLASS[b as usize] {
+                ascii::SEP => (0, 0),
                 ascii::OTHER => match self.enc {
-                    Encoding::Latin1 => {
-                        usize::from(charclass::flags(char::from(b)) & charclass::WORD != 0)
-                    }
+                    Encoding::Latin1 => (charclass::flags(char::from(b)), 1),
                     Encoding::Utf8 => match decode_utf8(&chunk[i..]) {
-                        Ok((c, len)) if charclass::flags(c) & charclass::WORD != 0 => len,
+                        Ok((c, len)) => (charclass::flags(c), len),
                         Err(n) if i + n == chunk.len() && (0xC2..=0xF4).contains(&b) => {
                             self.carry.extend_from_slice(&chunk[i..]); // incomplete
                             return None;
                         }
-                        _ => 0,
+                        Err(_) => (0, 0),
                     },
                 },
-                _ => 1, // digits, underscore (letters were taken above)
+                _ => (charclass::WORD, 1), // digits, underscore (letters were taken above)
             };
-            if len == 0 {
-                self.skipping = false;
+            if flags & charclass::WORD == 0 {
+                self.end_skip(emit);
                 return Some(i);
             }
+            self.skipping_word &= flags & charclass::ALPHA != 0;
             i += len;
         }
         None
+    }
+
+    /// The dropped token ended: a word's placeholder takes its place.
+    fn end_skip(&mut self, emit: &mut impl FnMut(&[u8])) {
+        if self.skipping_word {
+            emit(&PLACEHOLDER);
+        }
+        self.skipping = false;
     }
 
     /// Ends the stream: emits what is carried as the final segment.
@@ -412,18 +424,14 @@ impl Splitter {
             emit(&self.carry);
             self.carry.clear();
         }
-        self.skipping = false;
+        if self.skipping {
+            self.end_skip(&mut emit);
+        }
     }
 
     /// Bytes currently carried over (a partial token).
     pub fn carried(&self) -> usize {
         self.carry.len()
-    }
-
-    /// Tokens over [`MAX_TOKEN_BYTES`] dropped so far (not emitted: [`scan`]
-    /// skips and counts the others).
-    pub fn skipped_tokens(&self) -> u64 {
-        self.skipped
     }
 }
 
@@ -441,26 +449,30 @@ fn incomplete_tail(buf: &[u8], enc: Encoding) -> usize {
         .unwrap_or(0)
 }
 
-/// Where the last token of a segment starts (its length if it ends on a
-/// separator): after its last non-word unit.
-fn last_token_start(seg: &[u8], enc: Encoding) -> usize {
-    let (mut i, mut start) = (0, 0);
+/// Where the last token of a segment starts (after its last non-word
+/// unit: the segment's length if it ends on one), and whether that token is
+/// a word so far (every character a letter).
+fn last_token(seg: &[u8], enc: Encoding) -> (usize, bool) {
+    let (mut i, mut start, mut word) = (0, 0, true);
     while i < seg.len() {
         let b = seg[i];
-        if b < 0x80 {
-            i += 1;
-            if ascii::CLASS[b as usize] == ascii::SEP {
-                start = i;
+        let (f, len) = match ascii::CLASS[b as usize] {
+            ascii::SEP => (0, 1),
+            ascii::ALPHA => (charclass::WORD | charclass::ALPHA, 1),
+            ascii::NON_ALPHA => (charclass::WORD, 1),
+            _ => {
+                let (f, len, _) = non_ascii(&seg[i..], enc);
+                (f, len)
             }
+        };
+        i += len;
+        if f & charclass::WORD == 0 {
+            (start, word) = (i, true);
         } else {
-            let (f, len, _) = non_ascii(&seg[i..], enc);
-            i += len;
-            if f & charclass::WORD == 0 {
-                start = i;
-            }
+            word &= f & charclass::ALPHA != 0;
         }
     }
-    start
+    (start, word)
 }
 
 #[cfg(test)]
@@ -475,7 +487,7 @@ mod tests {
                 Encoding::Latin1 => w.bytes.iter().map(|&b| char::from(b)).collect(),
             })
         });
-        (out, bad.invalid_bytes)
+        (out, bad)
     }
 
     #[test]

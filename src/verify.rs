@@ -1,9 +1,11 @@
 //! `count-local --verify`: compare a local count with the changelog topic,
-//! word by word, to check the pipeline end to end.
+//! word by word, to check the pipeline end to end, and render the
+//! differences as a table, TSV or JSON.
 
 use crate::config::KafkaArgs;
 use crate::count::WordCounts;
 use crate::kafka;
+use crate::output::{self, Format};
 use crate::wire::Serde;
 use crate::worker::restore;
 use anyhow::{bail, Result};
@@ -29,7 +31,10 @@ pub fn read_changelog(args: &KafkaArgs, topic: &str, serde: Serde) -> Result<Has
         }
     })?;
     if bad > 0 {
-        tracing::warn!("{bad} records of {topic} do not decode with --serde {serde:?}; ignored");
+        tracing::warn!(
+            "{bad} records of {topic} do not decode with --serde {}; ignored",
+            crate::output::flag_value(&serde)
+        );
     }
     Ok(table)
 }
@@ -82,6 +87,93 @@ pub fn compare(local: &WordCounts, changelog: &HashMap<String, i64>) -> Report {
     report
 }
 
+/// Differences a table shows when `--top` does not say.
+pub const TABLE_DIFFERENCES: usize = 20;
+
+/// A difference as `--output json` prints it.
+#[derive(serde::Serialize)]
+struct JsonDifference<'a> {
+    word: &'a str,
+    local: u64,
+    changelog: i64,
+}
+
+/// The whole report as `--output json` prints it.
+#[derive(serde::Serialize)]
+struct JsonReport<'a> {
+    matching: usize,
+    differing: usize,
+    differences: Vec<JsonDifference<'a>>,
+}
+
+/// `report` in `format`, at most `top` differences (default: all; in a
+/// table, [`TABLE_DIFFERENCES`]). A table starts with `headline` and says
+/// how many differences it leaves out; TSV is `word<TAB>local<TAB>changelog`
+/// per difference; JSON is one object with the counts and the differences.
+pub fn render(
+    report: &Report,
+    headline: &str,
+    format: Format,
+    top: Option<usize>,
+) -> Result<String> {
+    let limit = top.unwrap_or(match format {
+        Format::Table => TABLE_DIFFERENCES,
+        _ => usize::MAX,
+    });
+    let shown = &report.differences[..report.differences.len().min(limit)];
+    let mut text = String::new();
+    match format {
+        Format::Table => {
+            text.push_str(headline);
+            text.push('\n');
+            if !shown.is_empty() {
+                let mut table = comfy_table::Table::new();
+                table
+                    .load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
+                    .set_content_arrangement(comfy_table::ContentArrangement::Disabled)
+                    .set_header(vec!["word", "local", "changelog"]);
+                for d in shown {
+                    table.add_row(vec![
+                        output::cell_text(&d.word),
+                        d.local.to_string(),
+                        d.changelog.to_string(),
+                    ]);
+                }
+                text.push_str(&format!("{table}\n"));
+            }
+            let left = report.differences.len() - shown.len();
+            if left > 0 {
+                text.push_str(&format!(
+                    "… and {left} more (--top {} or --output tsv shows them all)\n",
+                    report.differences.len()
+                ));
+            }
+        }
+        Format::Tsv => {
+            for d in shown {
+                text.push_str(&format!("{}\t{}\t{}\n", d.word, d.local, d.changelog));
+            }
+        }
+        Format::Json => {
+            let json = JsonReport {
+                matching: report.matching,
+                differing: report.differences.len(),
+                differences: shown
+                    .iter()
+                    .map(|d| JsonDifference {
+                        word: &d.word,
+                        local: d.local,
+                        changelog: d.changelog,
+                    })
+                    .collect(),
+            };
+            text = serde_json::to_string(&json)?;
+            text.push('\n');
+        }
+    }
+    Ok(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,5 +196,27 @@ mod tests {
             .map(|d| (d.word.as_str(), d.local, d.changelog))
             .collect();
         assert_eq!(words, [("b", 1, 2), ("c", 1, 0), ("d", 0, 1)]);
+    }
+
+    #[test]
+    fn renders_every_format() {
+        let local = count_bytes(b"a a b c", Options::default(), 1);
+        let remote: HashMap<String, i64> = [("a".to_string(), 2), ("d".to_string(), -1)].into();
+        let r = compare(&local, &remote);
+        assert_eq!(
+            render(&r, "h", Format::Tsv, None).unwrap(),
+            "b\t1\t0\nc\t1\t0\nd\t0\t-1\n"
+        );
+        assert_eq!(render(&r, "h", Format::Tsv, Some(1)).unwrap(), "b\t1\t0\n");
+        assert_eq!(
+            render(&r, "h", Format::Json, Some(2)).unwrap(),
+            "{\"matching\":1,\"differing\":3,\"differences\":[{\"word\":\"b\",\"local\":1,\"changelog\":0},{\"word\":\"c\",\"local\":1,\"changelog\":0}]}\n"
+        );
+        let table = render(&r, "h", Format::Table, Some(1)).unwrap();
+        assert!(table.starts_with("h\n"), "{table}");
+        assert!(
+            table.ends_with("… and 2 more (--top 3 or --output tsv shows them all)\n"),
+            "{table}"
+        );
     }
 }

@@ -3,8 +3,8 @@
 
     re.findall(r'\\w+', text) -> keep w.isalpha() -> collections.Counter
 
-except that a token (a match of \\w+) longer than 65536 bytes in the
-input's encoding is skipped, as wordstream skips it (MAX_TOKEN_BYTES).
+except that a word longer than 65536 bytes in the input's encoding is
+skipped, as wordstream skips it (MAX_TOKEN_BYTES).
 
 `text` is the input's bytes decoded as UTF-8 with errors='replace' (invalid
 bytes become U+FFFD, a non-word character) or as ISO-8859-1. `--lowercase`

@@ -11,10 +11,10 @@ use std::path::PathBuf;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The shell to generate for.
-    #[arg(value_enum, required_unless_present = "write_dir")]
+    #[arg(value_enum, required = true)]
     pub shell: Option<Shell>,
     /// Write the scripts for every shell into this directory instead.
-    #[arg(long, value_name = "DIR", hide = true)]
+    #[arg(long, value_name = "DIR", hide = true, exclusive = true)]
     pub write_dir: Option<PathBuf>,
 }
 
@@ -51,11 +51,11 @@ pub fn run(args: Args) -> Result<()> {
         }
         return Ok(());
     }
-    if let Some(shell) = args.shell {
-        use std::io::Write;
-        std::io::stdout()
-            .write_all(&script(shell))
-            .context("cannot write to stdout")?;
+    match args.shell {
+        Some(shell) => {
+            let text = String::from_utf8(script(shell)).context("completion script")?;
+            crate::output::stdout(&text)
+        }
+        None => Ok(()),
     }
-    Ok(())
 }

@@ -1,24 +1,25 @@
 //! `wordstream consume`: print the changelog (or any topic), like
-//! kafka-console-consumer with `print.key=true` (DESIGN §5).
+//! kafka-console-consumer with `print.key=true` (docs/design.md §5).
 //!
 //! Always `isolation.level=read_committed`: records of aborted transactions
 //! never show. Without `--group` no offsets are committed anywhere: the
-//! partitions are assigned by hand.
+//! partitions are assigned by hand. With `--group`, only the offsets of
+//! records printed are committed (per partition, offset + 1), so records
+//! fetched but not shown (`--max-messages`, a signal, a closed stdout) are
+//! delivered to the group next time.
 
 use crate::config::KafkaArgs;
 use crate::kafka::{self, QuietContext};
 use crate::output;
+use crate::shutdown::Shutdown;
 use crate::wire::Serde;
 use anyhow::{anyhow, bail, Context, Result};
-use clap::ValueEnum;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::{HashMap, HashSet};
 use std::io::{self, IsTerminal, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How records are printed (`--output`).
@@ -49,7 +50,8 @@ pub struct Args {
     /// Exit once every partition's end (as of the start) is reached.
     #[arg(short = 'e', long)]
     pub exit_at_end: bool,
-    /// Exit after this many records.
+    /// Exit after printing this many records (undecodable ones, skipped
+    /// with a warning, do not count).
     #[arg(long, value_name = "N")]
     pub max_messages: Option<u64>,
     /// Output format.
@@ -181,11 +183,8 @@ struct Tally {
 
 impl Tally {
     fn render(&self) -> String {
-        let mut rows: Vec<(&str, u64)> = self
-            .counts
-            .iter()
-            .map(|(w, c)| (w.as_str(), u64::try_from(*c).unwrap_or(0)))
-            .collect();
+        let mut rows: Vec<(&str, i64)> =
+            self.counts.iter().map(|(w, c)| (w.as_str(), *c)).collect();
         rows.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
         if let Some(n) = self.top {
             rows.truncate(n);
@@ -209,7 +208,8 @@ impl Tally {
     }
 
     /// While following: redraw when changed, at most once a second.
-    fn tick(&mut self, out: &mut impl Write) -> io::Result<()> {
+    /// Returns whether it drew.
+    fn tick(&mut self, out: &mut impl Write) -> io::Result<bool> {
         if self.live
             && self.dirty
             && self
@@ -217,16 +217,19 @@ impl Tally {
                 .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
         {
             self.draw(out)?;
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 }
 
 impl Sink {
+    /// Writes (or, for the table, records) one record. Keys are escaped in
+    /// lines and tables ([`output::escape`]); JSON and `-f` print them exactly.
     fn write(&mut self, out: &mut impl Write, r: &Record) -> io::Result<()> {
         match self {
             Sink::Lines => {
-                out.write_all(r.key.as_bytes())?;
+                out.write_all(output::escape(&r.key).as_bytes())?;
                 out.write_all(b"\t")?;
                 out.write_all(value_text(r.value).as_bytes())?;
                 out.write_all(b"\n")
@@ -290,57 +293,6 @@ fn decode(serde: Serde, m: &BorrowedMessage) -> Result<(String, Option<i64>)> {
     Ok((key, value))
 }
 
-fn serde_name(s: Serde) -> String {
-    s.to_possible_value()
-        .map(|v| v.get_name().to_string())
-        .unwrap_or_default()
-}
-
-/// Sets a flag on SIGINT/SIGTERM (a second one exits at once).
-fn stop_flag() -> Arc<AtomicBool> {
-    let flag = Arc::new(AtomicBool::new(false));
-    let f = flag.clone();
-    let spawned = std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                #[cfg(unix)]
-                let mut term =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-                loop {
-                    #[cfg(unix)]
-                    let term_fut = async {
-                        match term.as_mut() {
-                            Some(t) => {
-                                t.recv().await;
-                            }
-                            None => std::future::pending::<()>().await,
-                        }
-                    };
-                    #[cfg(not(unix))]
-                    let term_fut = std::future::pending::<()>();
-                    tokio::select! {
-                        _ = tokio::signal::ctrl_c() => {}
-                        _ = term_fut => {}
-                    }
-                    if f.swap(true, Ordering::SeqCst) {
-                        std::process::exit(130);
-                    }
-                }
-            });
-        });
-    if let Err(e) = spawned {
-        tracing::debug!("no signal handler: {e}");
-    }
-    flag
-}
-
 /// Runs the subcommand.
 pub fn run(args: Args) -> Result<()> {
     let topic = args
@@ -355,16 +307,20 @@ pub fn run(args: Args) -> Result<()> {
     if args.top.is_some() && (args.output != Output::Table || tokens.is_some()) {
         bail!("--top needs --output table");
     }
+    let stop = Shutdown::install()?;
     let timeout = Duration::from_secs(args.kafka.connect_timeout);
     let partitions = kafka::partition_count(&args.kafka, &topic)?
         .ok_or_else(|| anyhow!("topic {topic} does not exist"))?;
 
     let mut cfg = kafka::client_config(&args.kafka);
     cfg.set("enable.partition.eof", "true");
+    // Offsets are committed by hand, and only of records printed (or
+    // reported undecodable): never of records fetched and not shown.
+    cfg.set("enable.auto.commit", "false");
+    cfg.set("enable.auto.offset.store", "false");
     match &args.group {
         Some(g) => {
             cfg.set("group.id", g);
-            cfg.set("enable.auto.commit", "true");
             cfg.set(
                 "auto.offset.reset",
                 if args.from_beginning {
@@ -382,8 +338,6 @@ pub fn run(args: Args) -> Result<()> {
                 "group.id",
                 format!("wordstream-consume-{}-{nanos}", std::process::id()),
             );
-            cfg.set("enable.auto.commit", "false");
-            cfg.set("enable.auto.offset.store", "false");
         }
     }
     // -X may tune anything above; the isolation level is not negotiable.
@@ -432,7 +386,7 @@ pub fn run(args: Args) -> Result<()> {
     }
 
     let stdout_tty = io::stdout().is_terminal();
-    let mut sink = match (tokens, args.output) {
+    let sink = match (tokens, args.output) {
         (Some(t), _) => Sink::Format(t),
         (None, Output::Lines) => Sink::Lines,
         (None, Output::Json) => Sink::Json,
@@ -452,153 +406,230 @@ pub fn run(args: Args) -> Result<()> {
         }
     };
 
-    let stop = stop_flag();
     let stdout = io::stdout();
-    let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    let r = consume_loop(
-        &args, &topic, partitions, &consumer, &mut sink, &mut out, &mut ends, &mut done, &stop,
-    );
-    let r = r.and_then(|n| {
-        if let Sink::Table(t) = &mut sink {
-            if !t.live || t.dirty || t.drawn_lines == 0 {
-                output::ignore_broken_pipe(t.draw(&mut out)).context("cannot write to stdout")?;
-            }
-        }
-        output::ignore_broken_pipe(out.flush()).context("cannot write to stdout")?;
-        Ok(n)
-    });
-    if args.group.is_some() {
-        match consumer.commit_consumer_state(CommitMode::Sync) {
-            Ok(()) => {}
-            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-            Err(e) => tracing::warn!("cannot commit the offsets of group: {e}"),
-        }
-    }
-    let n = r?;
-    tracing::info!("processed a total of {n} records");
+    let mut session = Session {
+        args: &args,
+        topic: &topic,
+        consumer: &consumer,
+        sink,
+        out: io::BufWriter::with_capacity(1 << 16, stdout.lock()),
+        mine: if args.group.is_some() {
+            Vec::new()
+        } else {
+            (0..partitions).collect()
+        },
+        ends,
+        done,
+        stop,
+        printed: 0,
+        pending: HashMap::new(),
+        shown: HashMap::new(),
+        last_commit: Instant::now(),
+    };
+    let r = session.run().and_then(|()| session.finish());
+    session.commit(CommitMode::Sync);
+    r?;
+    tracing::info!("processed a total of {} records", session.printed);
     Ok(())
 }
 
-/// Polls until the end (with -e), --max-messages, a signal, or a closed
-/// stdout; returns the number of records read.
-#[allow(clippy::too_many_arguments)]
-fn consume_loop(
-    args: &Args,
-    topic: &str,
-    partitions: i32,
-    consumer: &BaseConsumer<QuietContext>,
-    sink: &mut Sink,
-    out: &mut impl Write,
-    ends: &mut HashMap<i32, i64>,
-    done: &mut HashSet<i32>,
-    stop: &AtomicBool,
-) -> Result<u64> {
-    let serde = args.serde;
-    let mut n: u64 = 0;
-    let mut last_check = Instant::now();
-    let mut last_flush = Instant::now();
-    // partitions whose end counts: all of them, or (in a group) ours
-    let mut mine: Vec<i32> = if args.group.is_some() {
-        Vec::new()
-    } else {
-        (0..partitions).collect()
-    };
-    loop {
-        if stop.load(Ordering::SeqCst) {
-            break;
-        }
-        if args.max_messages.is_some_and(|m| n >= m) {
-            break;
-        }
-        if args.exit_at_end && !mine.is_empty() && mine.iter().all(|p| done.contains(p)) {
-            break;
-        }
-        let polled = consumer.poll(Duration::from_millis(100));
-        let idle = polled.is_none();
-        match polled {
-            None => {}
-            Some(Err(KafkaError::PartitionEOF(p))) if args.exit_at_end => {
-                done.insert(p);
+/// One run of `consume`: the consumer, where records go, and what was
+/// printed (the only offsets a group commits).
+struct Session<'a, W: Write> {
+    args: &'a Args,
+    topic: &'a str,
+    consumer: &'a BaseConsumer<QuietContext>,
+    sink: Sink,
+    out: W,
+    /// Partitions whose end counts for -e: all, or (in a group) ours.
+    mine: Vec<i32>,
+    /// With -e: where each partition ended when we started.
+    ends: HashMap<i32, i64>,
+    /// With -e: partitions read to their end.
+    done: HashSet<i32>,
+    stop: Shutdown,
+    /// Records printed (what --max-messages counts).
+    printed: u64,
+    /// Next offset per partition of records handed to the sink, not yet
+    /// flushed to stdout.
+    pending: HashMap<i32, i64>,
+    /// Next offset per partition of records on stdout: what a group commits.
+    shown: HashMap<i32, i64>,
+    last_commit: Instant,
+}
+
+/// How often a group commits while following.
+const COMMIT_EVERY: Duration = Duration::from_secs(5);
+
+impl<W: Write> Session<'_, W> {
+    /// Polls until the end (with -e), --max-messages, a signal, or a closed
+    /// stdout.
+    fn run(&mut self) -> Result<()> {
+        let mut last_check = Instant::now();
+        let mut last_flush = Instant::now();
+        loop {
+            if self.stop.is_requested()
+                || self.args.max_messages.is_some_and(|m| self.printed >= m)
+                || (self.args.exit_at_end
+                    && !self.mine.is_empty()
+                    && self.mine.iter().all(|p| self.done.contains(p)))
+            {
+                return Ok(());
             }
-            Some(Err(e)) => {
-                if let Some(code) = e.rdkafka_error_code() {
-                    if matches!(
-                        code,
-                        RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic
-                    ) {
-                        bail!("topic {topic} does not exist");
-                    }
+            let polled = self.consumer.poll(Duration::from_millis(100));
+            let idle = polled.is_none();
+            match polled {
+                None => {}
+                Some(Err(KafkaError::PartitionEOF(p))) if self.args.exit_at_end => {
+                    self.done.insert(p);
                 }
-                tracing::debug!("consumer: {e}");
-            }
-            Some(Ok(m)) => {
-                let (p, o) = (m.partition(), m.offset());
-                if let Some(&end) = ends.get(&p) {
-                    if o >= end {
-                        // written after we started: not ours to print
-                        done.insert(p);
-                        continue;
-                    }
-                    if o + 1 >= end {
-                        done.insert(p);
-                    }
-                }
-                n += 1;
-                match decode(serde, &m) {
-                    Ok((key, value)) => {
-                        let rec = Record {
-                            topic,
-                            partition: p,
-                            offset: o,
-                            timestamp: m.timestamp().to_millis(),
-                            key,
-                            value,
-                        };
-                        if let Err(e) = sink.write(out, &rec) {
-                            return closed(e).map(|()| n);
+                Some(Err(e)) => {
+                    if let Some(code) = e.rdkafka_error_code() {
+                        if matches!(
+                            code,
+                            RDKafkaErrorCode::UnknownTopicOrPartition
+                                | RDKafkaErrorCode::UnknownTopic
+                        ) {
+                            bail!("topic {} does not exist", self.topic);
                         }
                     }
-                    Err(e) => tracing::warn!(
-                        "skipping the record at partition {p} offset {o} of {topic}: {e:#} \
-                         (--serde {})",
-                        serde_name(serde)
-                    ),
+                    tracing::debug!("consumer: {e}");
+                }
+                Some(Ok(m)) => {
+                    if let Err(e) = self.handle(&m) {
+                        return closed(e);
+                    }
                 }
             }
-        }
-        if idle || last_flush.elapsed() >= Duration::from_millis(200) {
-            last_flush = Instant::now();
-            let r = match sink {
-                Sink::Table(t) => t.tick(out),
-                _ => out.flush(),
-            };
-            if let Err(e) = r {
-                return closed(e).map(|()| n);
+            if idle || last_flush.elapsed() >= Duration::from_millis(200) {
+                last_flush = Instant::now();
+                if let Err(e) = self.flush(false) {
+                    return closed(e);
+                }
+            }
+            if self.args.group.is_some() && self.last_commit.elapsed() >= COMMIT_EVERY {
+                self.commit(CommitMode::Async);
+            }
+            if self.args.exit_at_end && (idle || last_check.elapsed() >= Duration::from_millis(100))
+            {
+                last_check = Instant::now();
+                self.check_ends();
             }
         }
-        if args.exit_at_end && (idle || last_check.elapsed() >= Duration::from_millis(100)) {
-            last_check = Instant::now();
-            if args.group.is_some() {
-                mine = consumer
-                    .assignment()
-                    .map(|tpl| tpl.elements().iter().map(|e| e.partition()).collect())
-                    .unwrap_or_default();
+    }
+
+    /// Prints one record (or warns that it does not decode).
+    fn handle(&mut self, m: &BorrowedMessage) -> io::Result<()> {
+        let (p, o) = (m.partition(), m.offset());
+        if let Some(&end) = self.ends.get(&p) {
+            if o >= end {
+                // written after we started: not ours to print
+                self.done.insert(p);
+                return Ok(());
             }
-            // a partition whose position passed its end (e.g. aborted
-            // records or control markers at the end) is done too
-            if let Ok(pos) = consumer.position() {
-                for e in pos.elements() {
-                    if let (Offset::Offset(at), Some(&end)) = (e.offset(), ends.get(&e.partition()))
-                    {
-                        if at >= end {
-                            done.insert(e.partition());
-                        }
+            if o + 1 >= end {
+                self.done.insert(p);
+            }
+        }
+        let serde = self.args.serde;
+        match decode(serde, m) {
+            Ok((key, value)) => {
+                let rec = Record {
+                    topic: self.topic,
+                    partition: p,
+                    offset: o,
+                    timestamp: m.timestamp().to_millis(),
+                    key,
+                    value,
+                };
+                self.sink.write(&mut self.out, &rec)?;
+                self.printed += 1;
+            }
+            Err(e) => tracing::warn!(
+                "skipping the record at partition {p} offset {o} of {}: {e:#} (--serde {})",
+                self.topic,
+                output::flag_value(&serde)
+            ),
+        }
+        self.pending.insert(p, o + 1);
+        Ok(())
+    }
+
+    /// Flushes stdout (the table: redraws it when due, or, with `last`,
+    /// when it must); what reached stdout may then be committed.
+    fn flush(&mut self, last: bool) -> io::Result<()> {
+        let shown = match &mut self.sink {
+            Sink::Table(t) if last => {
+                if !t.live || t.dirty || t.drawn_lines == 0 {
+                    t.draw(&mut self.out)?;
+                }
+                true
+            }
+            Sink::Table(t) => t.tick(&mut self.out)?,
+            _ => {
+                self.out.flush()?;
+                true
+            }
+        };
+        if shown {
+            self.shown.extend(self.pending.drain());
+        }
+        Ok(())
+    }
+
+    /// The last flush; a reader that went away is fine.
+    fn finish(&mut self) -> Result<()> {
+        match self.flush(true) {
+            Ok(()) => Ok(()),
+            Err(e) => closed(e),
+        }
+    }
+
+    /// With -e: a partition whose position passed its end (aborted records
+    /// or control markers at the end) is done too.
+    fn check_ends(&mut self) {
+        if self.args.group.is_some() {
+            self.mine = self
+                .consumer
+                .assignment()
+                .map(|tpl| tpl.elements().iter().map(|e| e.partition()).collect())
+                .unwrap_or_default();
+        }
+        if let Ok(pos) = self.consumer.position() {
+            for e in pos.elements() {
+                if let (Offset::Offset(at), Some(&end)) =
+                    (e.offset(), self.ends.get(&e.partition()))
+                {
+                    if at >= end {
+                        self.done.insert(e.partition());
                     }
                 }
             }
         }
     }
-    Ok(n)
+
+    /// In a group: commits the offsets of what reached stdout.
+    fn commit(&mut self, mode: CommitMode) {
+        self.last_commit = Instant::now();
+        let Some(group) = &self.args.group else {
+            return;
+        };
+        if self.shown.is_empty() {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (&p, &next) in &self.shown {
+            if let Err(e) = tpl.add_partition_offset(self.topic, p, Offset::Offset(next)) {
+                tracing::warn!("cannot commit the offsets of group {group}: {e}");
+                return;
+            }
+        }
+        match self.consumer.commit(&tpl, mode) {
+            Ok(()) => self.shown.clear(),
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => tracing::warn!("cannot commit the offsets of group {group}: {e}"),
+        }
+    }
 }
 
 /// A write error: fine if the reader went away (`| head`), else fatal.

@@ -2,6 +2,11 @@
 //!
 //! The same tokenizer and counter as the worker, so its output is the
 //! reference the pipeline's changelog must equal.
+//!
+//! Paths named on the command line are read whatever they are (a FIFO,
+//! `/dev/stdin`, `<(cmd)`: as streams, to their end, as `wc` does); a
+//! directory walk counts regular files only and, with `-v`, names what it
+//! skips.
 
 use crate::count::{Options, WordCounts};
 use crate::output::{self, Format};
@@ -35,8 +40,13 @@ impl CountFlags {
 
 /// Flags of `count-local`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Limits:
+  A token (a run of word characters) longer than 64 KiB is skipped, not
+  counted, as the worker skips it.")]
 pub struct Args {
-    /// Files and directories (recursive, sorted); `-` is stdin. Default: `-`.
+    /// Files and directories (recursive, sorted); `-` is stdin; FIFOs and
+    /// devices named here are read to their end. Default: `-`.
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
@@ -44,12 +54,17 @@ pub struct Args {
     /// Output format [default: table on a terminal, tsv otherwise].
     #[arg(long, short = 'o', value_enum)]
     pub output: Option<Format>,
-    /// Print only the N most frequent words.
+    /// Print only the N most frequent words (with --verify: at most N
+    /// differences; default all, 20 in a table).
     #[arg(long, value_name = "N")]
     pub top: Option<usize>,
-    /// Counting threads [default: all cores].
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
+    /// Counting threads, 1 to 256 [default: all cores; never more than the
+    /// input has 1 MiB batches].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: Option<u16>,
+    /// Name what a directory walk skips (FIFOs, sockets, devices).
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
     /// Warn about unreadable paths and count the rest (still exits 1).
     #[arg(long)]
     pub keep_going: bool,
@@ -57,7 +72,8 @@ pub struct Args {
     #[arg(long, short = 'q')]
     pub quiet: bool,
     /// Compare the counts with the changelog topic instead of printing them;
-    /// exit 1 on any difference.
+    /// exit 1 on any difference. The differences are printed as --output
+    /// says (word, local, changelog).
     #[arg(long)]
     pub verify: bool,
     /// Wire format of the changelog read by --verify.
@@ -76,17 +92,19 @@ const BATCH: usize = 1 << 20;
 /// Inputs larger than this get a progress bar (on a terminal).
 const PROGRESS_MIN: u64 = 50_000_000;
 
-/// One input: a file or stdin.
+/// One input: a file, a stream named on the command line, or stdin.
 enum Input {
     Stdin,
     File(PathBuf),
+    /// A FIFO, a device, `/dev/stdin`: no size known.
+    Stream(PathBuf),
 }
 
 impl Input {
     fn name(&self) -> String {
         match self {
             Input::Stdin => "-".into(),
-            Input::File(p) => p.display().to_string(),
+            Input::File(p) | Input::Stream(p) => p.display().to_string(),
         }
     }
 }
@@ -104,13 +122,34 @@ pub struct Tally {
 }
 
 /// Expands the command-line paths into inputs: directories recursively, in
-/// sorted order. An unreadable path is an error (or a warning, with keep_going).
-fn expand(paths: &[PathBuf], keep_going: bool, failed: &mut u64) -> Result<Vec<(Input, u64)>> {
+/// sorted order, regular files only (`verbose` names the others); anything
+/// else named on the command line is read as a stream. An unreadable path
+/// is an error (or a warning, with keep_going).
+fn expand(
+    paths: &[PathBuf],
+    keep_going: bool,
+    verbose: bool,
+    failed: &mut u64,
+) -> Result<Vec<(Input, u64)>> {
     let mut inputs = Vec::new();
     for path in paths {
         if path.as_os_str() == "-" {
             inputs.push((Input::Stdin, 0));
             continue;
+        }
+        match std::fs::metadata(path) {
+            // a FIFO, /dev/stdin, <(cmd), a device: a stream
+            Ok(meta) if !meta.is_dir() && !meta.is_file() => {
+                inputs.push((Input::Stream(path.clone()), 0));
+                continue;
+            }
+            Ok(_) => {}
+            Err(e) if keep_going => {
+                tracing::warn!("cannot read {}: {e}", path.display());
+                *failed += 1;
+                continue;
+            }
+            Err(e) => bail!("cannot read {}: {e}", path.display()),
         }
         for entry in walkdir::WalkDir::new(path)
             .follow_links(true)
@@ -132,7 +171,15 @@ fn expand(paths: &[PathBuf], keep_going: bool, failed: &mut u64) -> Result<Vec<(
                 Ok((e, len)) if e.file_type().is_file() => {
                     inputs.push((Input::File(e.into_path()), len))
                 }
-                Ok(_) => {}
+                Ok((e, _)) if e.file_type().is_dir() => {}
+                Ok((e, _)) => {
+                    if verbose {
+                        tracing::info!(
+                            "skipping {}: not a regular file",
+                            output::escape(&e.path().display().to_string())
+                        );
+                    }
+                }
                 Err(e) if keep_going => {
                     tracing::warn!("{e:#}");
                     *failed += 1;
@@ -157,32 +204,53 @@ pub fn count_paths(
     threads: usize,
     keep_going: bool,
 ) -> Result<Tally> {
+    count_inputs(paths, opts, threads, keep_going, false)
+}
+
+/// [`count_paths`], naming what directory walks skip when `verbose`.
+fn count_inputs(
+    paths: &[PathBuf],
+    opts: Options,
+    threads: usize,
+    keep_going: bool,
+    verbose: bool,
+) -> Result<Tally> {
     let mut failed = 0;
-    let inputs = expand(paths, keep_going, &mut failed)?;
+    let inputs = expand(paths, keep_going, verbose, &mut failed)?;
     let total: u64 = inputs.iter().map(|(_, len)| len).sum();
     let bar = progress_bar(total);
-    let threads = threads.max(1);
+    let threads = useful_threads(threads, &inputs);
     let (full_tx, full_rx) = mpsc::sync_channel::<Vec<u8>>(threads);
     let full_rx = Mutex::new(full_rx);
     let (empty_tx, empty_rx) = mpsc::channel::<Vec<u8>>();
 
     std::thread::scope(|scope| {
-        let counters: Vec<_> = (0..threads)
-            .map(|_| {
-                let (full_rx, empty_tx) = (&full_rx, empty_tx.clone());
-                scope.spawn(move || {
+        let mut counters = Vec::with_capacity(threads);
+        for i in 0..threads {
+            let (full_rx, empty_tx) = (&full_rx, empty_tx.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("count-{i}"))
+                .spawn_scoped(scope, move || {
                     let mut counts = WordCounts::new();
                     loop {
                         // The lock is held only while waiting for a batch.
-                        let next = full_rx.lock().expect("queue lock").recv();
-                        let Ok(batch) = next else { break };
+                        let next = full_rx.lock().map(|rx| rx.recv());
+                        let Ok(Ok(batch)) = next else { break };
                         counts.add_segment(&batch, opts);
                         let _ = empty_tx.send(batch); // back to the reader
                     }
                     counts
-                })
-            })
-            .collect();
+                });
+            match spawned {
+                Ok(h) => counters.push(h),
+                // fewer threads than asked is fine, none is not
+                Err(e) if !counters.is_empty() => {
+                    tracing::warn!("counting with {i} threads: cannot start more: {e}");
+                    break;
+                }
+                Err(e) => bail!("cannot start a counting thread: {e}"),
+            }
+        }
 
         let mut batcher = Batcher {
             enc: opts.encoding,
@@ -197,7 +265,10 @@ pub fn count_paths(
 
         let mut counts = WordCounts::new();
         for c in counters {
-            counts.merge(c.join().expect("counting thread"));
+            match c.join() {
+                Ok(c) => counts.merge(c),
+                Err(_) => bail!("a counting thread failed"),
+            }
         }
         bar.finish_and_clear();
         let (files, bytes, unreadable) = read?;
@@ -318,11 +389,22 @@ impl Batcher {
     }
 }
 
+/// `threads`, but no more than the inputs have batches (streams may be of
+/// any size: as asked).
+fn useful_threads(threads: usize, inputs: &[(Input, u64)]) -> usize {
+    if inputs.iter().any(|(i, _)| !matches!(i, Input::File(_))) {
+        return threads.max(1);
+    }
+    let bytes: u64 = inputs.iter().map(|(_, len)| len).sum();
+    let batches = usize::try_from(bytes.div_ceil(BATCH as u64)).unwrap_or(usize::MAX);
+    threads.min(batches).max(1)
+}
+
 /// Opens an input for reading.
 fn open(input: &Input) -> Result<Box<dyn Read>> {
     Ok(match input {
         Input::Stdin => Box::new(std::io::stdin().lock()),
-        Input::File(p) => Box::new(
+        Input::File(p) | Input::Stream(p) => Box::new(
             std::fs::File::open(p).with_context(|| format!("cannot read {}", p.display()))?,
         ),
     })
@@ -355,15 +437,18 @@ pub fn run(args: Args) -> Result<()> {
     } else {
         args.paths.clone()
     };
-    if args.threads == Some(0) {
-        bail!("--threads must be at least 1");
-    }
-    let threads = args.threads.unwrap_or_else(default_threads);
-    let tally = count_paths(&paths, args.count.options(), threads, args.keep_going)?;
+    let threads = args.threads.map_or_else(default_threads, usize::from);
+    let tally = count_inputs(
+        &paths,
+        args.count.options(),
+        threads,
+        args.keep_going,
+        args.verbose,
+    )?;
     let secs = started.elapsed().as_secs_f64();
     if args.verify {
         if !args.quiet {
-            eprintln!("{}", summary(&tally, secs));
+            output::stderr_line(&summary(&tally, secs));
         }
         return verify(&args, &tally.counts);
     }
@@ -382,7 +467,7 @@ pub fn run(args: Args) -> Result<()> {
     .context("cannot write to stdout")?;
 
     if !args.quiet {
-        eprintln!("{}", summary(&tally, secs));
+        output::stderr_line(&summary(&tally, secs));
     }
     if tally.failed > 0 {
         bail!("{} input(s) could not be read", tally.failed);
@@ -398,28 +483,20 @@ fn verify(args: &Args, counts: &WordCounts) -> Result<()> {
         .unwrap_or_else(|| args.kafka.topics().changelog);
     let table = crate::verify::read_changelog(&args.kafka, &topic, args.serde)?;
     let report = crate::verify::compare(counts, &table);
-    println!(
+    let format = Format::or_default(args.output);
+    let headline = format!(
         "verify {topic}: {} words match, {} differ",
         report.matching,
         report.differences.len()
     );
+    // The headline goes with the table; scripts get only the data on stdout.
+    if format != Format::Table && !args.quiet {
+        output::stderr_line(&headline);
+    }
+    let text = crate::verify::render(&report, &headline, format, args.top)?;
+    output::stdout(&text)?;
     if report.differences.is_empty() {
         return Ok(());
-    }
-    let mut table = comfy_table::Table::new();
-    table
-        .load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
-        .set_header(vec!["word", "local", "changelog"]);
-    for d in report.differences.iter().take(20) {
-        table.add_row(vec![
-            d.word.clone(),
-            d.local.to_string(),
-            d.changelog.to_string(),
-        ]);
-    }
-    println!("{table}");
-    if report.differences.len() > 20 {
-        println!("… and {} more", report.differences.len() - 20);
     }
     bail!(
         "{} words differ between the local count and {topic}",

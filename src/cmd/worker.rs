@@ -3,15 +3,27 @@
 
 use crate::cmd::count_local::CountFlags;
 use crate::config::{KafkaArgs, S3Args};
+use crate::shutdown::Shutdown;
 use crate::wire::Serde;
 use crate::worker::{Settings, Worker};
-use anyhow::{bail, Context, Result};
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use anyhow::{bail, Result};
 use std::time::Duration;
+
+/// The shortest `--interval`: ten listings a second at most.
+pub const MIN_INTERVAL: f64 = 0.1;
+/// The longest `--interval`: a day.
+pub const MAX_INTERVAL: f64 = 86_400.0;
 
 /// Flags of `worker`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Limits:
+  A token (a run of word characters) longer than 64 KiB is skipped, not
+  counted; the rest of its object is (the ledger's skipped_tokens counts them).
+  New keys are found at the next listing (--interval) when they sort after the
+  keys already seen; keys that sort before them (random names) wait for the
+  next full pass (--reconcile-interval after the last one ends, plus the pass
+  itself): about 10-30 s with the defaults on a small bucket.")]
 pub struct Args {
     #[command(flatten)]
     pub kafka: KafkaArgs,
@@ -22,7 +34,10 @@ pub struct Args {
     /// Only count objects whose key starts with this.
     #[arg(long, default_value = "")]
     pub prefix: String,
-    /// Seconds between bucket listings.
+    /// Seconds between bucket listings (0.1 to 86400). A new key that sorts
+    /// after the keys already seen is found at the next listing; one that
+    /// sorts before them (random keys) waits for the next full pass
+    /// (--reconcile-interval).
     #[arg(long, value_name = "SECS", default_value_t = 1.0)]
     pub interval: f64,
     /// Changelog wire format.
@@ -46,8 +61,9 @@ pub struct Args {
     /// Replication factor of topics the worker creates.
     #[arg(long, default_value_t = 1)]
     pub replication: i32,
-    /// Seconds between status lines.
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    /// Seconds between status lines (1 to 86400).
+    #[arg(long, value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub status_interval: u64,
     /// Seconds between purges of consumed records of the repartition topic.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
@@ -62,24 +78,29 @@ pub struct Args {
     /// on the worker that lists the bucket.
     #[arg(long)]
     pub retry_failed: bool,
+    /// Seconds from the end of one full listing of the bucket to the start
+    /// of the next (reconciliation passes: they find keys that sort before
+    /// the keys already seen, e.g. random names, and retry failed objects).
+    /// A pass lists one page (1,000 keys) per loop iteration and resumes
+    /// where it stood after a restart or a hand-over. Its LIST cost per hour
+    /// is about objects / 1000 × 3600 / (this + the pass's duration).
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub reconcile_interval: u64,
+    /// Keys per ListObjectsV2 page (tests: many pages on a small bucket).
+    #[arg(long, value_name = "N", hide = true, value_parser = clap::value_parser!(i32).range(1..=1000))]
+    pub list_page_size: Option<i32>,
 }
 
 /// Runs the subcommand.
 pub fn run(args: Args) -> Result<()> {
-    if !(args.interval > 0.0 && args.interval.is_finite()) {
-        bail!("--interval must be a positive number of seconds");
+    if !(MIN_INTERVAL..=MAX_INTERVAL).contains(&args.interval) {
+        bail!("--interval must be between {MIN_INTERVAL} and {MAX_INTERVAL} seconds");
     }
     if args.partitions < 1 || args.replication < 1 {
         bail!("--partitions and --replication must be at least 1");
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // A second signal while stopping exits at once.
-        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop))
-            .context("cannot install signal handler")?;
-        signal_hook::flag::register(sig, Arc::clone(&stop))
-            .context("cannot install signal handler")?;
-    }
+    // SIGINT, SIGTERM, SIGHUP: a clean stop; a second one exits at once.
+    let stop = Shutdown::install()?.flag();
     let static_membership = args.worker_id.is_some();
     let worker_id = args.worker_id.unwrap_or_else(|| {
         format!(
@@ -104,6 +125,8 @@ pub fn run(args: Args) -> Result<()> {
         purge_interval: Duration::from_secs(args.purge_interval.min(86_400)),
         max_table_memory: args.max_table_memory,
         retry_failed: args.retry_failed,
+        reconcile_interval: Duration::from_secs(args.reconcile_interval.min(30 * 86_400)),
+        list_page_size: args.list_page_size,
     };
     Worker::start(settings, stop)?.run()
 }

@@ -83,6 +83,17 @@ pub fn client_config(args: &KafkaArgs) -> ClientConfig {
     c
 }
 
+/// Applies the `-X` properties of `args` to `c` again (they win over what
+/// was set since), except `keep`: properties a caller must set itself
+/// (the worker's exactly-once settings).
+pub fn reapply_properties(c: &mut ClientConfig, args: &KafkaArgs, keep: &[&str]) {
+    for (k, v) in &args.property {
+        if !keep.contains(&k.as_str()) {
+            c.set(k, v);
+        }
+    }
+}
+
 fn install_msk_iam(args: &KafkaArgs) {
     let region = args
         .msk_region

@@ -5,8 +5,8 @@
 //! the batch's transaction writes. The loop ([`super::Worker`]) does the
 //! I/O around them.
 
-use super::discover::{Discovery, Found};
-use super::ledger::{unix_now, Entry};
+use super::discover::{Discovery, Listed};
+use super::ledger::{listing_key, unix_now, Entry};
 use super::object::Outcome;
 use crate::count::WordCounts;
 use crate::events::Event;
@@ -240,18 +240,28 @@ pub struct Layout<'a> {
     pub serde: Serde,
 }
 
-/// Everything a batch writes, in order: `discovered` records, word deltas
+/// Everything a batch writes, in order: the listing's progress and
+/// `discovered` records, word deltas
 /// (repartition), the objects' ledger entries, the new totals (changelog).
 pub fn records(
     layout: Layout<'_>,
-    discovered: &[Found],
+    listed: &Listed,
     settled: &Settled,
     totals: &HashMap<String, (i32, i64)>,
 ) -> Vec<Record> {
     let mut out = Vec::with_capacity(
-        discovered.len() + settled.delta.distinct() + settled.ledger.len() + totals.len(),
+        listed.found.len() + 1 + settled.delta.distinct() + settled.ledger.len() + totals.len(),
     );
-    for f in discovered {
+    if let Some(progress) = &listed.progress {
+        let key = listing_key(layout.bucket).into_bytes();
+        out.push(Record {
+            topic: Output::Ledger,
+            partition: partition_for(&key, layout.ledger_partitions),
+            value: progress.to_bytes(),
+            key,
+        });
+    }
+    for f in &listed.found {
         let key = s3::url(layout.bucket, &f.key).into_bytes();
         out.push(Record {
             topic: Output::Ledger,
@@ -450,7 +460,7 @@ mod tests {
             serde: Serde::Faust,
         };
         let totals = HashMap::from([("a".to_string(), (partition_for(b"\"a\"", 8), 9))]);
-        let recs = records(layout, &[], &s, &totals);
+        let recs = records(layout, &Listed::default(), &s, &totals);
         let by = |t: Output| recs.iter().filter(|r| r.topic == t).count();
         assert_eq!(
             (

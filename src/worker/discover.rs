@@ -14,11 +14,21 @@
 //! since (it was replaced), or the worker started with `--retry-failed`.
 //! Discovery learns of failures from the ledger when it starts and from the
 //! batches its own process commits.
+//!
+//! Listings ask for `encoding-type=url` and decode the keys when the answer
+//! says they are encoded, as AWS requires for keys with control characters
+//! (which XML 1.0 cannot carry): without it such keys come back with U+FFFD
+//! in place and cannot be read. (versitygw 1.7 ignores the parameter, so
+//! there keys with characters below U+0020 other than tab, newline and
+//! carriage return stay unreadable.)
 
+use super::keyset::KeySet;
 use super::ledger::{unix_now, Entry};
 use crate::s3;
 use anyhow::Result;
+use aws_sdk_s3::types::EncodingType;
 use aws_sdk_s3::Client;
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -27,8 +37,8 @@ use std::time::{Duration, Instant};
 /// and the scale-out benchmark).
 pub static LIST_CALLS: AtomicU64 = AtomicU64::new(0);
 
-/// How often the whole bucket is listed, whatever the watermark.
-const FULL_LIST_EVERY: Duration = Duration::from_secs(30);
+/// Default time between full listings (reconciliation passes).
+pub const RECONCILE_EVERY: Duration = Duration::from_secs(30);
 /// Listings start after the watermark as it was this long ago.
 pub const WATERMARK_LAG: Duration = Duration::from_secs(10);
 /// A failed object is retried by a full listing this long after it failed.
@@ -65,8 +75,12 @@ impl Failure {
 #[derive(Default)]
 pub struct Known {
     bucket: String,
-    seen: HashSet<String>,
+    seen: KeySet,
+    /// The greatest key seen.
+    greatest: Option<String>,
     failed: HashMap<String, Failure>,
+    /// Where the full listing stood (the latest `listing` record).
+    listing: Option<Entry>,
 }
 
 impl Known {
@@ -87,6 +101,10 @@ impl Known {
             return;
         };
         match value.map(Entry::parse) {
+            Some(Ok(listing @ Entry::Listing { .. })) => {
+                self.listing = Some(listing);
+                return;
+            }
             Some(Ok(Entry::Failed { at, etag, .. })) => {
                 self.failed.insert(key.to_string(), Failure { at, etag });
             }
@@ -94,8 +112,9 @@ impl Known {
                 self.failed.remove(key);
             }
         }
-        if !self.seen.contains(key) {
-            self.seen.insert(key.to_string());
+        self.seen.insert(key);
+        if self.greatest.as_deref().is_none_or(|g| key > g) {
+            self.greatest = Some(key.to_string());
         }
     }
 
@@ -126,7 +145,7 @@ impl Known {
 pub struct Discovery {
     bucket: String,
     prefix: String,
-    seen: HashSet<String>,
+    seen: KeySet,
     /// Seen keys whose latest ledger entry is `failed`, as far as this
     /// process knows.
     failed: HashMap<String, Failure>,
@@ -134,14 +153,96 @@ pub struct Discovery {
     /// The watermark before each listing since the oldest one that may
     /// still be the start of the next listing.
     history: VecDeque<(Instant, Option<String>)>,
-    last_full: Option<Instant>,
+    /// The quick listing in progress (after the lagging watermark).
+    quick: Option<Pass>,
+    /// The full listing (reconciliation pass) in progress.
+    full: Option<Pass>,
+    /// When the last full pass completed (Unix s); a new one starts
+    /// `reconcile` later.
+    full_done: Option<u64>,
+    /// Time between full passes.
+    reconcile: Duration,
+    /// Keys per page (S3's default, 1,000, when `None`).
+    page_size: Option<i32>,
+    /// The full pass's position as last committed (resumed from there when
+    /// a batch is abandoned).
+    committed_after: Option<String>,
+    /// Listed keys that do not decode to UTF-8 (warned about once).
+    undecodable: HashSet<String>,
+}
+
+/// A listing in progress, one page at a time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Pass {
+    /// Where it started (S3 `StartAfter`).
+    start_after: Option<String>,
+    /// The next page (S3 `ContinuationToken`), once one was listed.
+    token: Option<String>,
+    /// The last key listed so far.
+    last: Option<String>,
+    /// When it started (Unix s).
+    started: u64,
+}
+
+impl Pass {
+    fn new(start_after: Option<String>, started: u64) -> Pass {
+        Pass {
+            last: start_after.clone(),
+            start_after,
+            token: None,
+            started,
+        }
+    }
+}
+
+/// What one call of [`Discovery::poll`] found.
+#[derive(Debug, Default)]
+pub struct Listed {
+    /// Objects not seen before (or failed ones due for a retry).
+    pub found: Vec<Found>,
+    /// The full pass's progress to write with them, if it moved.
+    pub progress: Option<Entry>,
+    /// Why a page could not be listed (it is listed again next time).
+    pub error: Option<anyhow::Error>,
+}
+
+/// A key of an `encoding-type=url` listing, decoded as AWS encodes it
+/// (`+` for a space, `%XX` for other bytes); `None` if it is not UTF-8.
+pub fn decode_key(encoded: &str) -> Option<Cow<'_, str>> {
+    if !encoded.contains(['+', '%']) {
+        return Some(Cow::Borrowed(encoded));
+    }
+    let spaced = encoded.replace('+', " ");
+    let decoded = percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .ok()?;
+    Some(Cow::Owned(decoded.into_owned()))
 }
 
 impl Discovery {
     /// Discovery of `bucket` under `prefix`, knowing what `known` says.
-    pub fn new(bucket: &str, prefix: &str, known: Known) -> Self {
-        let Known { seen, failed, .. } = known;
-        let watermark = seen.iter().max().cloned();
+    pub fn new(bucket: &str, prefix: &str, known: Known, reconcile: Duration) -> Self {
+        let Known {
+            seen,
+            greatest: watermark,
+            failed,
+            listing,
+            ..
+        } = known;
+        // Resume the full pass where the ledger says it stood.
+        let (full, full_done) = match listing {
+            Some(Entry::Listing {
+                after: Some(after),
+                started,
+                ..
+            }) => (Some(Pass::new(Some(after), started)), None),
+            Some(Entry::Listing {
+                after: None,
+                finished,
+                ..
+            }) => (None, finished),
+            _ => (None, None),
+        };
         Discovery {
             bucket: bucket.to_string(),
             prefix: prefix.to_string(),
@@ -149,7 +250,13 @@ impl Discovery {
             failed,
             watermark,
             history: VecDeque::new(),
-            last_full: None,
+            quick: None,
+            committed_after: full.as_ref().and_then(|p| p.last.clone()),
+            full,
+            full_done,
+            reconcile,
+            page_size: None,
+            undecodable: HashSet::new(),
         }
     }
 
@@ -175,7 +282,7 @@ impl Discovery {
 
     /// Estimated heap bytes of the known keys.
     pub fn memory(&self) -> u64 {
-        super::state::set_bytes(self.seen.capacity(), self.seen.iter().map(String::len))
+        self.seen.memory()
     }
 
     /// The object key of a ledger key, if it belongs to this bucket.
@@ -186,81 +293,181 @@ impl Discovery {
             .strip_prefix('/')
     }
 
-    /// Lists the bucket and returns the objects not seen yet, in key order,
-    /// marking them seen. On error nothing is marked.
-    pub async fn poll(&mut self, client: &Client) -> Result<Vec<Found>> {
-        let full = self
-            .last_full
-            .is_none_or(|t| t.elapsed() >= FULL_LIST_EVERY);
+    /// Lists one page of each listing in progress: the quick one (after the
+    /// lagging watermark) when `quick` (its interval passed), and the full
+    /// pass, started when due (every `reconcile` after the last one
+    /// completed). Each page has its own deadline (`page_timeout`); a page
+    /// that fails or times out is listed again at the next call, so a slow
+    /// or flaky LIST slows a pass down but never starts it over. Returns the
+    /// objects not seen yet (marked seen), and the full pass's progress.
+    pub async fn poll(&mut self, client: &Client, quick: bool, page_timeout: Duration) -> Listed {
         let now = Instant::now();
-        let start_after = if full { None } else { self.start_after(now) };
-        let mut found = Vec::new();
-        let mut retried = Vec::new();
         let unix = unix_now();
-        let mut token: Option<String> = None;
-        loop {
-            let mut req = client.list_objects_v2().bucket(&self.bucket);
-            if !self.prefix.is_empty() {
-                req = req.prefix(&self.prefix);
-            }
-            if let Some(sa) = &start_after {
-                req = req.start_after(sa);
-            }
-            if let Some(t) = &token {
-                req = req.continuation_token(t);
-            }
-            LIST_CALLS.fetch_add(1, Ordering::Relaxed);
-            let resp = req
-                .send()
-                .await
-                .map_err(|e| s3::describe(&format!("cannot list s3://{}", self.bucket), &e))?;
-            for obj in resp.contents() {
-                let Some(key) = obj.key() else { continue };
-                let etag = obj.e_tag().unwrap_or_default();
-                let retry = full && self.failed.get(key).is_some_and(|f| f.due(unix, etag));
-                if retry || !self.seen.contains(key) {
-                    found.push(Found {
-                        key: key.to_string(),
-                        etag: etag.to_string(),
-                        size: obj.size().unwrap_or(0).max(0) as u64,
-                    });
+        let mut listed = Listed::default();
+        // Until a full pass has completed, that pass walks every key anyway:
+        // a quick listing after the watermark would walk the rest twice.
+        let quick = quick && self.full_done.is_some();
+        if quick && self.quick.is_none() {
+            let after = self.start_after(now);
+            // The watermark before this listing's finds: a later listing
+            // within the lag starts no later than here.
+            self.history.push_back((now, self.watermark.clone()));
+            self.quick = Some(Pass::new(after, unix));
+        }
+        if self.full.is_none()
+            && self
+                .full_done
+                .is_none_or(|done| unix >= done.saturating_add(self.reconcile.as_secs()))
+        {
+            self.full = Some(Pass::new(None, unix));
+            self.committed_after = None;
+        }
+        for full in [false, true] {
+            let pass = if full { &self.full } else { &self.quick };
+            let Some(pass) = pass.clone() else { continue };
+            let page = tokio::time::timeout(page_timeout, self.page(client, &pass)).await;
+            let (objects, next) = match page {
+                Ok(Ok(page)) => page,
+                Ok(Err(e)) => {
+                    listed.error = Some(e);
+                    continue;
                 }
+                Err(_) => {
+                    listed.error = Some(anyhow::anyhow!(
+                        "cannot list s3://{}: no answer within {} s (the page is listed again)",
+                        self.bucket,
+                        page_timeout.as_secs()
+                    ));
+                    continue;
+                }
+            };
+            let last = objects.last().map(|o| o.key.clone()).or(pass.last.clone());
+            let mut retried = Vec::new();
+            for obj in objects {
+                let retry = full
+                    && self
+                        .failed
+                        .get(&obj.key)
+                        .is_some_and(|f| f.due(unix, &obj.etag));
                 if retry {
-                    retried.push(key.to_string());
+                    retried.push(obj.key.clone());
+                }
+                if retry || !self.seen.contains(&obj.key) {
+                    listed.found.push(obj);
                 }
             }
-            match resp.next_continuation_token() {
-                Some(t) if resp.is_truncated() == Some(true) => token = Some(t.to_string()),
-                _ => break,
+            if !retried.is_empty() {
+                tracing::info!(
+                    "retrying {} failed objects of s3://{} (e.g. {})",
+                    retried.len(),
+                    self.bucket,
+                    crate::output::escape(&retried[0])
+                );
+                for key in &retried {
+                    self.failed.remove(key);
+                }
+            }
+            let done = next.is_none();
+            let moved = Pass {
+                token: next,
+                last,
+                ..pass
+            };
+            if full {
+                listed.progress = Some(Entry::Listing {
+                    after: if done { None } else { moved.last.clone() },
+                    started: moved.started,
+                    finished: done.then_some(unix),
+                });
+                if done {
+                    self.full = None;
+                    self.full_done = Some(unix);
+                } else {
+                    self.full = Some(moved);
+                }
+            } else {
+                self.quick = (!done).then_some(moved);
             }
         }
-        if full {
-            self.last_full = Some(now);
-            self.history.clear();
-        }
-        if !retried.is_empty() {
-            tracing::info!(
-                "retrying {} failed objects of s3://{} (e.g. {})",
-                retried.len(),
-                self.bucket,
-                retried[0]
-            );
-        }
-        for key in &retried {
-            self.failed.remove(key);
-        }
-        found.sort_by(|a, b| a.key.cmp(&b.key));
-        found.dedup_by(|a, b| a.key == b.key);
-        // The watermark before this listing's finds: a later listing within
-        // the lag starts no later than here.
-        self.history.push_back((now, self.watermark.clone()));
-        for f in &found {
-            self.seen.insert(f.key.clone());
+        listed.found.sort_by(|a, b| a.key.cmp(&b.key));
+        listed.found.dedup_by(|a, b| a.key == b.key);
+        for f in &listed.found {
+            self.seen.insert(&f.key);
             if self.watermark.as_ref().is_none_or(|w| f.key > *w) {
                 self.watermark = Some(f.key.clone());
             }
         }
-        Ok(found)
+        listed
+    }
+
+    /// One page of `pass`: its objects (keys decoded), and the token of the
+    /// next page, if any.
+    async fn page(&mut self, client: &Client, pass: &Pass) -> Result<(Vec<Found>, Option<String>)> {
+        let mut req = client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .encoding_type(EncodingType::Url);
+        if !self.prefix.is_empty() {
+            req = req.prefix(&self.prefix);
+        }
+        if let Some(n) = self.page_size {
+            req = req.max_keys(n);
+        }
+        match (&pass.token, &pass.last) {
+            (Some(t), _) => req = req.continuation_token(t),
+            // A resumed pass (no token survives a restart) starts after the
+            // last key it listed.
+            (None, Some(after)) => req = req.start_after(after),
+            (None, None) => {}
+        }
+        LIST_CALLS.fetch_add(1, Ordering::Relaxed);
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| s3::describe(&format!("cannot list s3://{}", self.bucket), &e))?;
+        // A server may ignore encoding-type (versitygw 1.7 does): decode
+        // only what the answer says is encoded.
+        let encoded = resp.encoding_type() == Some(&EncodingType::Url);
+        let mut objects = Vec::new();
+        for obj in resp.contents() {
+            let Some(listed) = obj.key() else { continue };
+            let key = if encoded {
+                let Some(key) = self.decode(listed) else {
+                    continue;
+                };
+                key.into_owned()
+            } else {
+                listed.to_string()
+            };
+            objects.push(Found {
+                key,
+                etag: obj.e_tag().unwrap_or_default().to_string(),
+                size: obj.size().unwrap_or(0).max(0) as u64,
+            });
+        }
+        let next = match resp.next_continuation_token() {
+            Some(t) if resp.is_truncated() == Some(true) => Some(t.to_string()),
+            _ => None,
+        };
+        Ok((objects, next))
+    }
+
+    /// A listed key, URL-decoded. A key that is not UTF-8 once decoded
+    /// cannot be read through the SDK: it is skipped, with one warning.
+    fn decode<'k>(&mut self, encoded: &'k str) -> Option<Cow<'k, str>> {
+        match decode_key(encoded) {
+            Some(k) => Some(k),
+            None => {
+                if self.undecodable.insert(encoded.to_string()) {
+                    tracing::warn!(
+                        "skipping s3://{}/{encoded} (URL-encoded): its key is not UTF-8, \
+                         which S3 clients cannot request",
+                        self.bucket
+                    );
+                }
+                None
+            }
+        }
     }
 
     /// Takes in a ledger entry this process committed for `ledger_key`: the
@@ -270,9 +477,7 @@ impl Discovery {
         let Some(key) = Self::key_of(&self.bucket, ledger_key) else {
             return;
         };
-        if !self.seen.contains(key) {
-            self.seen.insert(key.to_string());
-        }
+        self.seen.insert(key);
         match entry {
             Entry::Failed { at, etag, .. } => {
                 let failure = Failure {
@@ -293,9 +498,35 @@ impl Discovery {
         for k in keys {
             self.seen.remove(&k);
         }
-        self.watermark = self.seen.iter().max().cloned();
-        self.history.clear();
-        self.last_full = None;
+        // The next quick listing starts after the watermark as it was about
+        // [`WATERMARK_LAG`] ago (its history is kept): before the forgotten
+        // keys, which it finds again.
+        self.quick = None;
+        // The full pass goes on from its last committed position.
+        if let Some(full) = self.full.as_mut() {
+            *full = Pass::new(self.committed_after.clone(), full.started);
+        } else if self.committed_after.is_some() {
+            self.full = Some(Pass::new(self.committed_after.clone(), unix_now()));
+        }
+    }
+
+    /// Lists `n` keys per page (tests of many pages on a small bucket).
+    pub fn with_page_size(mut self, n: Option<i32>) -> Self {
+        self.page_size = n;
+        self
+    }
+
+    /// Whether a full pass is under way (its pages are listed at every
+    /// iteration, not only every interval).
+    pub fn full_pass_running(&self) -> bool {
+        self.full.is_some() || self.quick.is_some()
+    }
+
+    /// The batch with the listing `progress` committed.
+    pub fn committed(&mut self, progress: &Entry) {
+        if let Entry::Listing { after, .. } = progress {
+            self.committed_after = after.clone();
+        }
     }
 }
 
@@ -305,7 +536,7 @@ mod tests {
 
     #[test]
     fn start_after_lags_behind_the_watermark() {
-        let mut d = Discovery::new("b", "", Known::new("b"));
+        let mut d = Discovery::new("b", "", Known::new("b"), RECONCILE_EVERY);
         let t0 = Instant::now();
         let at = |s: u64| t0 + Duration::from_secs(s);
         assert_eq!(d.start_after(at(0)), None);
@@ -324,6 +555,19 @@ mod tests {
         // at 30 s: the one at 12 s
         assert_eq!(d.start_after(at(30)), Some("f".into()));
         assert_eq!(d.history.len(), 1);
+    }
+
+    #[test]
+    fn listed_keys_are_url_decoded() {
+        assert_eq!(decode_key("plain/a.txt").as_deref(), Some("plain/a.txt"));
+        assert!(matches!(decode_key("plain/a.txt"), Some(Cow::Borrowed(_))));
+        assert_eq!(decode_key("a+b%2Bc.txt").as_deref(), Some("a b+c.txt"));
+        assert_eq!(
+            decode_key("names/ctl%01x%0Ay%1B%5B1m.txt").as_deref(),
+            Some("names/ctl\u{1}x\ny\u{1b}[1m.txt")
+        );
+        assert_eq!(decode_key("na%C3%AFve").as_deref(), Some("naïve"));
+        assert_eq!(decode_key("bad%FFkey"), None);
     }
 
     #[test]
@@ -367,7 +611,7 @@ mod tests {
         );
         k.retry_failed_now();
         assert!(k.failed["still"].due(unix_now(), "e"));
-        let mut d = Discovery::new("b", "", k);
+        let mut d = Discovery::new("b", "", k, RECONCILE_EVERY);
         d.settled("s3://b/still", &Entry::parse(&discovered).unwrap());
         d.settled("s3://b/late", &Entry::parse(&failed(9, "f")).unwrap());
         assert_eq!(d.failed.keys().collect::<Vec<_>>(), ["late"]);

@@ -486,11 +486,7 @@ fn create(config: &GroupConfig, topics: &Topics) -> Result<BaseConsumer<GroupCon
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "2000")
         .set("fetch.wait.max.ms", "100");
-    for (k, v) in &config.kafka.property {
-        if !config.own_properties.contains(&k.as_str()) {
-            c.set(k, v);
-        }
-    }
+    kafka::reapply_properties(&mut c, &config.kafka, config.own_properties);
     let consumer: BaseConsumer<GroupContext> = c
         .set("group.id", &config.kafka.app_id)
         .set("enable.auto.commit", "false")

@@ -5,7 +5,8 @@
 //! An object's records go `discovered` → `counted`, or `discovered` →
 //! `failed` → `discovered` (discovery retries it) → … → `counted`. Fields
 //! added since the first version default when absent, so older records
-//! still parse.
+//! still parse. One more record per bucket, under `s3://bucket/`, says
+//! where the bucket's full listing stands ([`Entry::Listing`]).
 
 use serde::{Deserialize, Serialize};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -34,7 +35,7 @@ pub enum Entry {
         distinct: u64,
         /// Invalid UTF-8 bytes (separators).
         invalid_bytes: u64,
-        /// Tokens over 64 KiB, skipped (not words).
+        /// Words over 64 KiB, skipped (not in `words`).
         #[serde(default)]
         skipped_tokens: u64,
         /// Milliseconds spent reading and counting.
@@ -57,6 +58,23 @@ pub enum Entry {
         #[serde(default)]
         at: u64,
     },
+    /// Not an object: where the bucket's full listing (reconciliation pass)
+    /// stands, under the reserved key `s3://bucket/` ([`listing_key`]; an S3
+    /// key is never empty). Written with the `discovered` records a page of
+    /// the pass found, so a new lister resumes the pass there.
+    Listing {
+        /// The last key the pass listed; `None` once the pass is complete.
+        after: Option<String>,
+        /// When the pass started (Unix seconds).
+        started: u64,
+        /// When it completed (Unix seconds), if it did.
+        finished: Option<u64>,
+    },
+}
+
+/// The ledger key of a bucket's listing progress.
+pub fn listing_key(bucket: &str) -> String {
+    format!("s3://{bucket}/")
 }
 
 /// Now, in Unix seconds.

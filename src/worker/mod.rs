@@ -30,6 +30,7 @@
 pub mod batch;
 pub mod discover;
 pub mod group;
+pub mod keyset;
 pub mod ledger;
 pub mod object;
 pub mod purge;
@@ -48,7 +49,7 @@ use crate::s3;
 use crate::wire::Serde;
 use anyhow::{anyhow, Context, Result};
 use batch::{Layout, Polled};
-use discover::Found;
+use discover::Listed;
 use futures::StreamExt;
 use group::{Group, GroupConfig, Poll};
 use object::Outcome;
@@ -95,13 +96,18 @@ pub struct Settings {
     pub max_table_memory: Option<u64>,
     /// Discovery retries every failed object at its first listing.
     pub retry_failed: bool,
+    /// Time between full listings of the bucket (reconciliation passes).
+    pub reconcile_interval: Duration,
+    /// Keys per listed page (`None`: S3's default, 1,000).
+    pub list_page_size: Option<i32>,
 }
 
 /// Objects read and counted at the same time (small objects are bound by
 /// the S3 round trip, large ones by the CPU).
 const COUNT_CONCURRENCY: usize = 16;
-/// Timeout of one bucket listing (all its pages).
-const LIST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Timeout of one page of a bucket listing (a page that times out is
+/// listed again; a pass is never started over for it).
+const PAGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause after a failed iteration before the next attempt.
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
 /// Longest wait for the Kafka clients to close when stopping.
@@ -334,7 +340,7 @@ impl Worker {
             self.seen_epoch = epoch;
         }
         self.purge.maybe_purge(&self.rt, &self.settings.kafka);
-        let Some(discovered) = self.list() else {
+        let Some(listed) = self.list() else {
             return Ok(()); // stopping
         };
         let first_wait = match self.state.last_listing {
@@ -347,7 +353,7 @@ impl Worker {
         let polled = match self.group.poll_batch(epoch, first_wait)? {
             Poll::Batch(polled) => polled,
             Poll::Rejoined => {
-                self.abandon(discovered);
+                self.abandon(listed);
                 self.resync = true;
                 return Ok(());
             }
@@ -355,13 +361,13 @@ impl Worker {
         if self.group.epoch() != epoch {
             // A rebalance happened while polling: positions were reset to the
             // committed offsets, so everything polled comes again. Keep nothing.
-            self.abandon(discovered);
+            self.abandon(listed);
             return Ok(());
         }
-        if polled.is_empty() && discovered.is_empty() {
+        if polled.is_empty() && listed.found.is_empty() && listed.progress.is_none() {
             return Ok(());
         }
-        self.process(polled, discovered)
+        self.process(polled, listed)
     }
 
     /// Brings local state in line with the current assignment.
@@ -379,6 +385,8 @@ impl Worker {
             ledger_partitions: self.ledger_partitions,
             stop: &self.stop,
             retry_failed: self.settings.retry_failed,
+            reconcile: self.settings.reconcile_interval,
+            page_size: self.settings.list_page_size,
         };
         self.state.align(&restore, &owned, &committed)?;
         self.purge.retain(|p| owned.repartition.contains(&p));
@@ -404,45 +412,39 @@ impl Worker {
         self.align()
     }
 
-    /// Lists the bucket when this worker is the lister and the interval has
-    /// passed: the objects never seen before. `None` when stopping.
-    fn list(&mut self) -> Option<Vec<Found>> {
+    /// Lists the bucket when this worker is the lister: a page of the quick
+    /// listing when the interval has passed, a page of the full pass while
+    /// one runs (see [`discover::Discovery::poll`]). `None` when stopping.
+    fn list(&mut self) -> Option<Listed> {
         if !self.state.lists() {
-            return Some(Vec::new());
+            return Some(Listed::default());
         }
         let Some(d) = self.state.discovery.as_mut() else {
-            return Some(Vec::new());
+            return Some(Listed::default());
         };
-        if self
+        let quick = self
             .state
             .last_listing
-            .is_some_and(|t| t.elapsed() < self.settings.interval)
-        {
-            return Some(Vec::new());
+            .is_none_or(|t| t.elapsed() >= self.settings.interval);
+        if !quick && !d.full_pass_running() {
+            return Some(Listed::default());
         }
-        self.state.last_listing = Some(Instant::now());
+        if quick {
+            self.state.last_listing = Some(Instant::now());
+        }
         let (stop, s3) = (&self.stop, &self.s3);
-        let listing = async move {
-            object::unless_stopped(stop, tokio::time::timeout(LIST_TIMEOUT, d.poll(s3))).await
-        };
-        match self.rt.block_on(listing)? {
-            Ok(Ok(found)) => return Some(found),
-            Ok(Err(e)) => self.s3_warnings.warn(format_args!(
-                "{e:#} (retrying in {:?})",
-                self.settings.interval
-            )),
-            Err(_) => self.s3_warnings.warn(format_args!(
-                "cannot list s3://{}: no answer within {} s (retrying)",
-                self.settings.s3.bucket,
-                LIST_TIMEOUT.as_secs()
-            )),
+        let listing =
+            async move { object::unless_stopped(stop, d.poll(s3, quick, PAGE_TIMEOUT)).await };
+        let mut listed = self.rt.block_on(listing)?;
+        if let Some(e) = listed.error.take() {
+            self.s3_warnings.warn(format_args!("{e:#} (retrying)"));
         }
-        Some(Vec::new())
+        Some(listed)
     }
 
     /// Counts the batch's objects, applies its deltas to the totals, and
     /// commits all of it in one transaction with the input offsets.
-    fn process(&mut self, polled: Vec<Polled>, discovered: Vec<Found>) -> Result<()> {
+    fn process(&mut self, polled: Vec<Polled>, listed: Listed) -> Result<()> {
         let epoch = self.group.epoch();
         let state = &self.state;
         let plan = batch::plan(
@@ -452,10 +454,10 @@ impl Worker {
             |p, w| state.total(p, w),
         );
         for why in &plan.skipped {
-            tracing::warn!("{why}; skipped");
+            tracing::warn!("{}; skipped", crate::output::escape(why));
         }
         if let Some(key) = &plan.foreign {
-            self.abandon(discovered);
+            self.abandon(listed);
             return Err(state::foreign_bucket(
                 &self.settings.kafka.app_id,
                 key,
@@ -464,13 +466,13 @@ impl Worker {
             ));
         }
         for (p, key) in &plan.done {
-            self.state.done.entry(*p).or_default().insert(key.clone());
+            self.state.done.entry(*p).or_default().insert(key);
         }
         let started = Instant::now();
         let outcomes = match self.count_objects(&plan.jobs) {
             Ok(outcomes) => outcomes,
             Err(e) => {
-                self.abandon(discovered);
+                self.abandon(listed);
                 return Err(e);
             }
         };
@@ -478,12 +480,12 @@ impl Worker {
         if self.group.epoch() != epoch {
             // A rebalance while counting: some input may have moved away.
             // Commit nothing; the next iteration rewinds.
-            self.abandon(discovered);
+            self.abandon(listed);
             return Ok(());
         }
         let Some(mut settled) = batch::settle(plan.jobs, outcomes, &self.settings.worker_id) else {
             // Shutting down mid-batch: commit nothing; the records come again.
-            self.abandon(discovered);
+            self.abandon(listed);
             return Ok(());
         };
         for e in settled.events.drain(..) {
@@ -495,7 +497,7 @@ impl Worker {
             ledger_partitions: self.ledger_partitions,
             serde: self.settings.serde,
         };
-        let records = batch::records(layout, &discovered, &settled, &plan.totals);
+        let records = batch::records(layout, &listed, &settled, &plan.totals);
         let offsets = if plan.offsets.is_empty() {
             // Only `discovered` records: fenced all the same.
             failpoint::hit("commit.discovery_only");
@@ -510,7 +512,7 @@ impl Worker {
         {
             Ok(()) => {
                 Event::BatchCommitted {
-                    discovered: discovered.len() as u64,
+                    discovered: listed.found.len() as u64,
                     objects: settled.ledger.len() as u64,
                     failed: settled.failed,
                     deltas: settled.delta.distinct() as u64,
@@ -526,13 +528,18 @@ impl Worker {
                 self.stats.words += settled.delta.words;
                 self.purge.committed(&plan.offsets);
                 self.state.committed.extend(&plan.offsets);
+                if let (Some(d), Some(progress)) =
+                    (self.state.discovery.as_mut(), listed.progress.as_ref())
+                {
+                    d.committed(progress);
+                }
                 self.stats.skipped_tokens += settled.delta.skipped_tokens;
                 for (p, key, entry) in settled.ledger {
                     if let Some(d) = self.state.discovery.as_mut() {
                         d.settled(&key, &entry);
                     }
                     if entry.is_done() {
-                        self.state.done.entry(p).or_default().insert(key);
+                        self.state.done.entry(p).or_default().insert(&key);
                     }
                 }
                 let changed = !plan.totals.is_empty();
@@ -546,7 +553,7 @@ impl Worker {
             }
             Err(e) => {
                 self.stats.aborted += 1;
-                self.abandon(discovered);
+                self.abandon(listed);
                 self.resync = true;
                 match e {
                     TxnError::Retry(e) => Event::BatchAborted {
@@ -613,9 +620,9 @@ impl Worker {
     }
 
     /// Forgets an uncommitted batch's discoveries.
-    fn abandon(&mut self, discovered: Vec<Found>) {
+    fn abandon(&mut self, listed: Listed) {
         if let Some(d) = self.state.discovery.as_mut() {
-            d.forget(discovered.into_iter().map(|f| f.key));
+            d.forget(listed.found.into_iter().map(|f| f.key));
         }
     }
 

@@ -1,5 +1,5 @@
 //! Reading one S3 object and counting it: streamed (constant memory
-//! whatever the size, tokens over [`crate::tokenize::MAX_TOKEN_BYTES`]
+//! whatever the size, words over [`crate::tokenize::MAX_TOKEN_BYTES`]
 //! skipped), retried, classified as counted or failed, and interruptible (a
 //! stop request ends a read within ~100 ms).
 //!
@@ -42,7 +42,7 @@ const WARN_EVERY: Duration = Duration::from_secs(30);
 pub enum Outcome {
     /// Read completely and counted.
     Counted {
-        /// The counts (with the tokens skipped for their length).
+        /// The counts (with the words skipped for their length).
         counts: WordCounts,
         /// Bytes read.
         size: u64,
@@ -130,8 +130,9 @@ pub async fn count(
                     }
                 };
                 warnings.warn(format_args!(
-                    "{}: {message} (attempt {attempt}, for {:.0} s; retrying in {:.1} s)",
-                    s3::url(&bucket, &key),
+                    "{}: {} (attempt {attempt}, for {:.0} s; retrying in {:.1} s)",
+                    crate::output::escape(&s3::url(&bucket, &key)),
+                    crate::output::escape(&message),
                     started.elapsed().as_secs_f64(),
                     pause.as_secs_f64()
                 ));

@@ -9,6 +9,7 @@
 use super::batch::Input;
 use super::discover::{Discovery, Known};
 use super::group::{Assignment, Committed};
+use super::keyset::KeySet;
 use super::ledger::Entry;
 use super::restore;
 use super::Fatal;
@@ -16,7 +17,7 @@ use crate::config::{KafkaArgs, Topics};
 use crate::events::Event;
 use crate::wire::Serde;
 use anyhow::{anyhow, Result};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
@@ -35,6 +36,10 @@ pub struct Restore<'a> {
     pub stop: &'a AtomicBool,
     /// `--retry-failed`: discovery retries every failed object at once.
     pub retry_failed: bool,
+    /// Time between full listings.
+    pub reconcile: Duration,
+    /// Keys per listed page (`None`: S3's default).
+    pub page_size: Option<i32>,
 }
 
 /// Local state of the owned partitions.
@@ -43,7 +48,7 @@ pub struct State {
     /// Owned repartition (= changelog) partitions and their tables.
     pub tables: Tables,
     /// Owned ledger partitions: for each, the keys already done.
-    pub done: BTreeMap<i32, HashSet<String>>,
+    pub done: BTreeMap<i32, KeySet>,
     /// Discovery, when this worker owns ledger partition 0.
     pub discovery: Option<Discovery>,
     /// When the bucket was last listed.
@@ -97,11 +102,7 @@ impl State {
             .values()
             .map(|t| table_bytes(t.capacity(), t.keys().map(String::len)))
             .sum();
-        let done = self
-            .done
-            .values()
-            .map(|d| set_bytes(d.capacity(), d.iter().map(String::len)))
-            .sum();
+        let done = self.done.values().map(KeySet::memory).sum();
         let (known_objects, known) = self
             .discovery
             .as_ref()
@@ -170,9 +171,21 @@ impl State {
         if !new_ledger.is_empty() {
             self.done.extend(restore_done(r, &new_ledger)?);
         }
-        if owned.ledger.contains(&0) && self.discovery.is_none() {
-            self.discovery = Some(start_discovery(r)?);
-            self.last_listing = None;
+        match &self.discovery {
+            None if lister => {
+                self.discovery = Some(start_discovery(r)?);
+                self.last_listing = None;
+            }
+            // Kept through the rebalance: it lists again from now on, as
+            // after any assignment of ledger partition 0.
+            Some(d) if lister => Event::ListerStarted {
+                bucket: r.bucket.to_string(),
+                prefix: r.prefix.to_string(),
+                interval_s: r.interval.as_secs_f64(),
+                known: d.known() as u64,
+            }
+            .emit(),
+            _ => {}
         }
         self.committed = committed.clone();
         Ok(())
@@ -215,29 +228,55 @@ fn restore_tables(r: &Restore<'_>, parts: &[i32]) -> Result<(Tables, u64)> {
             serde.name()
         );
     }
-    Event::Restored {
-        what: "table".into(),
-        topic: r.topics.changelog.clone(),
-        partitions: parts.to_vec(),
+    let entries = tables.values().map(HashMap::len).sum::<usize>();
+    restored(
+        "table",
+        &r.topics.changelog,
+        parts,
         records,
-        entries: tables.values().map(HashMap::len).sum::<usize>() as u64,
-        seconds: started.elapsed().as_secs_f64(),
-    }
-    .emit();
+        entries,
+        started,
+    );
     Ok((tables, bad))
 }
 
+/// Announces a restore that started at `started`.
+fn restored(
+    what: &str,
+    topic: &str,
+    parts: &[i32],
+    records: u64,
+    entries: usize,
+    started: Instant,
+) {
+    Event::Restored {
+        what: what.into(),
+        topic: topic.to_string(),
+        partitions: parts.to_vec(),
+        records,
+        entries: entries as u64,
+        seconds: started.elapsed().as_secs_f64(),
+    }
+    .emit();
+}
+
 /// The done sets of ledger partitions `parts`, read to their end.
-fn restore_done(r: &Restore<'_>, parts: &[i32]) -> Result<BTreeMap<i32, HashSet<String>>> {
+fn restore_done(r: &Restore<'_>, parts: &[i32]) -> Result<BTreeMap<i32, KeySet>> {
     let started = Instant::now();
     let mut records = 0u64;
-    let mut foreign = None;
-    let mut done: BTreeMap<i32, HashSet<String>> =
-        parts.iter().map(|&p| (p, HashSet::new())).collect();
+    // Objects of another bucket still waiting to be counted (latest entry
+    // `discovered`): a worker of that bucket shares this app id now, and
+    // each would skip the other's objects. Another bucket's finished
+    // objects are only history (e.g. an earlier run on another bucket).
+    let mut foreign: HashMap<String, bool> = HashMap::new();
+    let mut done: BTreeMap<i32, KeySet> = parts.iter().map(|&p| (p, KeySet::default())).collect();
     restore::read_to_end_until(r.kafka, &r.topics.ledger, parts, r.stop, |p, k, v| {
         records += 1;
-        if foreign.is_none() && Discovery::key_of(r.bucket, &String::from_utf8_lossy(k)).is_none() {
-            foreign = Some(String::from_utf8_lossy(k).into_owned());
+        let key = String::from_utf8_lossy(k);
+        if Discovery::key_of(r.bucket, &key).is_none() {
+            let pending = matches!(v.map(Entry::parse), Some(Ok(Entry::Discovered { .. })));
+            foreign.insert(key.into_owned(), pending);
+            return;
         }
         // Done once is done for good: a later discovery of the same key is a
         // duplicate.
@@ -245,11 +284,11 @@ fn restore_done(r: &Restore<'_>, parts: &[i32]) -> Result<BTreeMap<i32, HashSet<
             if e.is_done() {
                 done.entry(p)
                     .or_default()
-                    .insert(String::from_utf8_lossy(k).into_owned());
+                    .insert(&String::from_utf8_lossy(k));
             }
         }
     })?;
-    if let Some(key) = foreign {
+    if let Some((key, _)) = foreign.into_iter().find(|(_, pending)| *pending) {
         return Err(foreign_bucket(
             &r.kafka.app_id,
             &key,
@@ -257,15 +296,8 @@ fn restore_done(r: &Restore<'_>, parts: &[i32]) -> Result<BTreeMap<i32, HashSet<
             r.bucket,
         ));
     }
-    Event::Restored {
-        what: "ledger".into(),
-        topic: r.topics.ledger.clone(),
-        partitions: parts.to_vec(),
-        records,
-        entries: done.values().map(HashSet::len).sum::<usize>() as u64,
-        seconds: started.elapsed().as_secs_f64(),
-    }
-    .emit();
+    let entries = done.values().map(KeySet::len).sum::<usize>();
+    restored("ledger", &r.topics.ledger, parts, records, entries, started);
     Ok(done)
 }
 
@@ -297,7 +329,7 @@ fn start_discovery(r: &Restore<'_>) -> Result<Discovery> {
             }
         );
     }
-    Ok(Discovery::new(r.bucket, r.prefix, known))
+    Ok(Discovery::new(r.bucket, r.prefix, known, r.reconcile).with_page_size(r.page_size))
 }
 
 /// The error for a ledger record of another bucket: two buckets share one
@@ -340,9 +372,4 @@ pub fn heap_bytes(len: usize) -> u64 {
 /// the entry (24 + 8 bytes) and one control byte; each key its heap chunk.
 pub fn table_bytes(capacity: usize, keys: impl Iterator<Item = usize>) -> u64 {
     capacity as u64 * 33 + keys.map(heap_bytes).sum::<u64>()
-}
-
-/// A hashbrown set of `String` with `capacity` buckets (24 + 1 bytes each).
-pub fn set_bytes(capacity: usize, keys: impl Iterator<Item = usize>) -> u64 {
-    capacity as u64 * 25 + keys.map(heap_bytes).sum::<u64>()
 }

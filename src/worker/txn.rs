@@ -167,14 +167,14 @@ impl Txn {
 /// The transactional producer, with its transactions initialised.
 fn create(config: &TxnConfig) -> Result<ThreadedProducer<QuietContext>> {
     let mut c = kafka::client_config(&config.kafka);
-    c.set("transaction.timeout.ms", "30000")
+    // As Kafka Streams under exactly-once: a transaction is open only while
+    // a batch's output is sent and committed (counting happens before), and
+    // a killed worker's open transaction holds back the restore of its
+    // partitions (see group::Group::wait_stable) until this timeout.
+    c.set("transaction.timeout.ms", "10000")
         .set("linger.ms", "5")
         .set("queue.buffering.max.messages", "1000000");
-    for (k, v) in &config.kafka.property {
-        if !config.own_properties.contains(&k.as_str()) {
-            c.set(k, v);
-        }
-    }
+    kafka::reapply_properties(&mut c, &config.kafka, config.own_properties);
     let producer: ThreadedProducer<QuietContext> = c
         .set("transactional.id", config.transactional_id())
         .create_with_context(QuietContext)

@@ -145,6 +145,8 @@ impl App {
     }
 
     /// Every ledger record in partition/offset order: (key, JSON value).
+    /// Objects' records only: the listing's progress (`s3://bucket/`,
+    /// state `listing`) is left out.
     pub async fn ledger(&self) -> Vec<(String, serde_json::Value)> {
         stack()
             .read_to_end(&self.ledger_topic(), "read_committed")
@@ -153,7 +155,7 @@ impl App {
             .filter_map(|r| {
                 let v = r.value.as_deref()?;
                 let v: serde_json::Value = serde_json::from_slice(v).expect("ledger value is JSON");
-                Some((r.key_str().to_string(), v))
+                (v["state"] != "listing").then(|| (r.key_str().to_string(), v))
             })
             .collect()
     }

@@ -118,7 +118,7 @@ pub fn offline_cmd(args: &[&str]) -> Command {
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
         .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("WORDSTREAM_ENV_FILE", "/nonexistent/.env")
+        .env("WORDSTREAM_ENV_FILE", "/dev/null")
         .stdin(Stdio::null());
     c
 }
@@ -201,4 +201,39 @@ pub async fn run_with_closed_stdout(mut c: Command) -> (Option<i32>, String) {
     })
     .await
     .expect("join")
+}
+
+/// `c` run by bash inside `script`, where `"$@"` is the command (its
+/// program and arguments) and the environment is `c`'s: e.g. `exec "$@" >
+/// >(true)` for a process whose stdout reader is gone.
+pub fn under_bash(c: &Command, script: &str) -> Command {
+    let mut sh = Command::new("bash");
+    sh.arg("-c")
+        .arg(script)
+        .arg("bash")
+        .arg(c.get_program())
+        .args(c.get_args())
+        .stdin(Stdio::null());
+    for (k, v) in c.get_envs() {
+        match v {
+            Some(v) => sh.env(k, v),
+            None => sh.env_remove(k),
+        };
+    }
+    if let Some(dir) = c.get_current_dir() {
+        sh.current_dir(dir);
+    }
+    sh
+}
+
+/// Runs `c` under bash with `redirections` after it (`| true`, `2>&-`,
+/// `>/dev/full`, `2>&1 | head -1`), as a user's shell would. The exit code
+/// is the program's (bash's `PIPESTATUS[0]`: 128 + N if signal N killed
+/// it); stdout and stderr are what reaches the end of the pipeline.
+pub async fn shell(c: &Command, redirections: &str) -> Run {
+    run(under_bash(
+        c,
+        &format!("\"$@\" {redirections}; exit ${{PIPESTATUS[0]}}"),
+    ))
+    .await
 }

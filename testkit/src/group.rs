@@ -18,6 +18,8 @@ use wordstream::events::{Event, Status};
 pub const INTERVAL: f64 = 1.0;
 /// The worker's `session.timeout.ms`.
 pub const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+/// The worker's `transaction.timeout.ms`.
+pub const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The times this worker listed the bucket: from each `lister_started` to
 /// the next loss of ledger partition 0, resync, `lister_stopped`,

@@ -8,6 +8,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -26,6 +27,10 @@ struct Counters {
     down: AtomicU64,
     /// Connections accepted.
     connections: AtomicU64,
+    /// ListObjectsV2 requests forwarded.
+    listings: AtomicU64,
+    /// Delay of each ListObjectsV2 request, in ms.
+    list_delay_ms: AtomicU64,
 }
 
 impl Proxy {
@@ -81,6 +86,19 @@ impl Proxy {
         self.counters.down.load(Ordering::Relaxed)
     }
 
+    /// Delays every ListObjectsV2 request (`list-type=2`) by `d` before it
+    /// goes to the server: a slow listing, for everyone behind the proxy.
+    pub fn delay_listings(&self, d: Duration) {
+        self.counters
+            .list_delay_ms
+            .store(d.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// ListObjectsV2 requests forwarded so far.
+    pub fn listings(&self) -> u64 {
+        self.counters.listings.load(Ordering::Relaxed)
+    }
+
     /// Connections accepted so far.
     pub fn connections(&self) -> u64 {
         self.counters.connections.load(Ordering::Relaxed)
@@ -118,12 +136,31 @@ async fn accept_loop(
             };
             let (client_r, client_w) = client.into_split();
             let (server_r, server_w) = server.into_split();
-            let up = pump(client_r, server_w, frozen.clone(), None);
-            let down = pump(server_r, client_w, frozen, Some(counters));
+            let up = pump(
+                client_r,
+                server_w,
+                frozen.clone(),
+                Direction::Up,
+                counters.clone(),
+            );
+            let down = pump(server_r, client_w, frozen, Direction::Down, counters);
             tokio::join!(up, down);
         });
         while tasks.try_join_next().is_some() {}
     }
+}
+
+/// Which way a pump copies.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    /// Client to server (requests).
+    Up,
+    /// Server to client (responses).
+    Down,
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Copies `from` to `to`, holding what it read while frozen; at the end of
@@ -132,7 +169,8 @@ async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     mut frozen: watch::Receiver<bool>,
-    counters: Option<Arc<Counters>>,
+    direction: Direction,
+    counters: Arc<Counters>,
 ) {
     let mut buf = vec![0u8; 64 << 10];
     loop {
@@ -140,11 +178,20 @@ async fn pump(
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        // A request's head comes in one read (the worker sends GET, HEAD and
+        // LIST requests without a body): a listing is delayed as a whole.
+        if direction == Direction::Up && contains(&buf[..n], b"list-type=2") {
+            counters.listings.fetch_add(1, Ordering::Relaxed);
+            let ms = counters.list_delay_ms.load(Ordering::Relaxed);
+            if ms > 0 {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+        }
         if !while_frozen(&mut frozen).await || to.write_all(&buf[..n]).await.is_err() {
             return;
         }
-        if let Some(c) = &counters {
-            c.down.fetch_add(n as u64, Ordering::Relaxed);
+        if direction == Direction::Down {
+            counters.down.fetch_add(n as u64, Ordering::Relaxed);
         }
     }
     if while_frozen(&mut frozen).await {
@@ -155,7 +202,6 @@ async fn pump(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     /// An echo server behind the proxy: bytes pass, stop while frozen
     /// (also on a connection opened while frozen), and pass again after.

@@ -11,24 +11,39 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 
+/// An S3 client for `endpoint`: static credentials, path-style addressing
+/// (`http://host:port/bucket/key`).
+pub fn client_at(
+    endpoint: &str,
+    region: &str,
+    access_key: &str,
+    secret_key: &str,
+) -> aws_sdk_s3::Client {
+    let conf = aws_sdk_s3::config::Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new(region.to_string()))
+        .credentials_provider(Credentials::new(
+            access_key,
+            secret_key,
+            None,
+            None,
+            "wordstream-tests",
+        ))
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
 impl Stack {
-    /// An S3 client for the local endpoint: static credentials, path-style
-    /// addressing (`http://host:port/bucket/key`).
+    /// An S3 client for the local endpoint ([`client_at`]).
     pub fn s3_client(&self) -> aws_sdk_s3::Client {
-        let conf = aws_sdk_s3::config::Builder::new()
-            .behavior_version(BehaviorVersion::latest())
-            .endpoint_url(&self.s3_endpoint)
-            .region(Region::new(self.region.clone()))
-            .credentials_provider(Credentials::new(
-                &self.access_key,
-                &self.secret_key,
-                None,
-                None,
-                "wordstream-local-stack",
-            ))
-            .force_path_style(true)
-            .build();
-        aws_sdk_s3::Client::from_conf(conf)
+        client_at(
+            &self.s3_endpoint,
+            &self.region,
+            &self.access_key,
+            &self.secret_key,
+        )
     }
 
     /// Creates a bucket (fails the test if it exists already: use `unique_name`).
@@ -193,4 +208,70 @@ async fn put_with(client: &aws_sdk_s3::Client, bucket: &str, key: &str, data: Ve
         .send()
         .await
         .unwrap_or_else(|e| panic!("put s3://{bucket}/{key}: {}", DisplayErrorContext(e)));
+}
+
+/// A local HTTP endpoint standing in for S3 in offline tests: it records
+/// the head of every request and answers each with `200 OK` and a canned
+/// XML body, or (silent) accepts connections and never answers.
+pub struct FakeEndpoint {
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    heads: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl FakeEndpoint {
+    /// Starts answering every request with `body` (`None`: never answers).
+    pub fn start(body: Option<String>) -> FakeEndpoint {
+        use std::io::{BufRead, BufReader};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let url = format!("http://{}", listener.local_addr().expect("local addr"));
+        let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let recorded = heads.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let (body, heads) = (body.clone(), recorded.clone());
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(conn.try_clone().expect("clone socket"));
+                    let mut conn = conn;
+                    loop {
+                        let mut head = String::new();
+                        loop {
+                            let mut line = String::new();
+                            match reader.read_line(&mut line) {
+                                Ok(0) | Err(_) => return,
+                                Ok(_) => {}
+                            }
+                            let end = line == "\r\n";
+                            head.push_str(&line);
+                            if end {
+                                break;
+                            }
+                        }
+                        heads.lock().expect("heads").push(head);
+                        let Some(body) = &body else {
+                            // hold the connection open, silent, until the client goes
+                            let mut sink = Vec::new();
+                            let _ = std::io::Read::read_to_end(&mut reader, &mut sink);
+                            return;
+                        };
+                        let reply = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\n\
+                             Content-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if conn.write_all(reply.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        FakeEndpoint { url, heads }
+    }
+
+    /// The request heads received so far (request line and headers).
+    pub fn requests(&self) -> Vec<String> {
+        self.heads.lock().expect("heads").clone()
+    }
 }

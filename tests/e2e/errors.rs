@@ -132,8 +132,8 @@ async fn upload_to_an_unreachable_s3_endpoint() {
     let st = shared().await;
     let c = upload_demo(&[], &[("AWS_ENDPOINT_URL", "http://127.0.0.1:1")]);
     let line = format!(
-        "wordstream: error: cannot list s3://{}: cannot reach the S3 endpoint: Connection \
-         refused (os error 111)",
+        "wordstream: error: cannot list s3://{}: cannot reach the S3 endpoint \
+         http://127.0.0.1:1: Connection refused (os error 111)",
         st.bucket
     );
     fails(c, &line).await;

@@ -2,6 +2,8 @@
 //! test binary with a module per area:
 //!
 //! - `stack_smoke`: the stack itself (Kafka, S3) with rdkafka and aws-sdk-s3;
+//! - `cli_hardening`: issue 18 (group commits, signals during uploads,
+//!   closed and full streams, verify's formats, escaped keys, odd keys);
 //! - `upload`, `consume`, `errors`, `security`: the CLI against it;
 //! - `worker`: the pipeline end to end (demo, serdes, corpus, bad objects,
 //!   signals, startup errors, two workers);
@@ -9,6 +11,8 @@
 //! - `long_faults_s3`: S3 frozen for minutes behind a proxy of the test's
 //!   own, `--retry-failed`, a token over 64 KiB;
 //! - `scaleout`: groups of three workers, kills, scaling 1 → 3 → 1;
+//! - `discovery`: a slow listing (20 pages at 2 s), a pass resumed after a
+//!   kill;
 //! - `long_faults`: a worker stalled in its commit, a zombie lister, long
 //!   reads, the repartition purge, junk, two buckets, rebalances;
 //! - `faust`: a real Faust app recovers its table from our changelog.
@@ -20,7 +24,9 @@
 //!
 //! Run: `eval "$(scripts/stack env)" && cargo test --test e2e`.
 
+mod cli_hardening;
 mod consume;
+mod discovery;
 mod errors;
 mod faust;
 mod long_faults;

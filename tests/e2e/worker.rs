@@ -19,7 +19,7 @@ use testkit::names::unique_name;
 use testkit::stack::{shared, stack};
 use testkit::worker::READY;
 
-/// DESIGN's seed demo: A1, A2, A3 are three copies of one file, so after
+/// The original's seed demo: A1, A2, A3 are three copies of one file, so after
 /// each upload every count is 1×, 2×, 3× the count of A1, exactly.
 #[tokio::test(flavor = "multi_thread")]
 async fn seed_demo_counts_then_doubles_then_triples() {

@@ -4,10 +4,13 @@
 //!   and generated adversarial inputs;
 //! - `properties`: property tests of the core (streaming, parallel, tokenizer);
 //! - `completions`: the committed shell completions are current;
-//! - `deploy`: the deployment template lints clean and grants no wildcard.
+//! - `deploy`: the deployment template lints clean and grants no wildcard;
+//! - `cli_hardening`: issue 18 without a stack (`.env` errors, named streams,
+//!   bounded flags, escaped keys, URL-encoded listings, a silent S3 endpoint).
 //!
 //! Run: `cargo test --test offline`.
 
+mod cli_hardening;
 mod completions;
 mod deploy;
 mod differential;
