@@ -71,8 +71,13 @@ impl App {
         let id = (!worker_id.is_empty()).then_some(worker_id);
         let mut flags = vec!["--interval", "0.5", "--status-interval", "5"];
         flags.extend_from_slice(extra);
-        let cmd = worker::command(stack(), &self.bucket, &self.app_id, id, &flags);
-        Worker::spawn(id.unwrap_or("worker"), cmd)
+        Worker::spawn(id.unwrap_or("worker"), self.worker_command(id, &flags))
+    }
+
+    /// The command of a worker of this app (see [`worker::command`]), for a
+    /// test that runs it its own way.
+    pub fn worker_command(&self, worker_id: Option<&str>, flags: &[&str]) -> std::process::Command {
+        worker::command(stack(), &self.bucket, &self.app_id, worker_id, flags)
     }
 
     /// Starts a worker of a group (see [`crate::group`]): `--interval 1
@@ -82,8 +87,7 @@ impl App {
         let interval = crate::group::INTERVAL.to_string();
         let mut flags = vec!["--interval", &interval, "--status-interval", "1"];
         flags.extend_from_slice(extra);
-        let cmd = worker::command(stack(), &self.bucket, &self.app_id, worker_id, &flags);
-        Worker::spawn(name, cmd)
+        Worker::spawn(name, self.worker_command(worker_id, &flags))
     }
 
     /// Uploads one object.

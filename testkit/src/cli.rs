@@ -135,6 +135,13 @@ pub fn cmd(stack: &Stack, args: &[&str]) -> Command {
     c
 }
 
+/// `wordstream consume --topic TOPIC FLAGS…` with the stack's settings.
+pub fn consume(stack: &Stack, topic: &str, flags: &[&str]) -> Command {
+    let mut c = cmd(stack, &["consume", "--topic", topic]);
+    c.args(flags);
+    c
+}
+
 /// Runs a command to the end (off the async workers) and captures its output.
 pub async fn run(c: Command) -> Run {
     run_for(c, None).await

@@ -81,6 +81,15 @@ pub fn papers(skip: usize, n: usize) -> Vec<(String, PathBuf)> {
     all[skip..skip + n].to_vec()
 }
 
+/// `data` in a file `name` of a fresh temporary folder, removed when the
+/// returned guard is dropped.
+pub fn temp_file(name: &str, data: &[u8]) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().expect("a temporary folder");
+    let path = tmp.path().join(name);
+    std::fs::write(&path, data).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+    (tmp, path)
+}
+
 /// A small deterministic PRNG (xorshift64*), so generated inputs and random
 /// moments reproduce from their seed.
 pub struct Rng(u64);

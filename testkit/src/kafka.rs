@@ -87,6 +87,19 @@ impl Stack {
         .await;
     }
 
+    /// Creates a topic of a unique name starting with `prefix` (see
+    /// [`Stack::create_topic`]); returns the name.
+    pub async fn new_topic(
+        &self,
+        prefix: &str,
+        partitions: i32,
+        config: &[(&str, &str)],
+    ) -> String {
+        let topic = unique_name(prefix);
+        self.create_topic(&topic, partitions, config).await;
+        topic
+    }
+
     /// (partition, leader, number of replicas) of each partition of `topic`,
     /// `None` if the topic is unknown (or metadata fails).
     pub fn layout(&self, topic: &str) -> Option<Vec<(i32, i32, usize)>> {

@@ -6,15 +6,18 @@
 //! Tests of one binary run on parallel threads; the few that disturb the
 //! stack for everybody (a broker stopped, S3 frozen, several workers
 //! competing for two cores) take [`exclusive`], all others [`shared`], so
-//! that the disruptive ones never overlap another test of the binary.
+//! that the disruptive ones never overlap another test of the binary. A
+//! test waiting for the stack alone lets shared ones start meanwhile (a
+//! fair lock would idle every test thread behind it while a long shared
+//! test runs).
 
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::ops::Deref;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
-use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use tokio::sync::Notify;
 
 /// Where the local stack is, as the tests see it.
 #[derive(Clone, Debug)]
@@ -123,39 +126,93 @@ fn try_stack_script(args: &[&str]) -> Result<(), String> {
     }
 }
 
-static USE: RwLock<()> = RwLock::const_new(());
+/// Who uses the stack now: tests sharing it, or one test alone.
+struct Use {
+    sharing: usize,
+    alone: bool,
+}
+
+static USE: Mutex<Use> = Mutex::new(Use {
+    sharing: 0,
+    alone: false,
+});
+static RELEASED: Notify = Notify::const_new();
+
+/// Takes the stack (shared or alone) if it can at once.
+fn try_take(alone: bool) -> bool {
+    let mut u = USE.lock().expect("not poisoned");
+    match alone {
+        true if !u.alone && u.sharing == 0 => u.alone = true,
+        false if !u.alone => u.sharing += 1,
+        _ => return false,
+    }
+    true
+}
+
+/// Waits until it can take the stack. A test waiting to be alone does not
+/// hold back the tests that share it (they may start meanwhile): it gets
+/// the stack once none runs, at the latest when the shared ones are done,
+/// and the other test threads keep working in the meantime.
+async fn take(alone: bool) {
+    loop {
+        let released = RELEASED.notified();
+        tokio::pin!(released);
+        released.as_mut().enable(); // no release is missed between the check and the wait
+        if try_take(alone) {
+            return;
+        }
+        released.await;
+    }
+}
+
+fn release(alone: bool) {
+    let mut u = USE.lock().expect("not poisoned");
+    match alone {
+        true => u.alone = false,
+        false => u.sharing -= 1,
+    }
+    drop(u);
+    RELEASED.notify_waiters();
+}
 
 /// The stack, used alongside other tests (see the module's doc).
-pub struct Shared {
-    _guard: RwLockReadGuard<'static, ()>,
-}
+pub struct Shared(());
 
 /// The stack, used by this test alone in this process.
-pub struct Exclusive {
-    _guard: RwLockWriteGuard<'static, ()>,
-}
+pub struct Exclusive(());
 
 /// Waits until no disruptive test runs, then holds the stack shared.
 pub async fn shared() -> Shared {
     stack();
-    Shared {
-        _guard: USE.read().await,
-    }
+    take(false).await;
+    Shared(())
 }
 
 /// [`shared`], for tests that are not async.
 pub fn shared_blocking() -> Shared {
     stack();
-    Shared {
-        _guard: USE.blocking_read(),
+    while !try_take(false) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    Shared(())
 }
 
 /// Waits until no other test of this process uses the stack, then holds it.
 pub async fn exclusive() -> Exclusive {
     stack();
-    Exclusive {
-        _guard: USE.write().await,
+    take(true).await;
+    Exclusive(())
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        release(false);
+    }
+}
+
+impl Drop for Exclusive {
+    fn drop(&mut self) {
+        release(true);
     }
 }
 
@@ -247,5 +304,31 @@ impl Drop for S3Frozen {
         if !self.thawed {
             let _ = crate::procfs::signal(self.pid as u32, libc::SIGCONT);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One test: the lock is the process's.
+    #[tokio::test]
+    async fn a_test_waiting_alone_lets_shared_ones_in_then_runs_alone() {
+        assert!(try_take(false), "A shares");
+        let alone = tokio::spawn(take(true));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!alone.is_finished(), "B waits while A shares");
+        assert!(try_take(false), "C shares although B waits");
+        release(false);
+        release(false);
+        tokio::time::timeout(Duration::from_secs(5), alone)
+            .await
+            .expect("B runs once nobody shares")
+            .expect("join");
+        assert!(!try_take(false), "nobody shares while B is alone");
+        assert!(!try_take(true), "nor is anybody else alone");
+        release(true);
+        assert!(try_take(false));
+        release(false);
     }
 }

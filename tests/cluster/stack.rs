@@ -5,7 +5,6 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use testkit::names::unique_name;
 use testkit::stack::BrokerDown;
 
 async fn produce(p: &FutureProducer, topic: &str, prefix: &str, n: usize) -> BTreeSet<String> {
@@ -28,8 +27,7 @@ async fn produce(p: &FutureProducer, topic: &str, prefix: &str, n: usize) -> BTr
 #[ignore = "needs `scripts/stack up --brokers 3`; stops and restarts broker 2"]
 async fn acks_all_produce_survives_one_broker_down() {
     let s = crate::cluster().await;
-    let topic = unique_name("cluster-acks");
-    s.create_topic(&topic, 3, &[]).await;
+    let topic = s.new_topic("cluster-acks", 3, &[]).await;
     for (_, _, replicas) in s.layout(&topic).expect("the topic's layout") {
         assert_eq!(replicas, 3, "default replication factor 3 on the cluster");
     }

@@ -7,10 +7,11 @@
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use std::path::Path;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use testkit::app::App;
-use testkit::cli::{cmd, shell, wordstream};
+use testkit::cli::{cmd, consume, run, shell, wordstream};
+use testkit::corpus::temp_file;
 use testkit::counts::{count_bytes, Counts};
 use testkit::kafka::TxnRecord;
 use testkit::names::unique_name;
@@ -19,6 +20,34 @@ use wordstream::wire::Serde;
 
 mod streams;
 
+/// `count-local -q -o table --verify --topic TOPIC FILE`, FILE holding
+/// `text` in a temporary folder (removed when the guard is dropped).
+fn verify_table(topic: &str, text: &str) -> (tempfile::TempDir, Command) {
+    let (dir, f) = temp_file("f.txt", text.as_bytes());
+    let args = [
+        "count-local",
+        "-q",
+        "-o",
+        "table",
+        "--verify",
+        "--topic",
+        topic,
+    ];
+    let mut c = cmd(stack(), &args);
+    c.arg(&f);
+    (dir, c)
+}
+
+/// The string field `field` of each line of `text`, a JSON object a line.
+fn string_field(text: &str, field: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("a JSON line");
+            v[field].as_str().expect("a string field").to_string()
+        })
+        .collect()
+}
+
 pub(crate) fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -26,8 +55,7 @@ pub(crate) fn s(p: &Path) -> &str {
 /// A fresh topic of `partitions` holding `recs` (key, value, partition),
 /// written as plain (text serde) records.
 async fn text_topic(partitions: i32, recs: &[(&str, &str, i32)]) -> String {
-    let topic = unique_name("clih");
-    stack().create_topic(&topic, partitions, &[]).await;
+    let topic = stack().new_topic("clih", partitions, &[]).await;
     for p in 0..partitions {
         let batch: Vec<(&[u8], &[u8])> = recs
             .iter()
@@ -41,9 +69,8 @@ async fn text_topic(partitions: i32, recs: &[(&str, &str, i32)]) -> String {
 
 /// A fresh single-partition changelog holding `totals` (Faust serde).
 pub(crate) async fn faust_changelog(totals: &[(&str, i64)]) -> String {
-    let topic = unique_name("clih-changelog");
-    stack()
-        .create_topic(&topic, 1, &[("cleanup.policy", "compact")])
+    let topic = stack()
+        .new_topic("clih-changelog", 1, &[("cleanup.policy", "compact")])
         .await;
     for (w, c) in totals {
         let (k, v) = (Serde::Faust.key(w), Serde::Faust.value(*c));
@@ -83,8 +110,7 @@ fn committed(st: &Stack, group: &str, topic: &str, partitions: i32) -> Vec<i64> 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_group_commits_only_what_it_printed() {
     let st = shared().await;
-    let topic = unique_name("clih-group-topic");
-    st.create_topic(&topic, 8, &[]).await;
+    let topic = st.new_topic("clih-group-topic", 8, &[]).await;
     let keys: Vec<String> = (0..200).map(|i| format!("w{i:03}")).collect();
     let txns: Vec<(Vec<TxnRecord>, bool)> = keys
         .chunks(20)
@@ -155,16 +181,14 @@ async fn a_group_commits_only_what_it_printed() {
 
 /// `consume -t TOPIC --serde text --from-beginning EXTRA…`, which must exit 0.
 async fn consume_text(st: &Stack, topic: &str, extra: &[&str]) -> testkit::cli::Run {
-    let mut args = vec![
-        "consume",
-        "-t",
-        topic,
-        "--serde",
-        "text",
-        "--from-beginning",
-    ];
-    args.extend_from_slice(extra);
-    wordstream(st, &args).await.ok()
+    run(text_from_the_beginning(st, topic, extra)).await.ok()
+}
+
+/// `consume --topic TOPIC --serde text --from-beginning EXTRA…`.
+fn text_from_the_beginning(st: &Stack, topic: &str, extra: &[&str]) -> Command {
+    let mut c = consume(st, topic, &["--serde", "text", "--from-beginning"]);
+    c.args(extra);
+    c
 }
 
 /// Item 1: --max-messages counts records printed, not junk skipped.
@@ -213,11 +237,8 @@ async fn odd_keys_are_listed_and_counted() {
 #[tokio::test(flavor = "multi_thread")]
 async fn signals_during_a_multipart_upload_abort_it() {
     let st = shared().await;
-    let bucket = unique_name("clih-sig");
-    st.create_bucket(&bucket).await;
-    let dir = tempfile::tempdir().unwrap();
-    let big = dir.path().join("big.bin");
-    std::fs::write(&big, testkit::corpus::test_bytes(64 << 20, 7)).unwrap();
+    let bucket = st.new_bucket("clih-sig").await;
+    let (_dir, big) = temp_file("big.bin", &testkit::corpus::test_bytes(64 << 20, 7));
     for (sig, name) in [
         (libc::SIGTERM, "SIGTERM"),
         (libc::SIGHUP, "SIGHUP"),
@@ -276,24 +297,9 @@ async fn signals_during_a_multipart_upload_abort_it() {
 /// Item 8: `count-local --verify … | head -1`, `| true`, `> /dev/full`.
 #[tokio::test(flavor = "multi_thread")]
 async fn verify_with_a_closed_or_full_stdout() {
-    let st = shared().await;
+    let _stack = shared().await;
     let topic = faust_changelog(&[("a", 2), ("b", 1)]).await;
-    let dir = tempfile::tempdir().unwrap();
-    let f = dir.path().join("f.txt");
-    std::fs::write(&f, "a b a\n").unwrap();
-    let c = cmd(
-        &st,
-        &[
-            "count-local",
-            "-q",
-            "-o",
-            "table",
-            "--verify",
-            "--topic",
-            &topic,
-            s(&f),
-        ],
-    );
+    let (_dir, c) = verify_table(&topic, "a b a\n");
     let r = shell(&c, "| head -1").await;
     assert_eq!(
         (r.code, r.stdout.as_str(), r.stderr.as_str()),
@@ -321,18 +327,7 @@ async fn verify_with_a_closed_or_full_stdout() {
 async fn consume_with_stdout_and_stderr_on_a_closed_pipe() {
     let st = shared().await;
     let topic = text_topic(1, &[("a", "1", 0), ("b", "2", 0)]).await;
-    let c = cmd(
-        &st,
-        &[
-            "consume",
-            "-t",
-            &topic,
-            "--serde",
-            "text",
-            "--from-beginning",
-            "-e",
-        ],
-    );
+    let c = text_from_the_beginning(&st, &topic, &["-e"]);
     let r = shell(&c, "2>&1 | head -1").await;
     assert_eq!((r.code, r.stdout.as_str()), (Some(0), "a\t1\n"));
 }
@@ -394,16 +389,7 @@ async fn consume_escapes_control_characters() {
         assert!(r.stdout.contains(cell), "{cell} in\n{}", r.stdout);
     }
     let r = wordstream(&st, &args("json")).await.ok();
-    let keys: Vec<String> = r
-        .stdout
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["key"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let keys: Vec<String> = string_field(&r.stdout, "key");
     assert_eq!(keys, ["a\x1b[31mb", "x\ny", "t\tz"]);
 }
 
@@ -411,11 +397,8 @@ async fn consume_escapes_control_characters() {
 #[tokio::test(flavor = "multi_thread")]
 async fn upload_summary_escapes_control_characters() {
     let st = shared().await;
-    let bucket = unique_name("clih-esc");
-    st.create_bucket(&bucket).await;
-    let dir = tempfile::tempdir().unwrap();
-    let f = dir.path().join("esc\x1b[31mred.txt");
-    std::fs::write(&f, "red\n").unwrap();
+    let bucket = st.new_bucket("clih-esc").await;
+    let (_dir, f) = temp_file("esc\x1b[31mred.txt", b"red\n");
     let r = wordstream(&st, &["upload", "--bucket", &bucket, s(&f)])
         .await
         .ok();
@@ -495,23 +478,8 @@ async fn verify_honours_output_and_top() {
 async fn verify_cuts_long_words_and_names_the_serde_as_written() {
     let st = shared().await;
     let topic = faust_changelog(&[("a", 1)]).await;
-    let dir = tempfile::tempdir().unwrap();
-    let f = dir.path().join("long.txt");
-    std::fs::write(&f, format!("a {}\n", "x".repeat(60_000))).unwrap();
-    let r = wordstream(
-        &st,
-        &[
-            "count-local",
-            "-q",
-            "-o",
-            "table",
-            "--verify",
-            "--topic",
-            &topic,
-            s(&f),
-        ],
-    )
-    .await;
+    let (_dir, c) = verify_table(&topic, &format!("a {}\n", "x".repeat(60_000)));
+    let r = run(c).await;
     assert!(r.stdout.len() < 2_000, "{} bytes", r.stdout.len());
     assert!(
         r.stdout.contains(&format!(
@@ -544,16 +512,7 @@ async fn verify_cuts_long_words_and_names_the_serde_as_written() {
     )
     .await
     .ok();
-    let messages: Vec<String> = r
-        .stderr
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["message"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let messages: Vec<String> = string_field(&r.stderr, "message");
     assert_eq!(
         messages,
         [format!(

@@ -2,8 +2,9 @@
 //! writes known records (with fixed timestamps, in transactions, one of them
 //! aborted) to its own topic and compares the output byte for byte.
 
+use std::process::Command;
 use std::time::Duration;
-use testkit::cli::{cmd, run_with_closed_stdout, wordstream, Run};
+use testkit::cli::{consume, run, run_with_closed_stdout, wordstream, Run};
 use testkit::kafka::TxnRecord;
 use testkit::names::unique_name;
 use testkit::stack::{shared, stack};
@@ -47,8 +48,7 @@ fn changelog_records(serde: Serde) -> Vec<(Vec<TxnRecord>, bool)> {
 
 /// A fresh single-partition topic holding [`CHANGELOG`] in `serde`.
 async fn changelog_topic(serde: Serde) -> String {
-    let topic = unique_name("consume");
-    stack().create_topic(&topic, 1, &[]).await;
+    let topic = stack().new_topic("consume", 1, &[]).await;
     stack()
         .produce_transactions(&topic, Some(0), &changelog_records(serde))
         .await;
@@ -77,9 +77,14 @@ const COMMITTED: [(i64, i64, &str, &str); 11] = [
 
 /// `consume --topic TOPIC --from-beginning -e EXTRA…`; it must exit 0.
 async fn consume_all(topic: &str, extra: &[&str]) -> Run {
-    let mut args = vec!["consume", "--topic", topic, "--from-beginning", "-e"];
-    args.extend_from_slice(extra);
-    wordstream(stack(), &args).await.ok()
+    run(from_the_beginning(topic, extra)).await.ok()
+}
+
+/// `consume --topic TOPIC --from-beginning -e EXTRA…`.
+fn from_the_beginning(topic: &str, extra: &[&str]) -> Command {
+    let mut c = consume(stack(), topic, &["--from-beginning", "-e"]);
+    c.args(extra);
+    c
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -166,8 +171,7 @@ async fn table_top_5() {
 #[tokio::test(flavor = "multi_thread")]
 async fn undecodable_records_are_skipped_with_a_warning() {
     let st = shared().await;
-    let topic = unique_name("consume-bad");
-    st.create_topic(&topic, 1, &[]).await;
+    let topic = st.new_topic("consume-bad", 1, &[]).await;
     stack()
         .produce(
             &topic,
@@ -198,8 +202,7 @@ async fn undecodable_records_are_skipped_with_a_warning() {
 #[tokio::test(flavor = "multi_thread")]
 async fn exit_at_end_on_empty_and_from_the_end() {
     let st = shared().await;
-    let topic = unique_name("consume-empty");
-    st.create_topic(&topic, 3, &[]).await;
+    let topic = st.new_topic("consume-empty", 3, &[]).await;
     let run = consume_all(&topic, &[]).await;
     assert_eq!(run.stdout, "");
     assert!(run.took < Duration::from_secs(8), "{:?}", run.took);
@@ -290,20 +293,8 @@ async fn default_changelog_topic_with_partitions_and_a_group() {
 #[tokio::test(flavor = "multi_thread")]
 async fn follows_new_records_until_max_messages() {
     let st = shared().await;
-    let topic = unique_name("consume-follow");
-    st.create_topic(&topic, 1, &[]).await;
-    let mut c = cmd(
-        &st,
-        &[
-            "consume",
-            "-t",
-            &topic,
-            "--serde",
-            "text",
-            "--max-messages",
-            "2",
-        ],
-    );
+    let topic = st.new_topic("consume-follow", 1, &[]).await;
+    let mut c = consume(&st, &topic, &["--serde", "text", "--max-messages", "2"]);
     c.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let child = c.spawn().expect("spawn");
@@ -336,21 +327,10 @@ async fn follows_new_records_until_max_messages() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_closed_stdout_is_not_an_error() {
-    let st = shared().await;
+    let _stack = shared().await;
     let topic = changelog_topic(Serde::Faust).await;
     for output in ["lines", "table"] {
-        let c = cmd(
-            &st,
-            &[
-                "consume",
-                "-t",
-                &topic,
-                "--from-beginning",
-                "-e",
-                "-o",
-                output,
-            ],
-        );
+        let c = from_the_beginning(&topic, &["-o", output]);
         let (code, stderr) = run_with_closed_stdout(c).await;
         assert_eq!(code, Some(0), "{output}: {stderr}");
         assert!(!stderr.contains("error"), "{output}: {stderr}");

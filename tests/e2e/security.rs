@@ -354,8 +354,7 @@ async fn tls_without_the_ca_and_tls_to_a_plaintext_port_fail_clearly() {
 async fn consume_over_the_tls_only_listener() {
     let _stack = shared().await;
     let s = secure();
-    let topic = unique_name("sec-ssl");
-    stack().create_topic(&topic, 2, &[]).await;
+    let topic = stack().new_topic("sec-ssl", 2, &[]).await;
     stack()
         .produce(&topic, None, &[(b"alpha", b"1"), (b"beta", b"22")])
         .await;

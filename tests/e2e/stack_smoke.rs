@@ -36,8 +36,7 @@ fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread")]
 async fn kafka_produce_then_consume_exact_records() {
     let s = shared().await;
-    let topic = unique_name("smoke-plain");
-    s.create_topic(&topic, 1, &[]).await;
+    let topic = s.new_topic("smoke-plain", 1, &[]).await;
 
     let producer: FutureProducer = s.producer_config().create().expect("producer");
     let sent = kv(&[
@@ -67,8 +66,7 @@ async fn kafka_produce_then_consume_exact_records() {
 #[tokio::test(flavor = "multi_thread")]
 async fn kafka_transactions_committed_seen_aborted_not() {
     let s = shared().await;
-    let topic = unique_name("smoke-txn");
-    s.create_topic(&topic, 1, &[]).await;
+    let topic = s.new_topic("smoke-txn", 1, &[]).await;
 
     let txn = |recs: &[(&str, &str)], commit: bool| {
         let recs = recs

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use testkit::cli::{cmd, run, run_with_closed_stdout, wordstream};
-use testkit::corpus::{self, test_bytes};
+use testkit::corpus::{self, temp_file, test_bytes};
 use testkit::names::unique_name;
 use testkit::stack::shared;
 
@@ -14,15 +14,6 @@ fn demo_files() -> Vec<PathBuf> {
     let files = corpus::files_under(&corpus::root().join("demo"));
     assert_eq!(files.len(), 3, "three demo files: {files:?}");
     files
-}
-
-/// `data` in a file `name` of a fresh temporary folder (removed when the
-/// returned guard is dropped).
-fn temp_file(name: &str, data: &[u8]) -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().expect("a temporary folder");
-    let path = tmp.path().join(name);
-    std::fs::write(&path, data).expect("writing a temporary file");
-    (tmp, path)
 }
 
 fn s(p: &Path) -> &str {

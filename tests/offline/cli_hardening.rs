@@ -201,18 +201,8 @@ async fn count_local_threads_are_capped() {
     refused(&r, "--threads <N>", "20000", "20000 is not in 1..=256");
     let r = run(offline_cmd(&["count-local", "--threads", "0", a])).await;
     refused(&r, "--threads <N>", "0", "0 is not in 1..=256");
-    let r = run(offline_cmd(&[
-        "count-local",
-        "-q",
-        "-o",
-        "tsv",
-        "--threads",
-        "256",
-        a,
-        b,
-    ]))
-    .await
-    .ok();
+    let most = ["count-local", "-q", "-o", "tsv", "--threads", "256", a, b];
+    let r = run(offline_cmd(&most)).await.ok();
     assert_eq!(r.stdout, "two\t2\none\t1\n");
 }
 
@@ -242,14 +232,8 @@ async fn extreme_durations_are_refused() {
     }
     let r = run(nowhere(&["consume", "--connect-timeout", "0"])).await;
     refused(&r, "--connect-timeout <SECS>", "0", "0 is not in 1..=3600");
-    let r = run(nowhere(&[
-        "worker",
-        "--bucket",
-        "b",
-        "--status-interval",
-        huge,
-    ]))
-    .await;
+    let status_forever = ["worker", "--bucket", "b", "--status-interval", huge];
+    let r = run(nowhere(&status_forever)).await;
     refused(
         &r,
         "--status-interval <SECS>",
@@ -307,33 +291,20 @@ async fn upload_refuses_prefixes_that_are_not_key_prefixes() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("a.txt");
     write(&f, b"a\n");
+    let dry_run = |prefix: &str| {
+        let args = ["upload", "--dry-run", "--bucket", "b", "--prefix", prefix];
+        let mut c = offline_cmd(&args);
+        c.arg(&f);
+        run(c)
+    };
     for prefix in ["//", "/abs", "a//b", "../up", "./here"] {
-        let r = run(offline_cmd(&[
-            "upload",
-            "--dry-run",
-            "--bucket",
-            "b",
-            "--prefix",
-            prefix,
-            f.to_str().unwrap(),
-        ]))
-        .await;
+        let r = dry_run(prefix).await;
         r.fails_with(&format!(
             "wordstream: error: --prefix {prefix}: a key prefix may not start with / or hold \
              //, . or .. segments (e.g. --prefix papers/2026/)"
         ));
     }
-    let r = run(offline_cmd(&[
-        "upload",
-        "--dry-run",
-        "--bucket",
-        "b",
-        "--prefix",
-        "papers/2026",
-        f.to_str().unwrap(),
-    ]))
-    .await
-    .ok();
+    let r = dry_run("papers/2026").await.ok();
     assert_eq!(
         r.stdout,
         format!(

@@ -8,7 +8,7 @@ use testkit::app::App;
 use testkit::cli::{cmd, run_for, shell, under_bash};
 use testkit::counts::count_bytes;
 use testkit::stack::{shared, stack};
-use testkit::worker::{self, Worker};
+use testkit::worker::Worker;
 
 /// Item 4: a worker whose stderr pipe closes (`… 2>&1 | tee w.log`, then
 /// tee dies: here a `sed` that quits after the ready line) stops on SIGINT,
@@ -17,13 +17,7 @@ use testkit::worker::{self, Worker};
 async fn a_worker_whose_stderr_closes_stops_on_sigint() {
     let _st = shared().await;
     let app = App::new("clih-stderr").await;
-    let c = worker::command(
-        stack(),
-        &app.bucket,
-        &app.app_id,
-        None,
-        &["--interval", "0.5"],
-    );
+    let c = app.worker_command(None, &["--interval", "0.5"]);
     let mut w = Worker::spawn(
         "stderr-closes",
         under_bash(&c, "exec \"$@\" 2> >(sed '/\"event\":\"ready\"/q' >&2)"),
@@ -49,13 +43,7 @@ async fn a_worker_whose_stderr_closes_stops_on_sigint() {
 async fn a_worker_with_a_tally_and_a_closed_stdout_counts_on() {
     let _st = shared().await;
     let app = App::new("clih-tally").await;
-    let c = worker::command(
-        stack(),
-        &app.bucket,
-        &app.app_id,
-        None,
-        &["--interval", "0.5", "--tally", "3"],
-    );
+    let c = app.worker_command(None, &["--interval", "0.5", "--tally", "3"]);
     let mut w = Worker::spawn("tally", under_bash(&c, "exec \"$@\" > >(true)"));
     w.wait_ready(Duration::from_secs(60)).await;
     let files = [("a.txt", &b"one two two\n"[..]), ("b.txt", b"three\n")];
@@ -142,6 +130,11 @@ async fn no_subcommand_panics_on_closed_streams_or_extreme_flags() {
     let f = s(&f).to_string();
     let max = u64::MAX.to_string();
     let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Case>();
+    // consume of the whole topic, and `extra`
+    let all = |extra: &[&str]| {
+        let head = ["consume", "-t", &topic, "--from-beginning", "-e"];
+        v(&[&head[..], extra].concat())
+    };
     let cases: Vec<Case> = vec![
         v(&["count-local", &f]),
         v(&[
@@ -189,29 +182,9 @@ async fn no_subcommand_panics_on_closed_streams_or_extreme_flags() {
             &max,
             &f,
         ]),
-        v(&["consume", "-t", &topic, "--from-beginning", "-e"]),
-        v(&[
-            "consume",
-            "-t",
-            &topic,
-            "--from-beginning",
-            "-e",
-            "-o",
-            "table",
-            "--top",
-            &max,
-        ]),
-        v(&[
-            "consume",
-            "-t",
-            &topic,
-            "--from-beginning",
-            "-e",
-            "--max-messages",
-            &max,
-            "-o",
-            "json",
-        ]),
+        all(&[]),
+        all(&["-o", "table", "--top", &max]),
+        all(&["--max-messages", &max, "-o", "json"]),
         v(&["consume", "--connect-timeout", &max]),
         v(&["completions", "bash"]),
         v(&["completions", "zsh", "--write-dir", "/nonexistent"]),
@@ -245,10 +218,7 @@ async fn no_subcommand_panics_on_closed_streams_or_extreme_flags() {
     for redir in streams {
         let app = App::new("clih-matrix-w").await;
         app.put("m.txt", b"one two two\n".to_vec()).await;
-        let w = worker::command(
-            &st,
-            &app.bucket,
-            &app.app_id,
+        let w = app.worker_command(
             None,
             &[
                 "--interval",
