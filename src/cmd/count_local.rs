@@ -344,9 +344,9 @@ fn read_inputs(
                             tracing::info!(
                                 "{}: {}, {} bytes, {} bytes of text, {} words{}",
                                 output::escape(&input.name()),
-                                c.format,
+                                c.record.format,
                                 c.input_bytes,
-                                c.text_bytes,
+                                c.record.text_bytes,
                                 c.counts.words,
                                 members_note(&c)
                             );
@@ -489,10 +489,10 @@ fn sniff(
 
 /// `, N members` for archives (`-v`).
 fn members_note(c: &format::Counted) -> String {
-    if c.member_count == 0 {
+    if c.record.member_count == 0 {
         return String::new();
     }
-    format!(", {} members", c.member_count)
+    format!(", {} members", c.record.member_count)
 }
 
 /// Opens an input for reading.

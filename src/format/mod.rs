@@ -24,7 +24,7 @@ pub mod sink;
 pub mod tar;
 
 pub use detect::{detect, Hints, Kind, SNIFF_BYTES};
-pub use sink::{Counted, Member};
+pub use sink::{Counted, Member, Record};
 
 use anyhow::{bail, Result};
 use std::io::Read;

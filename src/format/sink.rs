@@ -28,22 +28,50 @@ pub struct Member {
     pub words: u64,
 }
 
+/// What the ledger's `counted` record says of an object's format (fields
+/// flattened into the record; absent in records older than them).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// Format chain, e.g. `text`, `gzip+tar`, `xml` (empty in older
+    /// records: text).
+    #[serde(default)]
+    pub format: String,
+    /// Bytes of text counted (the input's size for plain text).
+    #[serde(default)]
+    pub text_bytes: u64,
+    /// Tar members (documents with a name), the first
+    /// [`MAX_LISTED_MEMBERS`] of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<Member>,
+    /// Tar members counted (all of them, listed or not).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub member_count: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl Record {
+    /// The record of plain text of `bytes` bytes.
+    pub fn text(bytes: u64) -> Record {
+        Record {
+            format: super::Kind::Text.name().into(),
+            text_bytes: bytes,
+            ..Record::default()
+        }
+    }
+}
+
 /// The result of counting an input.
 #[derive(Debug)]
 pub struct Counted {
     /// The counts of all its documents.
     pub counts: WordCounts,
-    /// Format chain, e.g. `gzip+tar`.
-    pub format: String,
-    /// Bytes of text counted.
-    pub text_bytes: u64,
+    /// Its format, text bytes, members.
+    pub record: Record,
     /// Bytes of the input read.
     pub input_bytes: u64,
-    /// Tar members (documents with a name), the first
-    /// [`MAX_LISTED_MEMBERS`] of them.
-    pub members: Vec<Member>,
-    /// Documents with a name (all tar members counted).
-    pub member_count: u64,
 }
 
 /// A [`Sink`] counting every document with its own counter.
@@ -74,11 +102,13 @@ impl DocCounter {
         self.end();
         Counted {
             counts: self.total,
-            format,
+            record: Record {
+                format,
+                text_bytes: self.text_bytes,
+                members: self.members,
+                member_count: self.member_count,
+            },
             input_bytes,
-            text_bytes: self.text_bytes,
-            members: self.members,
-            member_count: self.member_count,
         }
     }
 }

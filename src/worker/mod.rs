@@ -76,6 +76,8 @@ pub struct Settings {
     pub interval: Duration,
     /// Counting options.
     pub count: Options,
+    /// Format detection and its limits (issue 16).
+    pub formats: crate::format::Config,
     /// Changelog wire format.
     pub serde: Serde,
     /// This worker's id (names its transactional id).
@@ -586,6 +588,7 @@ impl Worker {
                     self.settings.s3.bucket.clone(),
                     job.object_key.clone(),
                     self.settings.count,
+                    self.settings.formats,
                     Arc::clone(&self.stop),
                 );
                 async move {
