@@ -473,12 +473,15 @@ fn useful_threads(threads: usize, inputs: &[(Input, u64)]) -> usize {
     threads.min(batches).max(1)
 }
 
+/// The first bytes of an input, read to detect its format.
+type Prefix = Vec<u8>;
+
 /// With `auto`, reads the first bytes of an input to detect its format.
 fn sniff(
     input: &Input,
     mut reader: Box<dyn Read>,
     mode: format::Mode,
-) -> Result<(Box<dyn Read>, Option<Vec<u8>>)> {
+) -> Result<(Box<dyn Read>, Option<Prefix>)> {
     if mode == format::Mode::Text {
         return Ok((reader, None));
     }

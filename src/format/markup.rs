@@ -142,10 +142,8 @@ fn xml(reader: impl BufRead, sink: &mut dyn super::Sink) -> std::io::Result<()> 
                     sink.text(b"\n");
                 }
             }
-            Event::Empty(e) => {
-                if skip == 0 && !is_inline(local(e.name().into_inner())) {
-                    sink.text(b"\n");
-                }
+            Event::Empty(e) if skip == 0 && !is_inline(local(e.name().into_inner())) => {
+                sink.text(b"\n");
             }
             Event::Text(t) if skip == 0 => sink.text(&t),
             Event::CData(t) if skip == 0 => sink.text(&t),

@@ -109,7 +109,7 @@ fn compressed_and_archived_texts_count_as_the_plain_texts() {
     let members = write(&d, "joined.txt.gz", &[fmt::gzip(a), fmt::gzip(b)].concat());
     assert_same(
         "concatenated gzip members",
-        &count_local(&[members.clone()]),
+        &count_local(std::slice::from_ref(&members)),
         &count_local(&[whole]),
     );
 
