@@ -125,6 +125,23 @@ pub struct Status {
     /// Words over 64 KiB skipped in the objects counted.
     #[serde(default)]
     pub skipped_tokens: u64,
+    /// Event notices (`--events`) the lister's discovery took in.
+    #[serde(default)]
+    pub notices: Notices,
+}
+
+/// Event notices (`--events`) taken in by the lister's discovery (since it
+/// became the lister).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notices {
+    /// Created notices of the bucket and prefix.
+    pub created: u64,
+    /// Of those, objects found (not known before).
+    pub found: u64,
+    /// Removed notices of the bucket and prefix.
+    pub removed: u64,
+    /// Notices of another bucket or outside the prefix.
+    pub ignored: u64,
 }
 
 impl Event {
@@ -249,7 +266,7 @@ impl fmt::Display for Event {
             Event::Resync => f.write_str("resynchronising with the committed state"),
             Event::Status(s) => write!(
                 f,
-                "status: {} objects counted, {} failed, {} bytes, {} words{}, {} transactions ({} aborted); ledger {:?} repartition {:?}{}; table {} words; state ~{} MiB ({} done, {} known objects){}; {} list calls",
+                "status: {} objects counted, {} failed, {} bytes, {} words{}, {} transactions ({} aborted); ledger {:?} repartition {:?}{}; table {} words; state ~{} MiB ({} done, {} known objects){}; {} list calls{}",
                 s.objects,
                 s.failed,
                 s.bytes,
@@ -273,6 +290,13 @@ impl fmt::Display for Event {
                     String::new()
                 },
                 s.list_calls,
+                match s.notices {
+                    Notices { created: 0, removed: 0, ignored: 0, .. } => String::new(),
+                    n => format!(
+                        "; events: {} created ({} new), {} removed, {} ignored",
+                        n.created, n.found, n.removed, n.ignored
+                    ),
+                },
             ),
             Event::Stopping { static_member: true } => f.write_str(
                 "stopping (static member: partitions stay assigned to this id for the session timeout)",

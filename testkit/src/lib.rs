@@ -15,6 +15,8 @@
 //! - [`counts`]: expected word counts, from the core or `count-local`;
 //! - [`s3`]: S3 helpers (client, put, list, get, multipart through the binary);
 //! - [`kafka`]: Kafka helpers (configs, topic admin, reading topics back);
+//! - [`notify`]: S3 event notifications sent the way S3 sends them (to an
+//!   SQS queue of the stack's SQS server, or to a Kafka topic);
 //! - [`procfs`]: CPU seconds and memory of a process, from `/proc`;
 //! - [`proxy`]: a TCP proxy in front of S3 that a test freezes and thaws.
 
@@ -26,6 +28,7 @@ pub mod events;
 pub mod group;
 pub mod kafka;
 pub mod names;
+pub mod notify;
 pub mod procfs;
 pub mod proxy;
 pub mod s3;
