@@ -346,3 +346,54 @@ async fn the_queue_going_away_mid_run_keeps_counting_through_the_listing() {
     let notifier = Notifier::new_sqs("ws-ev-queue").await;
     source_goes_away(notifier, "ws-ev-saway").await;
 }
+
+/// The local stack's S3 server (versitygw) publishes its own bucket
+/// notifications to the topic `scripts/stack up` made for them
+/// (`WORDSTREAM_EVENTS_TOPIC`): objects with random keys are counted through
+/// them alone, nobody playing the notifier.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_stacks_s3_server_notifies_through_kafka() {
+    let _stack = shared().await;
+    let topic = testkit::stack::env_or("WORDSTREAM_EVENTS_TOPIC", "wordstream-s3-events");
+    let app = App::new("ws-ev-vgw").await;
+    let notifier = Notifier::Kafka(topic.clone());
+    let mut w = worker(
+        &app,
+        "versitygw",
+        &notifier,
+        &["--interval", "3600", "--reconcile-interval", "3600"],
+    );
+    wait_first_pass(&mut w).await;
+    let before: i64 = stack()
+        .watermarks(&topic)
+        .await
+        .iter()
+        .map(|(_, _, hi)| hi)
+        .sum();
+    let files = random_keys("", 60, 6, &mut Rng::from_clock("ws-ev-vgw"));
+    app.put_files(&files, 3).await;
+    testkit::wait::wait_for(
+        Duration::from_secs(20),
+        &format!(
+            "event notifications in {topic}: is the S3 server at {} the stack's, started by \
+             `scripts/stack up` with notifications? (scripts/stack status says; \
+             `scripts/stack down && scripts/stack up` adds them)",
+            stack().s3_endpoint
+        ),
+        || async {
+            let now: i64 = stack()
+                .watermarks(&topic)
+                .await
+                .iter()
+                .map(|(_, _, hi)| hi)
+                .sum();
+            now >= before + files.len() as i64
+        },
+    )
+    .await;
+    app.assert_exactly_once(&files, &[], DONE, &[&w]).await;
+    w.stop().await;
+    let (_, last) = w.latest_status().expect("status lines");
+    assert_eq!(last.notices.found, files.len() as u64, "{:?}", last.notices);
+    assert_eq!(last.list_calls, 1, "only events found the objects");
+}
