@@ -125,6 +125,9 @@ pub struct Status {
     /// Words over 64 KiB skipped in the objects counted.
     #[serde(default)]
     pub skipped_tokens: u64,
+    /// Estimated heap bytes of the known objects (the lister only).
+    #[serde(default)]
+    pub known_bytes: u64,
     /// Event notices (`--events`) the lister's discovery took in.
     #[serde(default)]
     pub notices: Notices,

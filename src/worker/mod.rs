@@ -113,6 +113,9 @@ const COUNT_CONCURRENCY: usize = 16;
 const PAGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause after a failed iteration before the next attempt.
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
+/// Longest wait for input of the lister's idle iterations with `--events`:
+/// events are taken at the start of each iteration.
+const EVENTS_WAIT: Duration = Duration::from_millis(20);
 /// Pause before opening an event source again after it could not be.
 const EVENTS_REOPEN: Duration = Duration::from_secs(5);
 /// Longest wait for the Kafka clients to close when stopping.
@@ -365,7 +368,11 @@ impl Worker {
             }
             _ => Duration::from_millis(200),
         }
-        .min(Duration::from_millis(200));
+        .min(if self.notices.is_some() {
+            EVENTS_WAIT // the lister takes events at the start of each iteration
+        } else {
+            Duration::from_millis(200)
+        });
         let polled = match self.group.poll_batch(epoch, first_wait)? {
             Poll::Batch(polled) => polled,
             Poll::Rejoined => {
@@ -749,6 +756,7 @@ impl Worker {
             table_bytes: memory.tables,
             done_objects: memory.done_objects,
             known_objects: memory.known_objects,
+            known_bytes: memory.known,
             state_bytes: memory.total(),
             junk_records: self.state.junk_records,
             list_calls: discover::LIST_CALLS.load(Ordering::Relaxed),

@@ -9,14 +9,22 @@
 use crate::names::unique_name;
 use crate::stack::{env_or, stack};
 use aws_sdk_sqs::Client;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use std::time::Duration;
 
 /// The stack's SQS endpoint.
 pub fn sqs_endpoint() -> String {
     env_or("AWS_ENDPOINT_URL_SQS", "http://127.0.0.1:9324")
 }
 
-/// A client of the stack's SQS server (the stack's test credentials).
+/// A client of the stack's SQS server (the stack's test credentials), one
+/// per process (a notifier answers fast, as S3's does).
 pub fn sqs_client() -> Client {
+    static CLIENT: std::sync::OnceLock<Client> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(new_sqs_client).clone()
+}
+
+fn new_sqs_client() -> Client {
     let s = stack();
     let creds =
         aws_sdk_sqs::config::Credentials::new(&s.access_key, &s.secret_key, None, None, "testkit");
@@ -165,11 +173,23 @@ impl Notifier {
                 }
             }
             Notifier::Kafka(topic) => {
-                let recs: Vec<(&[u8], &[u8])> = bodies
-                    .iter()
-                    .map(|b| (b"wordstream".as_slice(), b.as_bytes()))
-                    .collect();
-                stack().produce(topic, None, &recs).await;
+                // one producer per process, as an S3 server keeps its own
+                static PRODUCER: std::sync::OnceLock<FutureProducer> = std::sync::OnceLock::new();
+                let p = PRODUCER.get_or_init(|| {
+                    stack()
+                        .producer_config()
+                        .set("linger.ms", "0")
+                        .create()
+                        .expect("producer")
+                });
+                for b in bodies {
+                    let r = FutureRecord::to(topic)
+                        .key("wordstream")
+                        .payload(b.as_str());
+                    p.send(r, Duration::from_secs(30))
+                        .await
+                        .unwrap_or_else(|(e, _)| panic!("producing to {topic}: {e}"));
+                }
             }
         }
     }
