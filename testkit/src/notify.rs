@@ -17,11 +17,15 @@ pub fn sqs_endpoint() -> String {
     env_or("AWS_ENDPOINT_URL_SQS", "http://127.0.0.1:9324")
 }
 
-/// A client of the stack's SQS server (the stack's test credentials), one
-/// per process (a notifier answers fast, as S3's does).
+/// A client of the stack's SQS server (the stack's test credentials), kept
+/// per thread (a notifier answers fast, as S3's does; a client's connections
+/// belong to the runtime of the thread that made them, and each test has
+/// its own runtime and threads).
 pub fn sqs_client() -> Client {
-    static CLIENT: std::sync::OnceLock<Client> = std::sync::OnceLock::new();
-    CLIENT.get_or_init(new_sqs_client).clone()
+    thread_local! {
+        static CLIENT: std::cell::OnceCell<Client> = const { std::cell::OnceCell::new() };
+    }
+    CLIENT.with(|c| c.get_or_init(new_sqs_client).clone())
 }
 
 fn new_sqs_client() -> Client {
