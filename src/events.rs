@@ -64,6 +64,12 @@ pub enum Event {
         distinct: u64,
         invalid_bytes: u64,
         ms: u64,
+        /// Detected format chain (`text`, `gzip+tar`, `xml`…).
+        #[serde(default)]
+        format: String,
+        /// Bytes of text counted.
+        #[serde(default)]
+        text_bytes: u64,
     },
     /// One object could not be counted (recorded as `failed` in the ledger).
     ObjectFailed { key: String, reason: String },
@@ -243,9 +249,11 @@ impl fmt::Display for Event {
                 distinct,
                 invalid_bytes,
                 ms,
+                format,
+                text_bytes,
             } => write!(
                 f,
-                "counted {}: {bytes} bytes, {words} words, {distinct} distinct, {invalid_bytes} invalid bytes, {ms} ms",
+                "counted {} ({format}, {text_bytes} bytes of text): {bytes} bytes, {words} words, {distinct} distinct, {invalid_bytes} invalid bytes, {ms} ms",
                 escape(key)
             ),
             Event::ObjectFailed { key, reason } => {

@@ -128,6 +128,7 @@ pub fn run(args: Args) -> Result<()> {
         prefix: args.prefix,
         interval: Duration::from_secs_f64(args.interval),
         count: args.count.options(),
+        formats: args.count.formats(),
         serde: args.serde,
         worker_id,
         static_membership,

@@ -77,6 +77,8 @@ pub struct Settings {
     pub interval: Duration,
     /// Counting options.
     pub count: Options,
+    /// Format detection and its limits (issue 16).
+    pub formats: crate::format::Config,
     /// Changelog wire format.
     pub serde: Serde,
     /// This worker's id (names its transactional id).
@@ -686,6 +688,7 @@ impl Worker {
                     self.settings.s3.bucket.clone(),
                     job.object_key.clone(),
                     self.settings.count,
+                    self.settings.formats,
                     Arc::clone(&self.stop),
                 );
                 async move {

@@ -13,6 +13,8 @@
 //! - [`app`]: one test's application (bucket, app id, topics) and its checks;
 //! - [`corpus`]: the test corpus (`tests/corpus`) and generated inputs;
 //! - [`counts`]: expected word counts, from the core or `count-local`;
+//! - [`formats`]: compressed, archived, XML, HTML copies of texts, and
+//!   malicious ones (a gzip bomb, tars with path tricks);
 //! - [`s3`]: S3 helpers (client, put, list, get, multipart through the binary);
 //! - [`kafka`]: Kafka helpers (configs, topic admin, reading topics back);
 //! - [`notify`]: S3 event notifications sent the way S3 sends them (to an
@@ -25,6 +27,7 @@ pub mod cli;
 pub mod corpus;
 pub mod counts;
 pub mod events;
+pub mod formats;
 pub mod group;
 pub mod kafka;
 pub mod names;

@@ -18,6 +18,8 @@
 //!   dropped events; a deleted object; a missing source; one going away;
 //! - `long_faults`: a worker stalled in its commit, a zombie lister, long
 //!   reads, the repartition purge, junk, two buckets, rebalances;
+//! - `formats`: compressed, archived, XML, HTML objects (issue 16) count as
+//!   `count-local` counts them; bad ones fail alone;
 //! - `faust`: a real Faust app recovers its table from our changelog.
 //!
 //! Tests run on parallel threads. Each takes the stack shared
@@ -33,6 +35,7 @@ mod discovery;
 mod errors;
 mod events;
 mod faust;
+mod formats;
 mod long_faults;
 mod long_faults_s3;
 mod scaleout;
