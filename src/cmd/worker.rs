@@ -115,7 +115,7 @@ pub struct WebFlags {
     #[arg(long, value_name = "URL")]
     pub web_advertise: Option<String>,
     /// No web server (no metrics, no queries).
-    #[arg(long, conflicts_with_all = ["web_port", "web_advertise"])]
+    #[arg(long)]
     pub no_web: bool,
 }
 

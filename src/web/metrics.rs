@@ -37,6 +37,43 @@ pub const READY: &str = "wordstream_ready";
 pub const OWNED: &str = "wordstream_owned_partitions";
 pub const LISTER: &str = "wordstream_lister";
 
+/// The kinds of `wordstream_errors_total`: a failed loop iteration
+/// (Kafka, mostly; retried), a failed bucket listing, an aborted
+/// transaction, a resync of local state, an object that failed.
+pub const ERROR_KINDS: &[&str] = &[
+    "iteration",
+    "s3_list",
+    "transaction_aborted",
+    "resync",
+    "object_failed",
+];
+
+/// Every metric name (histograms by their base name).
+pub const ALL: &[&str] = &[
+    OBJECTS_COUNTED,
+    OBJECTS_FAILED,
+    OBJECTS_SKIPPED,
+    BYTES,
+    WORDS,
+    OBJECT_SECONDS,
+    COMMIT_SECONDS,
+    BATCH_OBJECTS,
+    TRANSACTIONS,
+    LAG,
+    BACKLOG,
+    TABLE_WORDS,
+    TABLE_BYTES,
+    STATE_BYTES,
+    RESTORE_SECONDS,
+    RESTORE_RECORDS,
+    LIST_CALLS,
+    REBALANCES,
+    ERRORS,
+    READY,
+    OWNED,
+    LISTER,
+];
+
 /// Totals the dashboard's chart samples (words and objects committed).
 pub static WORDS_COMMITTED: AtomicU64 = AtomicU64::new(0);
 pub static OBJECTS_COMMITTED: AtomicU64 = AtomicU64::new(0);
@@ -73,10 +110,22 @@ pub fn install() -> Result<PrometheusHandle> {
     ] {
         counter!(name).absolute(0);
     }
+    for kind in ERROR_KINDS {
+        counter!(ERRORS, "kind" => *kind).absolute(0);
+    }
     for result in ["committed", "aborted"] {
         counter!(TRANSACTIONS, "result" => result).absolute(0);
     }
-    gauge!(READY).set(0.0);
+    for name in [
+        READY,
+        TABLE_WORDS,
+        TABLE_BYTES,
+        STATE_BYTES,
+        BACKLOG,
+        LISTER,
+    ] {
+        gauge!(name).set(0.0);
+    }
     let _ = HANDLE.set(handle.clone());
     Ok(handle)
 }
@@ -168,6 +217,7 @@ pub fn observe(e: &Event) {
             error("transaction_aborted");
         }
         Event::Resync => error("resync"),
+        Event::ObjectFailed { .. } => error("object_failed"),
         Event::Restored {
             what,
             records,
@@ -216,6 +266,12 @@ pub fn error(kind: &'static str) {
 /// Whether the worker is ready (see `/ready`).
 pub fn set_ready(ready: bool) {
     gauge!(READY).set(if ready { 1.0 } else { 0.0 });
+}
+
+/// Words in the owned tables (also updated by every status line, with the
+/// estimated bytes).
+pub fn set_table_words(n: usize) {
+    gauge!(TABLE_WORDS).set(n as f64);
 }
 
 /// How many partitions of each input the worker owns.

@@ -18,7 +18,7 @@ use super::view::{ObjectAnswer, Query, TopAnswer, WordAnswer, MAX_TOP};
 use super::{error, AppState};
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query as Params, State};
+use axum::extract::{Path, Query as Params, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -301,10 +301,21 @@ pub async fn global_top(s: &AppState, n: usize, local: TopAnswer) -> serde_json:
     })
 }
 
-/// `/objects` parameters.
-#[derive(Debug, Deserialize)]
-pub struct ObjectParams {
-    key: Option<String>,
+/// The value of `name` in a raw query string, percent-decoded; an error
+/// when it is not UTF-8 (axum's `Query` would replace bad bytes silently).
+fn param(raw: Option<&str>, name: &str) -> Result<Option<String>, String> {
+    let Some(raw) = raw else { return Ok(None) };
+    for pair in raw.split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if k == name {
+            let v = v.replace('+', " ");
+            return percent_encoding::percent_decode_str(&v)
+                .decode_utf8()
+                .map(|v| Some(v.into_owned()))
+                .map_err(|_| format!("{name} is not valid UTF-8"));
+        }
+    }
+    Ok(None)
 }
 
 /// `/objects?key=…` (an object key of the bucket, or `s3://bucket/key`):
@@ -314,12 +325,12 @@ pub async fn object(
     State(s): State<AppState>,
     headers: HeaderMap,
     uri: Uri,
-    params: Result<Params<ObjectParams>, QueryRejection>,
+    RawQuery(raw): RawQuery,
 ) -> Response {
-    let key = match params {
-        Ok(Params(ObjectParams { key: Some(k) })) if !k.is_empty() => k,
+    let key = match param(raw.as_deref(), "key") {
+        Ok(Some(k)) if !k.is_empty() => k,
         Ok(_) => return error(StatusCode::BAD_REQUEST, "missing ?key="),
-        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("bad query: {e}")),
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e),
     };
     let key = if key.starts_with("s3://") {
         key

@@ -179,6 +179,7 @@ impl Served {
         s.repartition_offsets = rep;
         s.ledger_offsets = led;
         metrics::set_owned(s.repartition.len(), s.ledger.len());
+        metrics::set_table_words(state.table_words());
         metrics::set_ready(ready);
     }
 

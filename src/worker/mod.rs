@@ -424,6 +424,9 @@ impl Worker {
             reconcile: self.settings.reconcile_interval,
             page_size: self.settings.list_page_size,
         };
+        if !owned.is_empty() {
+            failpoint::hit("restore.slow"); // a test's long restore
+        }
         self.state.align(&restore, &owned, &committed)?;
         self.purge.retain(|p| owned.repartition.contains(&p));
         if self.state.discovery.is_some() {

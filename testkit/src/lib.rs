@@ -16,7 +16,8 @@
 //! - [`s3`]: S3 helpers (client, put, list, get, multipart through the binary);
 //! - [`kafka`]: Kafka helpers (configs, topic admin, reading topics back);
 //! - [`procfs`]: CPU seconds and memory of a process, from `/proc`;
-//! - [`proxy`]: a TCP proxy in front of S3 that a test freezes and thaws.
+//! - [`proxy`]: a TCP proxy in front of S3 that a test freezes and thaws;
+//! - [`web`]: the worker's web server: its address, raw GETs, `/metrics` parsed.
 
 pub mod app;
 pub mod cli;
@@ -31,6 +32,7 @@ pub mod proxy;
 pub mod s3;
 pub mod stack;
 pub mod wait;
+pub mod web;
 pub mod worker;
 
 use std::path::{Path, PathBuf};

@@ -15,7 +15,9 @@
 //!   kill;
 //! - `long_faults`: a worker stalled in its commit, a zombie lister, long
 //!   reads, the repartition purge, junk, two buckets, rebalances;
-//! - `faust`: a real Faust app recovers its table from our changelog.
+//! - `faust`: a real Faust app recovers its table from our changelog;
+//! - `web`: the worker's web server (metrics against the ledger, queries
+//!   from three workers, bad requests, the dashboard in headless Chromium).
 //!
 //! Tests run on parallel threads. Each takes the stack shared
 //! (`testkit::stack::shared`); those that disturb it for everybody (a
@@ -35,5 +37,6 @@ mod scaleout;
 mod security;
 mod stack_smoke;
 mod upload;
+mod web;
 mod worker;
 mod worker_faults;
