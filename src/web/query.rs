@@ -82,12 +82,18 @@ async fn ask<T>(s: &AppState, q: impl FnOnce(oneshot::Sender<T>) -> Query) -> Re
 /// Sends `uri`'s path and query to `member`; its answer as is.
 async fn forward(s: &AppState, member: &Member, uri: &Uri) -> Response {
     match fetch(s, member, uri.path_and_query().map_or("/", |p| p.as_str())).await {
-        Ok((status, body)) => (
-            status,
-            [(header::CONTENT_TYPE, "application/json")],
-            Body::from(body),
-        )
-            .into_response(),
+        Ok((status, retry, body)) => {
+            let mut r = (
+                status,
+                [(header::CONTENT_TYPE, "application/json")],
+                Body::from(body),
+            )
+                .into_response();
+            if let Some(v) = retry {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            r
+        }
         Err(e) => error(
             StatusCode::BAD_GATEWAY,
             &format!(
@@ -98,8 +104,11 @@ async fn forward(s: &AppState, member: &Member, uri: &Uri) -> Response {
     }
 }
 
+/// An answer of another worker: status, `Retry-After`, body.
+type Fetched = (StatusCode, Option<HeaderValue>, Bytes);
+
 /// GET `path` from `member`, marked as forwarded.
-async fn fetch(s: &AppState, member: &Member, path: &str) -> Result<(StatusCode, Bytes), String> {
+async fn fetch(s: &AppState, member: &Member, path: &str) -> Result<Fetched, String> {
     let uri: Uri = format!("{}{path}", member.url)
         .parse()
         .map_err(|e| format!("bad URL: {e}"))?;
@@ -110,13 +119,14 @@ async fn fetch(s: &AppState, member: &Member, path: &str) -> Result<(StatusCode,
     let work = async {
         let resp = s.client.request(req).await.map_err(|e| e.to_string())?;
         let status = resp.status();
+        let retry = resp.headers().get(header::RETRY_AFTER).cloned();
         let body = resp
             .into_body()
             .collect()
             .await
             .map_err(|e| e.to_string())?
             .to_bytes();
-        Ok((status, body))
+        Ok((status, retry, body))
     };
     tokio::time::timeout(FORWARD_TIMEOUT, work)
         .await
@@ -270,7 +280,7 @@ pub async fn global_top(s: &AppState, n: usize, local: TopAnswer) -> serde_json:
     let mut lists = vec![local];
     let mut failed = Vec::new();
     for (m, r) in others.iter().zip(asked) {
-        match r.map(|(st, body)| (st, serde_json::from_slice::<TopAnswer>(&body))) {
+        match r.map(|(st, _, body)| (st, serde_json::from_slice::<TopAnswer>(&body))) {
             Ok((StatusCode::OK, Ok(t))) => lists.push(t),
             _ => failed.push(m.worker.clone()),
         }

@@ -232,12 +232,14 @@ async fn table_and_top_from_each_of_three_workers() {
             .unwrap_or_default(),
         _ => unreachable!(),
     };
-    if let Some(word) = words.iter().find(|w| {
-        taken.contains(&wordstream::kafka::partition_for(
-            &wordstream::wire::Serde::Faust.key(w),
-            8,
-        ))
-    }) {
+    let word = words
+        .iter()
+        .find(|w| {
+            let key = wordstream::wire::Serde::Faust.key(w);
+            taken.contains(&wordstream::kafka::partition_for(&key, 8))
+        })
+        .expect("a word of a partition w4 takes");
+    {
         for a in addrs.iter().chain([&a4]) {
             let r = get(a, &format!("/table/word_counts/{}", web::encode(word))).await;
             assert_eq!(r.status, 503, "{a} {word} while w4 restores: {}", r.text());
@@ -247,6 +249,7 @@ async fn table_and_top_from_each_of_three_workers() {
                 why.contains("restoring") || why.contains("rebalancing"),
                 "{why}"
             );
+            eprintln!("{a} while w4 restores: 503 {why}");
         }
     }
     w4.wait_ready(testkit::worker::READY).await;
