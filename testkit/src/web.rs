@@ -221,3 +221,48 @@ pub async fn wait_lag_zero(addr: &str) {
     )
     .await;
 }
+
+/// The headless browser: `WORDSTREAM_CHROMIUM`, else `chromium` or
+/// `chromium-browser` on PATH (Debian's `chromium`, installed by
+/// `scripts/deps`).
+pub fn chromium() -> Option<std::path::PathBuf> {
+    if let Ok(p) = std::env::var("WORDSTREAM_CHROMIUM") {
+        return Some(p.into());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|d| [d.join("chromium"), d.join("chromium-browser")])
+        .find(|p| p.is_file())
+}
+
+/// Runs headless Chromium on `url` with `args` (`--dump-dom`,
+/// `--screenshot=…`), letting the page run its scripts for `budget_ms` of
+/// virtual time; its stdout.
+pub fn chromium_run(url: &str, budget_ms: u64, args: &[&str]) -> String {
+    let bin = chromium().expect("chromium not found: run scripts/deps (Debian package chromium)");
+    let profile = tempfile::tempdir().expect("a profile folder");
+    let out = std::process::Command::new(&bin)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--hide-scrollbars",
+            "--window-size=1280,900",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--virtual-time-budget={budget_ms}"))
+        .args(args)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
+    assert!(
+        out.status.success(),
+        "{} failed: {}\n{}",
+        bin.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -386,3 +386,74 @@ async fn bad_requests_and_slow_clients() {
     w.assert_running();
     w.stop().await;
 }
+
+/// The dashboard in headless Chromium during a run: the page renders the
+/// top words (the expected first one at the top) and a chart of at least
+/// two samples with a non-zero rate; the screenshot is saved as
+/// `target/artifacts/dashboard.png`.
+#[tokio::test(flavor = "multi_thread")]
+async fn dashboard_in_headless_chromium() {
+    let _stack = shared().await;
+    let (app, mut w) = App::with_worker("ws-web-dash", "web-dash-1", &[]).await;
+    let addr = web::addr(&mut w).await;
+    let files = papers(70, 30);
+    let paths: Vec<_> = files.iter().map(|(_, p)| p.clone()).collect();
+    let want = count_local(&paths);
+    let upload = app.upload_gradually(files.clone(), 3, Duration::from_millis(700));
+    // Loaded while the worker counts (the page polls every 2 s).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let url = format!("http://{addr}/");
+    let during = {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || web::chromium_run(&url, 5000, &["--dump-dom"]))
+            .await
+            .unwrap()
+    };
+    assert!(during.contains("data-loaded=\"1\""), "{during}");
+    upload.await.expect("uploads");
+    app.assert_exactly_once(&files, &[], DONE, &[&w]).await;
+    tokio::time::sleep(Duration::from_secs(3)).await; // a few more samples
+    let api = get(&addr, "/api/dashboard").await.json();
+    let series = api["series"].as_array().expect("series");
+    assert!(series.len() >= 2, "{api}");
+    assert!(
+        series.iter().any(|s| s["words"].as_f64() > Some(0.0)),
+        "a non-zero words/s in {api}"
+    );
+    let (dom, shot) = tokio::task::spawn_blocking(move || {
+        let dom = web::chromium_run(&url, 5000, &["--dump-dom"]);
+        let dir = testkit::repo().join("target/artifacts");
+        std::fs::create_dir_all(&dir).expect("artifacts folder");
+        let shot = dir.join("dashboard.png");
+        let _ = std::fs::remove_file(&shot);
+        web::chromium_run(&url, 5000, &[&format!("--screenshot={}", shot.display())]);
+        (dom, shot)
+    })
+    .await
+    .unwrap();
+    let first = &expected_top(&want, 1)[0];
+    let row = format!("<td>1</td><td>{}</td>", first.0);
+    assert!(
+        dom.contains(&row),
+        "top word {first:?} not rendered first:\n{dom}"
+    );
+    let points = dom
+        .split("data-points=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(0);
+    assert!(points >= 2, "the chart has {points} points:\n{dom}");
+    let png = std::fs::read(&shot).expect("a screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{} bytes",
+        png.len()
+    );
+    eprintln!(
+        "screenshot: {} ({} bytes), chart of {points} points",
+        shot.display(),
+        png.len()
+    );
+    w.stop().await;
+}
