@@ -123,6 +123,17 @@ async fn metrics_scraped_during_a_run_match_the_ledger() {
     for name in m::ALL {
         assert!(names.contains(*name), "{name} not exported: {names:?}");
     }
+    // The Grafana dashboard uses only what a scrape shows (a histogram's
+    // `_bucket` series are under its base name in the parser).
+    let grafana = testkit::repo().join("deploy/grafana-dashboard.json");
+    let exprs = web::grafana_exprs(&grafana);
+    assert!(exprs.len() >= 15, "{exprs:?}");
+    for e in &exprs {
+        for name in web::metric_names_in(e) {
+            let base = name.strip_suffix("_bucket").unwrap_or(&name);
+            assert!(names.contains(base), "{name} of `{e}` is not exported");
+        }
+    }
     // The lag series come with the members heartbeat.
     web::wait_lag_zero(&addr).await;
 
