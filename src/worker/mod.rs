@@ -105,6 +105,8 @@ pub struct Settings {
     pub list_page_size: Option<i32>,
     /// Event notifications to read (`--events`), next to the listing.
     pub events: Option<notify::Spec>,
+    /// The web server (`None`: `--no-web`).
+    pub web: Option<crate::web::WebSettings>,
 }
 
 /// Objects read and counted at the same time (small objects are bound by
@@ -189,6 +191,8 @@ pub struct Worker {
     /// When an event source that could not be opened is tried again.
     notices_retry: Option<Instant>,
     events_warnings: Throttle,
+    /// The web server's view of this worker (see [`crate::web`]).
+    web: Option<crate::web::Web>,
 }
 
 impl Worker {
@@ -248,6 +252,23 @@ impl Worker {
             },
             topics.clone(),
         )?;
+        let web = match &settings.web {
+            Some(w) => Some(crate::web::start(
+                w,
+                crate::web::Pipeline {
+                    kafka: &settings.kafka,
+                    topics: &topics,
+                    worker_id: &settings.worker_id,
+                    serde: settings.serde,
+                    partitions,
+                    ledger_partitions,
+                    replication: settings.replication,
+                    bucket: &settings.s3.bucket,
+                },
+                &rt,
+            )?),
+            None => None,
+        };
         Event::Joining {
             worker: settings.worker_id.clone(),
             group: settings.kafka.app_id.clone(),
@@ -276,6 +297,7 @@ impl Worker {
             notices: None,
             notices_retry: None,
             events_warnings: Throttle::new(Duration::from_secs(10)),
+            web,
             settings,
             topics,
         })
@@ -304,6 +326,7 @@ impl Worker {
                 }
                 if !self.stopping() {
                     self.kafka_warnings.warn(format_args!("{e:#} (retrying)"));
+                    crate::web::metrics::error("iteration");
                 }
                 self.resync = true;
                 let stop = Arc::clone(&self.stop);
@@ -328,6 +351,9 @@ impl Worker {
         .emit();
         self.group.leave();
         self.status();
+        if let Some(w) = self.web.as_mut() {
+            w.stop();
+        }
         Ok(())
     }
 
@@ -352,13 +378,23 @@ impl Worker {
     fn iteration(&mut self) -> Result<()> {
         self.txn.ensure()?;
         let epoch = self.group.epoch();
+        if self.resync || epoch != self.seen_epoch {
+            if let Some(w) = self.web.as_mut() {
+                w.served.restoring();
+            }
+        }
         if self.resync {
             self.rewind()?;
             self.resync = false;
             self.seen_epoch = epoch;
+            self.publish_web();
         } else if epoch != self.seen_epoch {
             self.align()?;
             self.seen_epoch = epoch;
+            self.publish_web();
+        }
+        if let Some(w) = self.web.as_mut() {
+            w.served.serve(&self.state);
         }
         self.purge.maybe_purge(&self.rt, &self.settings.kafka);
         let Some(listed) = self.list() else {
@@ -415,6 +451,9 @@ impl Worker {
             reconcile: self.settings.reconcile_interval,
             page_size: self.settings.list_page_size,
         };
+        if !owned.is_empty() {
+            failpoint::hit("restore.slow"); // a test's long restore
+        }
         self.state.align(&restore, &owned, &committed)?;
         self.purge.retain(|p| owned.repartition.contains(&p));
         if self.state.discovery.is_some() {
@@ -539,6 +578,7 @@ impl Worker {
         let mut listed = self.rt.block_on(listing)?;
         if let Some(e) = listed.error.take() {
             self.s3_warnings.warn(format_args!("{e:#} (retrying)"));
+            crate::web::metrics::error("s3_list");
         }
         Some(listed)
     }
@@ -557,6 +597,7 @@ impl Worker {
         for why in &plan.skipped {
             tracing::warn!("{}; skipped", crate::output::escape(why));
         }
+        crate::web::metrics::skipped(plan.skipped.len());
         if let Some(key) = &plan.foreign {
             self.abandon(listed);
             return Err(state::foreign_bucket(
@@ -623,6 +664,12 @@ impl Worker {
                 }
                 .emit();
                 self.ack(std::mem::take(&mut listed.ack));
+                crate::web::metrics::committed(
+                    settled.counted,
+                    settled.failed,
+                    settled.bytes,
+                    settled.delta.words,
+                );
                 self.stats.transactions += 1;
                 self.stats.objects += settled.counted;
                 self.stats.failed += settled.failed;
@@ -651,6 +698,7 @@ impl Worker {
                 if changed {
                     self.print_tally();
                 }
+                self.publish_web();
                 Ok(())
             }
             Err(e) => {
@@ -700,6 +748,7 @@ impl Worker {
             .collect();
         let (done, outcomes) = std::sync::mpsc::channel();
         let spawner = handle.clone();
+        let (state, mut web) = (&self.state, self.web.as_mut());
         handle.spawn(async move {
             let all: Vec<Outcome> =
                 futures::stream::iter(tasks.into_iter().map(|t| spawner.spawn(t)))
@@ -711,15 +760,27 @@ impl Worker {
                     .await;
             let _ = done.send(all);
         });
-        self.group
-            .serve_while(|wait| match outcomes.recv_timeout(wait) {
+        self.group.serve_while(|wait| {
+            if let Some(w) = web.as_mut() {
+                w.served.serve(state);
+            }
+            match outcomes.recv_timeout(wait) {
                 Ok(all) => Some(all),
                 Err(RecvTimeoutError::Timeout) => None,
                 // The counting task is gone: nothing of the batch commits.
                 Err(RecvTimeoutError::Disconnected) => {
                     Some(jobs.iter().map(|_| Outcome::Interrupted).collect())
                 }
-            })
+            }
+        })
+    }
+
+    /// Hands the state's summary to the web server (after an alignment or
+    /// a commit).
+    fn publish_web(&mut self) {
+        if let Some(w) = self.web.as_mut() {
+            w.served.publish(&self.state, self.ready);
+        }
     }
 
     /// Forgets an uncommitted batch's discoveries.

@@ -20,7 +20,9 @@
 //!   reads, the repartition purge, junk, two buckets, rebalances;
 //! - `formats`: compressed, archived, XML, HTML objects (issue 16) count as
 //!   `count-local` counts them; bad ones fail alone;
-//! - `faust`: a real Faust app recovers its table from our changelog.
+//! - `faust`: a real Faust app recovers its table from our changelog;
+//! - `web`: the worker's web server (metrics against the ledger, queries
+//!   from three workers, bad requests, the dashboard in headless Chromium).
 //!
 //! Tests run on parallel threads. Each takes the stack shared
 //! (`testkit::stack::shared`); those that disturb it for everybody (a
@@ -42,5 +44,6 @@ mod scaleout;
 mod security;
 mod stack_smoke;
 mod upload;
+mod web;
 mod worker;
 mod worker_faults;
