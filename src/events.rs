@@ -64,6 +64,12 @@ pub enum Event {
         distinct: u64,
         invalid_bytes: u64,
         ms: u64,
+        /// Detected format chain (`text`, `gzip+tar`, `xml`…).
+        #[serde(default)]
+        format: String,
+        /// Bytes of text counted.
+        #[serde(default)]
+        text_bytes: u64,
     },
     /// One object could not be counted (recorded as `failed` in the ledger).
     ObjectFailed { key: String, reason: String },
@@ -85,6 +91,13 @@ pub enum Event {
     Status(Status),
     /// The worker stops.
     Stopping { static_member: bool },
+    /// The web server listens (`--web-port`; 0 picks a free port).
+    WebListening {
+        /// The bound address (`127.0.0.1:6066`).
+        addr: String,
+        /// The URL other workers reach it at.
+        url: String,
+    },
 }
 
 /// The status line's figures.
@@ -165,12 +178,14 @@ impl Event {
             Event::Resync => "resync",
             Event::Status(_) => "status",
             Event::Stopping { .. } => "stopping",
+            Event::WebListening { .. } => "web_listening",
         }
     }
 
     /// Emits the event through `tracing` (warn level for failures, debug for
     /// per-batch detail, info otherwise).
     pub fn emit(self) {
+        crate::web::metrics::observe(&self);
         let json = serde_json::to_string(&self).unwrap_or_default();
         match self {
             Event::ObjectFailed { .. } | Event::BatchAborted { .. } => {
@@ -243,9 +258,11 @@ impl fmt::Display for Event {
                 distinct,
                 invalid_bytes,
                 ms,
+                format,
+                text_bytes,
             } => write!(
                 f,
-                "counted {}: {bytes} bytes, {words} words, {distinct} distinct, {invalid_bytes} invalid bytes, {ms} ms",
+                "counted {} ({format}, {text_bytes} bytes of text): {bytes} bytes, {words} words, {distinct} distinct, {invalid_bytes} invalid bytes, {ms} ms",
                 escape(key)
             ),
             Event::ObjectFailed { key, reason } => {
@@ -307,6 +324,9 @@ impl fmt::Display for Event {
             Event::Stopping {
                 static_member: false,
             } => f.write_str("stopping: leaving the group"),
+            Event::WebListening { addr, url } => {
+                write!(f, "web server on http://{addr} (advertised as {url})")
+            }
         }
     }
 }

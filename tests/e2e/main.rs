@@ -18,7 +18,11 @@
 //!   dropped events; a deleted object; a missing source; one going away;
 //! - `long_faults`: a worker stalled in its commit, a zombie lister, long
 //!   reads, the repartition purge, junk, two buckets, rebalances;
-//! - `faust`: a real Faust app recovers its table from our changelog.
+//! - `formats`: compressed, archived, XML, HTML objects (issue 16) count as
+//!   `count-local` counts them; bad ones fail alone;
+//! - `faust`: a real Faust app recovers its table from our changelog;
+//! - `web`: the worker's web server (metrics against the ledger, queries
+//!   from three workers, bad requests, the dashboard in headless Chromium).
 //!
 //! Tests run on parallel threads. Each takes the stack shared
 //! (`testkit::stack::shared`); those that disturb it for everybody (a
@@ -33,11 +37,13 @@ mod discovery;
 mod errors;
 mod events;
 mod faust;
+mod formats;
 mod long_faults;
 mod long_faults_s3;
 mod scaleout;
 mod security;
 mod stack_smoke;
 mod upload;
+mod web;
 mod worker;
 mod worker_faults;
