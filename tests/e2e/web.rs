@@ -466,5 +466,21 @@ async fn dashboard_in_headless_chromium() {
         shot.display(),
         png.len()
     );
+
+    // The same numbers in a terminal: `wordstream top --once`.
+    let url = format!("http://{addr}");
+    let frame = testkit::cli::run(testkit::cli::offline_cmd(&[
+        "top", "--once", "-n", "5", "--url", &url,
+    ]))
+    .await
+    .ok()
+    .stdout;
+    eprintln!("{frame}");
+    assert!(frame.contains("served by web-dash-1"), "{frame}");
+    let first_row = frame
+        .lines()
+        .find(|l| l.contains(&format!(" {} ", first.0)))
+        .unwrap_or_else(|| panic!("{} not in:\n{frame}", first.0));
+    assert!(first_row.contains(&first.1.to_string()), "{first_row}");
     w.stop().await;
 }
