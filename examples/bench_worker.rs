@@ -293,7 +293,7 @@ async fn worker_of(o: &Opts, bucket: &str, app_id: &str, flags: &[&str]) -> Work
     w
 }
 
-/// One round of 4.: a fresh app counts the whole bucket; (words/s, worker
+/// One round of part 4: a fresh app counts the whole bucket; (words/s, worker
 /// CPU-seconds, scrapes) from the worker's ready to the final totals.
 async fn web_round(o: &Opts, bucket: &str, want: &Counts, web: bool) -> (f64, f64, usize) {
     let app_id = unique_name(if web { "bench-web-on" } else { "bench-web-off" });
@@ -339,8 +339,9 @@ async fn web_round(o: &Opts, bucket: &str, want: &Counts, web: bool) -> (f64, f6
     (want.values().sum::<i64>() as f64 / secs, cpu, scrapes)
 }
 
-/// 4. Counting throughput with the web server scraped every second, against
-/// a worker without it (`--no-web`), alternating rounds on the same objects.
+/// Part 4: counting throughput with the web server scraped every second,
+/// against a worker without it (`--no-web`), alternating rounds on the same
+/// objects.
 async fn bench_web(o: &Opts, rounds: usize) {
     let files = corpus::objects(&["papers"]);
     let mut want = Counts::new();
