@@ -152,51 +152,59 @@ pub async fn word(
         );
     }
     let p = crate::kafka::partition_for(&s.serde.key(&word), s.partitions);
-    let snap = s.shared.snapshot();
-    if snap.repartition.contains(&p) {
-        if snap.restoring || !snap.ready {
-            return unavailable(format!("partition {p} is restoring"), &snap.worker);
+    let w = word.clone();
+    let answer = local(&s, Of::Repartition, p, |reply| Query::Word {
+        word: w,
+        partition: p,
+        reply,
+    });
+    match answer.await {
+        Ok(Some(a)) if a.count == 0 => {
+            let body = serde_json::json!({
+                "error": "unknown word",
+                "word": a.word,
+                "partition": a.partition,
+                "offset": a.offset,
+                "worker": a.worker,
+            });
+            return (StatusCode::NOT_FOUND, Json(body)).into_response();
         }
-        let w = word.clone();
-        let answer: Option<WordAnswer> = match ask(&s, |reply| Query::Word {
-            word: w,
-            partition: p,
-            reply,
-        })
-        .await
-        {
-            Ok(a) => a,
-            Err(r) => return r,
-        };
-        if let Some(a) = answer {
-            if a.count == 0 {
-                return (
-                    StatusCode::NOT_FOUND,
-                    Json(serde_json::json!({
-                        "error": "unknown word",
-                        "word": a.word,
-                        "partition": a.partition,
-                        "offset": a.offset,
-                        "worker": a.worker,
-                    })),
-                )
-                    .into_response();
-            }
-            return Json(a).into_response();
-        }
+        Ok(Some(a)) => return Json::<WordAnswer>(a).into_response(),
+        Ok(None) => {}
+        Err(r) => return r,
     }
-    owner_or_503(&s, &headers, &uri, Of::Repartition, p, &snap.worker).await
+    owner_or_503(&s, &headers, &uri, Of::Repartition, p).await
+}
+
+/// The loop's answer when this worker owns partition `p` of `of`:
+/// `Ok(None)` when it does not (or no longer does), an error response
+/// while it restores or when the loop is busy.
+async fn local<T>(
+    s: &AppState,
+    of: Of,
+    p: i32,
+    q: impl FnOnce(oneshot::Sender<Option<T>>) -> Query,
+) -> Result<Option<T>, Response> {
+    let snap = s.shared.snapshot();
+    let (owned, what) = match of {
+        Of::Repartition => (&snap.repartition, "changelog"),
+        Of::Ledger => (&snap.ledger, "ledger"),
+    };
+    if !owned.contains(&p) {
+        return Ok(None);
+    }
+    if snap.restoring || !snap.ready {
+        return Err(unavailable(
+            format!("{what} partition {p} is restoring"),
+            &snap.worker,
+        ));
+    }
+    ask(s, q).await
 }
 
 /// Forwards to the owner of `p`, or says why not.
-async fn owner_or_503(
-    s: &AppState,
-    headers: &HeaderMap,
-    uri: &Uri,
-    of: Of,
-    p: i32,
-    me: &str,
-) -> Response {
+async fn owner_or_503(s: &AppState, headers: &HeaderMap, uri: &Uri, of: Of, p: i32) -> Response {
+    let me = s.members.me();
     let what = match of {
         Of::Repartition => "changelog",
         Of::Ledger => "ledger",
@@ -354,27 +362,18 @@ pub async fn object(
         );
     }
     let p = crate::kafka::partition_for(key.as_bytes(), s.ledger_partitions);
-    let snap = s.shared.snapshot();
-    if snap.ledger.contains(&p) {
-        if snap.restoring || !snap.ready {
-            return unavailable(format!("ledger partition {p} is restoring"), &snap.worker);
-        }
-        let k = key.clone();
-        let answer: Option<ObjectAnswer> = match ask(&s, |reply| Query::Object {
-            key: k,
-            partition: p,
-            reply,
-        })
-        .await
-        {
-            Ok(a) => a,
-            Err(r) => return r,
-        };
-        if let Some(a) = answer {
-            return Json(a).into_response();
-        }
+    let k = key.clone();
+    let answer = local(&s, Of::Ledger, p, |reply| Query::Object {
+        key: k,
+        partition: p,
+        reply,
+    });
+    match answer.await {
+        Ok(Some(a)) => return Json::<ObjectAnswer>(a).into_response(),
+        Ok(None) => {}
+        Err(r) => return r,
     }
-    owner_or_503(&s, &headers, &uri, Of::Ledger, p, &snap.worker).await
+    owner_or_503(&s, &headers, &uri, Of::Ledger, p).await
 }
 
 /// `/members`: the live workers as the members topic says.
