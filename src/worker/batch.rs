@@ -162,6 +162,7 @@ pub fn settle(jobs: Vec<Job>, outcomes: Vec<Outcome>, worker: &str) -> Option<Se
                 size,
                 etag,
                 elapsed,
+                text,
             } => {
                 let ms = elapsed.as_millis() as u64;
                 s.events.push(Event::ObjectCounted {
@@ -171,6 +172,8 @@ pub fn settle(jobs: Vec<Job>, outcomes: Vec<Outcome>, worker: &str) -> Option<Se
                     distinct: counts.distinct() as u64,
                     invalid_bytes: counts.invalid_bytes,
                     ms,
+                    format: text.format.clone(),
+                    text_bytes: text.text_bytes,
                 });
                 let e = Entry::Counted {
                     etag,
@@ -181,6 +184,7 @@ pub fn settle(jobs: Vec<Job>, outcomes: Vec<Outcome>, worker: &str) -> Option<Se
                     skipped_tokens: counts.skipped_tokens,
                     ms,
                     worker: worker.to_string(),
+                    text,
                 };
                 s.counted += 1;
                 s.bytes += size;
@@ -344,6 +348,7 @@ mod tests {
             skipped_tokens: 0,
             ms: 1,
             worker: "w".into(),
+            text: Default::default(),
         }
     }
 
@@ -445,6 +450,7 @@ mod tests {
                 size: 5,
                 etag: "x".into(),
                 elapsed: Duration::from_millis(3),
+                text: Default::default(),
             },
             Outcome::Failed("NoSuchKey".into()),
         ];
@@ -485,6 +491,7 @@ mod tests {
             size: text.len() as u64,
             etag: "x".into(),
             elapsed: Duration::from_millis(3),
+            text: Default::default(),
         }];
         let s = settle(vec![job("long")], outcomes, "w").unwrap();
         assert!(matches!(
