@@ -380,3 +380,24 @@ pub async fn object(
 pub async fn members(State(s): State<AppState>) -> Response {
     Json(s.members.fresh()).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::param;
+
+    #[test]
+    fn query_parameters_are_decoded_strictly() {
+        assert_eq!(
+            param(Some("key=a%20b+c&x=1"), "key"),
+            Ok(Some("a b c".into()))
+        );
+        assert_eq!(param(Some("x=1"), "key"), Ok(None));
+        assert_eq!(param(None, "key"), Ok(None));
+        assert_eq!(param(Some("key"), "key"), Ok(Some(String::new())));
+        assert_eq!(
+            param(Some("key=%C3%A9t%C3%A9"), "key"),
+            Ok(Some("été".into()))
+        );
+        assert!(param(Some("key=%FF"), "key").is_err());
+    }
+}
