@@ -283,8 +283,6 @@ async fn worker_of(o: &Opts, bucket: &str, app_id: &str, flags: &[&str]) -> Work
 /// CPU-seconds, scrapes) from the worker's ready to the final totals.
 async fn web_round(o: &Opts, bucket: &str, want: &Counts, web: bool) -> (f64, f64, usize) {
     let app_id = unique_name(if web { "bench-web-on" } else { "bench-web-off" });
-    let (seen, _tail) = watch(&app_id);
-    seen.lock().unwrap().expect(want.clone());
     let flags: &[&str] = if web {
         &["--web-port", "0"]
     } else {
@@ -293,6 +291,9 @@ async fn web_round(o: &Opts, bucket: &str, want: &Counts, web: bool) -> (f64, f6
     let mut w = worker_of(o, bucket, &app_id, flags).await;
     let t0 = Instant::now();
     let cpu0 = w.cpu_seconds().unwrap_or(0.0);
+    // The changelog exists once the worker is ready; tailed from its start.
+    let (seen, _tail) = watch(&app_id);
+    seen.lock().unwrap().expect(want.clone());
     let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let scraper = if web {
         let addr = testkit::web::addr(&mut w).await;
