@@ -484,3 +484,41 @@ async fn dashboard_in_headless_chromium() {
     assert!(first_row.contains(&first.1.to_string()), "{first_row}");
     w.stop().await;
 }
+
+/// A web port already taken fails the start with one line naming it; with
+/// `--no-web` the worker announces no web server and counts all the same.
+#[tokio::test(flavor = "multi_thread")]
+async fn port_taken_fails_the_start_and_no_web_serves_nothing() {
+    let _stack = shared().await;
+    let app = App::new("ws-web-port").await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let port = taken.local_addr().unwrap().port().to_string();
+    let r = testkit::cli::run_for(
+        app.worker_command(None, &["--web-port", &port]),
+        Some(Duration::from_secs(30)),
+    )
+    .await;
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    let want =
+        format!("wordstream: error: cannot listen on 127.0.0.1:{port} (--web-bind, --web-port)");
+    assert!(
+        r.stderr.lines().any(|l| l.starts_with(&want)),
+        "{want}\nnot in:\n{}",
+        r.stderr
+    );
+
+    let mut w = app.worker("web-port-1", &["--no-web"]);
+    w.wait_ready(testkit::worker::READY).await;
+    let files = papers(100, 3);
+    app.put_files(&files, 3).await;
+    app.assert_exactly_once(&files, &[], DONE, &[&w]).await;
+    assert!(
+        w.find_event(0.0, |e| matches!(
+            e,
+            wordstream::events::Event::WebListening { .. }
+        ))
+        .is_none(),
+        "--no-web announced a web server"
+    );
+    w.stop().await;
+}
