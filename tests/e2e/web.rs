@@ -12,7 +12,9 @@
 //!   connections do not hold the server;
 //! - the dashboard rendered by headless Chromium (`web_dashboard`), with a
 //!   screenshot in `target/artifacts/dashboard.png`;
-//! - the Grafana dashboard's expressions use only exported metrics.
+//! - the Grafana dashboard's expressions use only exported metrics;
+//! - a taken port fails the start in one line; `--no-web` serves nothing;
+//! - `wordstream top --once` prints the dashboard's numbers.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
