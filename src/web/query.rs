@@ -14,7 +14,7 @@
 //! it says which partitions the answer covers and which are missing.
 
 use super::members::{Member, Of};
-use super::view::{ObjectAnswer, Query, TopAnswer, WordAnswer, MAX_TOP};
+use super::view::{Query, TopAnswer, WordAnswer, MAX_TOP};
 use super::{error, AppState};
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -337,8 +337,9 @@ fn param(raw: Option<&str>, name: &str) -> Result<Option<String>, String> {
 }
 
 /// `/objects?key=…` (an object key of the bucket, or `s3://bucket/key`):
-/// `{key, partition, state: done|pending, offset, worker}` from the owner
-/// of its ledger partition.
+/// `{key, partition, state: done|pending, offset, worker, record}` from the
+/// owner of its ledger partition; `record` is the object's latest ledger
+/// record (`{"state": "counted", "words": …}`, `null` if none).
 pub async fn object(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -369,11 +370,57 @@ pub async fn object(
         reply,
     });
     match answer.await {
-        Ok(Some(a)) => return Json::<ObjectAnswer>(a).into_response(),
+        Ok(Some(a)) => {
+            let entry = ledger_record(&s, p, &a.key).await;
+            let mut v = serde_json::to_value(a).unwrap_or_default();
+            v["record"] = entry.unwrap_or_else(|e| serde_json::json!({ "error": e }));
+            return Json(v).into_response();
+        }
         Ok(None) => {}
         Err(r) => return r,
     }
     owner_or_503(&s, &headers, &uri, Of::Ledger, p).await
+}
+
+/// Longest read of a ledger partition for one object's record.
+const LEDGER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The latest committed ledger record of `key` (partition `p`), read from
+/// the topic off the loop: JSON, `null` when there is none. One read at a
+/// time, at most [`LEDGER_READ_TIMEOUT`] (a whole partition is read: on a
+/// very large ledger the answer says it gave up).
+async fn ledger_record(s: &AppState, p: i32, key: &str) -> Result<serde_json::Value, String> {
+    let _slot = tokio::time::timeout(LEDGER_READ_TIMEOUT, s.ledger_reads.acquire())
+        .await
+        .map_err(|_| "busy: another ledger read is under way".to_string())?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (kafka, topic, key) = (s.kafka.clone(), s.ledger_topic.clone(), key.to_string());
+    let read = {
+        let stop = stop.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut last = serde_json::Value::Null;
+            crate::worker::restore::read_to_end_until(&kafka, &topic, &[p], &stop, |_, k, v| {
+                if k == key.as_bytes() {
+                    last = v
+                        .and_then(|v| serde_json::from_slice(v).ok())
+                        .unwrap_or(serde_json::Value::Null);
+                }
+            })
+            .map(|_| last)
+            .map_err(|e| format!("{e:#}"))
+        })
+    };
+    match tokio::time::timeout(LEDGER_READ_TIMEOUT, read).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => Err(format!("ledger read failed: {e}")),
+        Err(_) => {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            Err(format!(
+                "ledger partition {p} not read within {} s",
+                LEDGER_READ_TIMEOUT.as_secs()
+            ))
+        }
+    }
 }
 
 /// `/members`: the live workers as the members topic says.

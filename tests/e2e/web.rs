@@ -143,13 +143,15 @@ async fn metrics_scraped_during_a_run_match_the_ledger() {
     let (key, _) = &files[0];
     let o = get(&addr, &format!("/objects?key={key}")).await;
     assert_eq!(o.status, 200, "{}", o.text());
-    assert_eq!(o.json()["state"], "done");
-    assert_eq!(o.json()["key"], app.url(key));
+    let v = o.json();
+    assert_eq!(v["state"], "done");
+    assert_eq!(v["key"], app.url(key));
+    assert_eq!(v["record"], ledger[&app.url(key)], "the ledger record: {v}");
+    assert_eq!(v["record"]["state"], "counted");
     let o = get(&addr, "/objects?key=never/uploaded.txt").await;
-    assert_eq!(
-        (o.status, o.json()["state"].clone()),
-        (200, "pending".into())
-    );
+    let v = o.json();
+    assert_eq!((o.status, v["state"].clone()), (200, "pending".into()));
+    assert_eq!(v["record"], serde_json::Value::Null);
     w.stop().await;
 }
 
@@ -213,6 +215,14 @@ async fn table_and_top_from_each_of_three_workers() {
         assert_eq!(t.status, 200, "{}", t.text());
         assert_eq!(t.json()["complete"], true, "{}", t.text());
         assert_eq!(top_words(&t.json()), top, "w{}'s /top", i + 1);
+        // Objects of every ledger partition, from each worker.
+        for (key, _) in files.iter().take(12) {
+            let r = get(a, &format!("/objects?key={}", web::encode(key))).await;
+            assert_eq!(r.status, 200, "w{} {key}: {}", i + 1, r.text());
+            let v = r.json();
+            assert_eq!(v["state"], "done", "{v}");
+            assert_eq!(v["record"]["state"], "counted", "{v}");
+        }
         let unknown = get(a, "/table/word_counts/zzqxjv-never-seen").await;
         assert_eq!(unknown.status, 404);
         assert_eq!(unknown.json()["error"], "unknown word");
