@@ -91,6 +91,13 @@ pub enum Event {
     Status(Status),
     /// The worker stops.
     Stopping { static_member: bool },
+    /// The web server listens (`--web-port`; 0 picks a free port).
+    WebListening {
+        /// The bound address (`127.0.0.1:6066`).
+        addr: String,
+        /// The URL other workers reach it at.
+        url: String,
+    },
 }
 
 /// The status line's figures.
@@ -131,6 +138,26 @@ pub struct Status {
     /// Words over 64 KiB skipped in the objects counted.
     #[serde(default)]
     pub skipped_tokens: u64,
+    /// Estimated heap bytes of the known objects (the lister only).
+    #[serde(default)]
+    pub known_bytes: u64,
+    /// Event notices (`--events`) the lister's discovery took in.
+    #[serde(default)]
+    pub notices: Notices,
+}
+
+/// Event notices (`--events`) taken in by the lister's discovery (since it
+/// became the lister).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notices {
+    /// Created notices of the bucket and prefix.
+    pub created: u64,
+    /// Of those, objects found (not known before).
+    pub found: u64,
+    /// Removed notices of the bucket and prefix.
+    pub removed: u64,
+    /// Notices of another bucket or outside the prefix.
+    pub ignored: u64,
 }
 
 impl Event {
@@ -151,12 +178,14 @@ impl Event {
             Event::Resync => "resync",
             Event::Status(_) => "status",
             Event::Stopping { .. } => "stopping",
+            Event::WebListening { .. } => "web_listening",
         }
     }
 
     /// Emits the event through `tracing` (warn level for failures, debug for
     /// per-batch detail, info otherwise).
     pub fn emit(self) {
+        crate::web::metrics::observe(&self);
         let json = serde_json::to_string(&self).unwrap_or_default();
         match self {
             Event::ObjectFailed { .. } | Event::BatchAborted { .. } => {
@@ -257,7 +286,7 @@ impl fmt::Display for Event {
             Event::Resync => f.write_str("resynchronising with the committed state"),
             Event::Status(s) => write!(
                 f,
-                "status: {} objects counted, {} failed, {} bytes, {} words{}, {} transactions ({} aborted); ledger {:?} repartition {:?}{}; table {} words; state ~{} MiB ({} done, {} known objects){}; {} list calls",
+                "status: {} objects counted, {} failed, {} bytes, {} words{}, {} transactions ({} aborted); ledger {:?} repartition {:?}{}; table {} words; state ~{} MiB ({} done, {} known objects){}; {} list calls{}",
                 s.objects,
                 s.failed,
                 s.bytes,
@@ -281,6 +310,13 @@ impl fmt::Display for Event {
                     String::new()
                 },
                 s.list_calls,
+                match s.notices {
+                    Notices { created: 0, removed: 0, ignored: 0, .. } => String::new(),
+                    n => format!(
+                        "; events: {} created ({} new), {} removed, {} ignored",
+                        n.created, n.found, n.removed, n.ignored
+                    ),
+                },
             ),
             Event::Stopping { static_member: true } => f.write_str(
                 "stopping (static member: partitions stay assigned to this id for the session timeout)",
@@ -288,6 +324,9 @@ impl fmt::Display for Event {
             Event::Stopping {
                 static_member: false,
             } => f.write_str("stopping: leaving the group"),
+            Event::WebListening { addr, url } => {
+                write!(f, "web server on http://{addr} (advertised as {url})")
+            }
         }
     }
 }

@@ -38,5 +38,6 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Consume(args) => cmd::consume::run(args),
         Command::Worker(args) => cmd::worker::run(args),
         Command::Completions(args) => cmd::completions::run(args),
+        Command::Top(args) => cmd::top::run(args),
     }
 }

@@ -24,6 +24,7 @@
 
 use super::keyset::KeySet;
 use super::ledger::{unix_now, Entry};
+use super::notify::{Ack, Notice};
 use crate::s3;
 use anyhow::Result;
 use aws_sdk_s3::types::EncodingType;
@@ -37,8 +38,10 @@ use std::time::{Duration, Instant};
 /// and the scale-out benchmark).
 pub static LIST_CALLS: AtomicU64 = AtomicU64::new(0);
 
-/// Default time between full listings (reconciliation passes).
-pub const RECONCILE_EVERY: Duration = Duration::from_secs(30);
+/// Default time between full listings (reconciliation passes): 10 minutes.
+/// On a bucket of 1 M objects (1,000 pages) that is about 6 passes and
+/// 6,000 LIST calls an hour (docs in `--reconcile-interval` and the README).
+pub const RECONCILE_EVERY: Duration = Duration::from_secs(600);
 /// Listings start after the watermark as it was this long ago.
 pub const WATERMARK_LAG: Duration = Duration::from_secs(10);
 /// A failed object is retried by a full listing this long after it failed.
@@ -169,6 +172,8 @@ pub struct Discovery {
     committed_after: Option<String>,
     /// Listed keys that do not decode to UTF-8 (warned about once).
     undecodable: HashSet<String>,
+    /// Event notices taken in (see [`Discovery::notified`]).
+    pub notices: crate::events::Notices,
 }
 
 /// A listing in progress, one page at a time.
@@ -204,6 +209,9 @@ pub struct Listed {
     pub progress: Option<Entry>,
     /// Why a page could not be listed (it is listed again next time).
     pub error: Option<anyhow::Error>,
+    /// Acknowledges the event messages whose objects are in `found` (or
+    /// known): given once the batch committed (see [`super::notify`]).
+    pub ack: Ack,
 }
 
 /// A key of an `encoding-type=url` listing, decoded as AWS encodes it
@@ -257,6 +265,7 @@ impl Discovery {
             reconcile,
             page_size: None,
             undecodable: HashSet::new(),
+            notices: crate::events::Notices::default(),
         }
     }
 
@@ -314,11 +323,7 @@ impl Discovery {
             self.history.push_back((now, self.watermark.clone()));
             self.quick = Some(Pass::new(after, unix));
         }
-        if self.full.is_none()
-            && self
-                .full_done
-                .is_none_or(|done| unix >= done.saturating_add(self.reconcile.as_secs()))
-        {
+        if self.full_due() {
             self.full = Some(Pass::new(None, unix));
             self.committed_after = None;
         }
@@ -510,10 +515,70 @@ impl Discovery {
         }
     }
 
+    /// Takes in event notices (`--events`, see [`super::notify`]): a created
+    /// object of this bucket under the prefix that is not known is found, as
+    /// a listed one would be (marked seen: its `discovered` record goes in
+    /// the batch's transaction; [`Discovery::forget`] if that is abandoned);
+    /// so is a failed one whose ETag changed. Known keys, other buckets and
+    /// other prefixes are ignored; removals go to [`Discovery::removed`].
+    /// Events do not move the watermark: the quick listing stays the safety
+    /// net for keys that arrive in order.
+    pub fn notified(&mut self, notices: Vec<Notice>) -> Vec<Found> {
+        let mut found = Vec::new();
+        for n in notices {
+            if n.bucket() != self.bucket || !n.key().starts_with(&self.prefix) {
+                self.notices.ignored += 1;
+                continue;
+            }
+            match n {
+                Notice::Created {
+                    key, etag, size, ..
+                } => {
+                    self.notices.created += 1;
+                    let replaced = self
+                        .failed
+                        .get(&key)
+                        .is_some_and(|f| !f.etag.is_empty() && !etag.is_empty() && f.etag != etag);
+                    if replaced {
+                        self.failed.remove(&key);
+                    } else if self.seen.contains(&key) {
+                        continue;
+                    }
+                    self.seen.insert(&key);
+                    self.notices.found += 1;
+                    found.push(Found { key, etag, size });
+                }
+                Notice::Removed { key, sequencer, .. } => self.removed(&key, &sequencer),
+            }
+        }
+        found
+    }
+
+    /// An object of this bucket and prefix was deleted (an event notice).
+    /// Counted once counts stay (see the README's Guarantees); this is the
+    /// seam where retraction of deleted objects (issue 14) plugs in.
+    pub fn removed(&mut self, key: &str, sequencer: &str) {
+        self.notices.removed += 1;
+        tracing::debug!(
+            "s3://{}/{} was removed (sequencer {sequencer})",
+            self.bucket,
+            crate::output::escape(key)
+        );
+    }
+
     /// Lists `n` keys per page (tests of many pages on a small bucket).
     pub fn with_page_size(mut self, n: Option<i32>) -> Self {
         self.page_size = n;
         self
+    }
+
+    /// Whether the next full pass is due (`--reconcile-interval` after the
+    /// last one ended), whatever `--interval` says.
+    pub fn full_due(&self) -> bool {
+        self.full.is_none()
+            && self
+                .full_done
+                .is_none_or(|done| unix_now() >= done.saturating_add(self.reconcile.as_secs()))
     }
 
     /// Whether a listing is under way: a full pass, or a quick listing with
@@ -617,6 +682,49 @@ mod tests {
         d.settled("s3://b/late", &Entry::parse(&failed(9, "f")).unwrap());
         assert_eq!(d.failed.keys().collect::<Vec<_>>(), ["late"]);
         assert!(d.seen.contains("late"));
+    }
+
+    #[test]
+    fn notices_find_unknown_keys_of_the_bucket_and_prefix_once() {
+        let created = |bucket: &str, key: &str, etag: &str| Notice::Created {
+            bucket: bucket.into(),
+            key: key.into(),
+            etag: etag.into(),
+            size: 3,
+            sequencer: "1".into(),
+        };
+        let mut k = Known::new("b");
+        k.add(b"s3://b/in/known", Some(&failed(5, "\"e\"")));
+        k.add(b"s3://b/in/failed", Some(&failed(5, "\"e\"")));
+        let mut d = Discovery::new("b", "in/", k, RECONCILE_EVERY);
+        let found = d.notified(vec![
+            created("b", "in/new", "\"n\""),
+            created("b", "in/new", "\"n\""),
+            created("other", "in/x", "\"x\""),
+            created("b", "out/x", "\"x\""),
+            created("b", "in/known", "\"e\""),
+            created("b", "in/failed", "\"replaced\""),
+            Notice::Removed {
+                bucket: "b".into(),
+                key: "in/new".into(),
+                sequencer: "2".into(),
+            },
+        ]);
+        let keys: Vec<_> = found.iter().map(|f| f.key.as_str()).collect();
+        assert_eq!(keys, ["in/new", "in/failed"]);
+        assert_eq!(
+            d.notices,
+            crate::events::Notices {
+                created: 4,
+                found: 2,
+                removed: 1,
+                ignored: 2
+            }
+        );
+        // a duplicate later is known; a forgotten (abandoned) one is found again
+        assert!(d.notified(vec![created("b", "in/new", "\"n\"")]).is_empty());
+        d.forget(["in/new".to_string()]);
+        assert_eq!(d.notified(vec![created("b", "in/new", "\"n\"")]).len(), 1);
     }
 
     #[test]

@@ -32,6 +32,7 @@ pub mod discover;
 pub mod group;
 pub mod keyset;
 pub mod ledger;
+pub mod notify;
 pub mod object;
 pub mod purge;
 pub mod restore;
@@ -102,6 +103,10 @@ pub struct Settings {
     pub reconcile_interval: Duration,
     /// Keys per listed page (`None`: S3's default, 1,000).
     pub list_page_size: Option<i32>,
+    /// Event notifications to read (`--events`), next to the listing.
+    pub events: Option<notify::Spec>,
+    /// The web server (`None`: `--no-web`).
+    pub web: Option<crate::web::WebSettings>,
 }
 
 /// Objects read and counted at the same time (small objects are bound by
@@ -112,6 +117,9 @@ const COUNT_CONCURRENCY: usize = 16;
 const PAGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause after a failed iteration before the next attempt.
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
+/// Longest wait for input of the lister's idle iterations with `--events`:
+/// events are taken at the start of each iteration.
+const EVENTS_WAIT: Duration = Duration::from_millis(20);
 /// Longest wait for the Kafka clients to close when stopping.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -176,6 +184,10 @@ pub struct Worker {
     kafka_warnings: Throttle,
     s3_warnings: Throttle,
     memory_warnings: Throttle,
+    /// `--events`: the event source, while this worker lists the bucket.
+    events: notify::Events,
+    /// The web server's view of this worker (see [`crate::web`]).
+    web: Option<crate::web::Web>,
 }
 
 impl Worker {
@@ -207,6 +219,9 @@ impl Worker {
                 tracing::warn!("-X {k}=… ignored: the worker sets {k} itself (exactly once)");
             }
         }
+        if let Some(spec) = &settings.events {
+            rt.block_on(notify::Notices::check(spec, &settings.kafka, &settings.s3))?;
+        }
         let topics = settings.kafka.topics();
         let (partitions, ledger_partitions) = kafka::prepare_pipeline_topics(
             &settings.kafka,
@@ -232,6 +247,23 @@ impl Worker {
             },
             topics.clone(),
         )?;
+        let web = match &settings.web {
+            Some(w) => Some(crate::web::start(
+                w,
+                crate::web::Pipeline {
+                    kafka: &settings.kafka,
+                    topics: &topics,
+                    worker_id: &settings.worker_id,
+                    serde: settings.serde,
+                    partitions,
+                    ledger_partitions,
+                    replication: settings.replication,
+                    bucket: &settings.s3.bucket,
+                },
+                &rt,
+            )?),
+            None => None,
+        };
         Event::Joining {
             worker: settings.worker_id.clone(),
             group: settings.kafka.app_id.clone(),
@@ -257,6 +289,8 @@ impl Worker {
             kafka_warnings: Throttle::new(Duration::from_secs(10)),
             s3_warnings: Throttle::new(Duration::from_secs(10)),
             memory_warnings: Throttle::new(Duration::from_secs(60)),
+            events: notify::Events::new(settings.events.clone()),
+            web,
             settings,
             topics,
         })
@@ -285,6 +319,7 @@ impl Worker {
                 }
                 if !self.stopping() {
                     self.kafka_warnings.warn(format_args!("{e:#} (retrying)"));
+                    crate::web::metrics::error("iteration");
                 }
                 self.resync = true;
                 let stop = Arc::clone(&self.stop);
@@ -309,6 +344,9 @@ impl Worker {
         .emit();
         self.group.leave();
         self.status();
+        if let Some(w) = self.web.as_mut() {
+            w.stop();
+        }
         Ok(())
     }
 
@@ -333,13 +371,23 @@ impl Worker {
     fn iteration(&mut self) -> Result<()> {
         self.txn.ensure()?;
         let epoch = self.group.epoch();
+        if self.resync || epoch != self.seen_epoch {
+            if let Some(w) = self.web.as_mut() {
+                w.served.restoring();
+            }
+        }
         if self.resync {
             self.rewind()?;
             self.resync = false;
             self.seen_epoch = epoch;
+            self.publish_web();
         } else if epoch != self.seen_epoch {
             self.align()?;
             self.seen_epoch = epoch;
+            self.publish_web();
+        }
+        if let Some(w) = self.web.as_mut() {
+            w.served.serve(&self.state);
         }
         self.purge.maybe_purge(&self.rt, &self.settings.kafka);
         let Some(listed) = self.list() else {
@@ -351,7 +399,11 @@ impl Worker {
             }
             _ => Duration::from_millis(200),
         }
-        .min(Duration::from_millis(200));
+        .min(if self.events.is_open() {
+            EVENTS_WAIT // the lister takes events at the start of each iteration
+        } else {
+            Duration::from_millis(200)
+        });
         let polled = match self.group.poll_batch(epoch, first_wait)? {
             Poll::Batch(polled) => polled,
             Poll::Rejoined => {
@@ -367,6 +419,8 @@ impl Worker {
             return Ok(());
         }
         if polled.is_empty() && listed.found.is_empty() && listed.progress.is_none() {
+            // Nothing to commit: the events taken named known keys only.
+            self.events.ack(listed.ack);
             return Ok(());
         }
         self.process(polled, listed)
@@ -390,6 +444,9 @@ impl Worker {
             reconcile: self.settings.reconcile_interval,
             page_size: self.settings.list_page_size,
         };
+        if !owned.is_empty() {
+            failpoint::hit("restore.slow"); // a test's long restore
+        }
         self.state.align(&restore, &owned, &committed)?;
         self.purge.retain(|p| owned.repartition.contains(&p));
         if self.state.discovery.is_some() {
@@ -414,10 +471,27 @@ impl Worker {
         self.align()
     }
 
+    /// Discovery, when this worker is the lister: the bucket's listing
+    /// ([`Worker::list_bucket`]) and the event notices that arrived
+    /// ([`notify::Events::take`]). `None` when stopping.
+    fn list(&mut self) -> Option<Listed> {
+        let mut listed = self.list_bucket()?;
+        match self.state.discovery.as_mut() {
+            Some(d) if !self.state.parked => {
+                let (k, s3) = (&self.settings.kafka, &self.settings.s3);
+                self.events.take(&self.rt, k, s3, d, &mut listed);
+            }
+            // Another worker lists: its own source reads the events; the
+            // ones this one took and did not acknowledge come again.
+            _ => self.events.close(),
+        }
+        Some(listed)
+    }
+
     /// Lists the bucket when this worker is the lister: a page of the quick
     /// listing when the interval has passed, a page of the full pass while
     /// one runs (see [`discover::Discovery::poll`]). `None` when stopping.
-    fn list(&mut self) -> Option<Listed> {
+    fn list_bucket(&mut self) -> Option<Listed> {
         if !self.state.lists() {
             return Some(Listed::default());
         }
@@ -428,7 +502,9 @@ impl Worker {
             .state
             .last_listing
             .is_none_or(|t| t.elapsed() >= self.settings.interval);
-        if !quick && !d.listing_under_way() {
+        // A full pass is due on its own schedule, not only at a quick
+        // listing (with a long --interval, events are the fast path).
+        if !quick && !d.listing_under_way() && !d.full_due() {
             return Some(Listed::default());
         }
         if quick {
@@ -440,13 +516,14 @@ impl Worker {
         let mut listed = self.rt.block_on(listing)?;
         if let Some(e) = listed.error.take() {
             self.s3_warnings.warn(format_args!("{e:#} (retrying)"));
+            crate::web::metrics::error("s3_list");
         }
         Some(listed)
     }
 
     /// Counts the batch's objects, applies its deltas to the totals, and
     /// commits all of it in one transaction with the input offsets.
-    fn process(&mut self, polled: Vec<Polled>, listed: Listed) -> Result<()> {
+    fn process(&mut self, polled: Vec<Polled>, mut listed: Listed) -> Result<()> {
         let epoch = self.group.epoch();
         let state = &self.state;
         let plan = batch::plan(
@@ -458,6 +535,7 @@ impl Worker {
         for why in &plan.skipped {
             tracing::warn!("{}; skipped", crate::output::escape(why));
         }
+        crate::web::metrics::skipped(plan.skipped.len());
         if let Some(key) = &plan.foreign {
             self.abandon(listed);
             return Err(state::foreign_bucket(
@@ -523,6 +601,13 @@ impl Worker {
                     txn_ms: started.elapsed().as_millis() as u64,
                 }
                 .emit();
+                self.events.ack(std::mem::take(&mut listed.ack));
+                crate::web::metrics::committed(
+                    settled.counted,
+                    settled.failed,
+                    settled.bytes,
+                    settled.delta.words,
+                );
                 self.stats.transactions += 1;
                 self.stats.objects += settled.counted;
                 self.stats.failed += settled.failed;
@@ -551,6 +636,7 @@ impl Worker {
                 if changed {
                     self.print_tally();
                 }
+                self.publish_web();
                 Ok(())
             }
             Err(e) => {
@@ -600,6 +686,7 @@ impl Worker {
             .collect();
         let (done, outcomes) = std::sync::mpsc::channel();
         let spawner = handle.clone();
+        let (state, mut web) = (&self.state, self.web.as_mut());
         handle.spawn(async move {
             let all: Vec<Outcome> =
                 futures::stream::iter(tasks.into_iter().map(|t| spawner.spawn(t)))
@@ -611,15 +698,27 @@ impl Worker {
                     .await;
             let _ = done.send(all);
         });
-        self.group
-            .serve_while(|wait| match outcomes.recv_timeout(wait) {
+        self.group.serve_while(|wait| {
+            if let Some(w) = web.as_mut() {
+                w.served.serve(state);
+            }
+            match outcomes.recv_timeout(wait) {
                 Ok(all) => Some(all),
                 Err(RecvTimeoutError::Timeout) => None,
                 // The counting task is gone: nothing of the batch commits.
                 Err(RecvTimeoutError::Disconnected) => {
                     Some(jobs.iter().map(|_| Outcome::Interrupted).collect())
                 }
-            })
+            }
+        })
+    }
+
+    /// Hands the state's summary to the web server (after an alignment or
+    /// a commit).
+    fn publish_web(&mut self) {
+        if let Some(w) = self.web.as_mut() {
+            w.served.publish(&self.state, self.ready);
+        }
     }
 
     /// Forgets an uncommitted batch's discoveries.
@@ -627,6 +726,8 @@ impl Worker {
         if let Some(d) = self.state.discovery.as_mut() {
             d.forget(listed.found.into_iter().map(|f| f.key));
         }
+        // Their events must come again.
+        self.events.nack(listed.ack);
     }
 
     fn status(&mut self) {
@@ -653,9 +754,16 @@ impl Worker {
             table_bytes: memory.tables,
             done_objects: memory.done_objects,
             known_objects: memory.known_objects,
+            known_bytes: memory.known,
             state_bytes: memory.total(),
             junk_records: self.state.junk_records,
             list_calls: discover::LIST_CALLS.load(Ordering::Relaxed),
+            notices: self
+                .state
+                .discovery
+                .as_ref()
+                .map(|d| d.notices)
+                .unwrap_or_default(),
             skipped_tokens: self.stats.skipped_tokens,
         })
         .emit();

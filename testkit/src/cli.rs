@@ -81,6 +81,8 @@ const SCRUB: &[&str] = &[
     "KAFKA_BROKERS",
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL_SQS",
+    "WORDSTREAM_EVENTS",
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
@@ -119,6 +121,8 @@ pub fn offline_cmd(args: &[&str]) -> Command {
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("WORDSTREAM_ENV_FILE", "/dev/null")
+        // workers of parallel tests must not all take port 6066
+        .env("WORDSTREAM_WEB_PORT", "0")
         .stdin(Stdio::null());
     c
 }

@@ -17,8 +17,11 @@
 //!   malicious ones (a gzip bomb, tars with path tricks);
 //! - [`s3`]: S3 helpers (client, put, list, get, multipart through the binary);
 //! - [`kafka`]: Kafka helpers (configs, topic admin, reading topics back);
+//! - [`notify`]: S3 event notifications sent the way S3 sends them (to an
+//!   SQS queue of the stack's SQS server, or to a Kafka topic);
 //! - [`procfs`]: CPU seconds and memory of a process, from `/proc`;
-//! - [`proxy`]: a TCP proxy in front of S3 that a test freezes and thaws.
+//! - [`proxy`]: a TCP proxy in front of S3 that a test freezes and thaws;
+//! - [`web`]: the worker's web server: its address, raw GETs, `/metrics` parsed.
 
 pub mod app;
 pub mod cli;
@@ -29,11 +32,13 @@ pub mod formats;
 pub mod group;
 pub mod kafka;
 pub mod names;
+pub mod notify;
 pub mod procfs;
 pub mod proxy;
 pub mod s3;
 pub mod stack;
 pub mod wait;
+pub mod web;
 pub mod worker;
 
 use std::path::{Path, PathBuf};

@@ -13,11 +13,16 @@
 //! - `scaleout`: groups of three workers, kills, scaling 1 → 3 → 1;
 //! - `discovery`: a slow listing (20 pages at 2 s), a pass resumed after a
 //!   kill;
+//! - `events`: event-driven discovery (`--events sqs:…`/`kafka:…`):
+//!   random keys counted through events alone; duplicated, reordered and
+//!   dropped events; a deleted object; a missing source; one going away;
 //! - `long_faults`: a worker stalled in its commit, a zombie lister, long
 //!   reads, the repartition purge, junk, two buckets, rebalances;
 //! - `formats`: compressed, archived, XML, HTML objects (issue 16) count as
 //!   `count-local` counts them; bad ones fail alone;
-//! - `faust`: a real Faust app recovers its table from our changelog.
+//! - `faust`: a real Faust app recovers its table from our changelog;
+//! - `web`: the worker's web server (metrics against the ledger, queries
+//!   from three workers, bad requests, the dashboard in headless Chromium).
 //!
 //! Tests run on parallel threads. Each takes the stack shared
 //! (`testkit::stack::shared`); those that disturb it for everybody (a
@@ -30,6 +35,7 @@ mod cli_hardening;
 mod consume;
 mod discovery;
 mod errors;
+mod events;
 mod faust;
 mod formats;
 mod long_faults;
@@ -38,5 +44,6 @@ mod scaleout;
 mod security;
 mod stack_smoke;
 mod upload;
+mod web;
 mod worker;
 mod worker_faults;
