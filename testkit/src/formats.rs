@@ -23,15 +23,20 @@ pub fn bzip2(data: &[u8]) -> Vec<u8> {
     e.finish().expect("bzip2 into memory")
 }
 
+/// Appends a regular file to a tar being built.
+fn append_file(b: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8]) {
+    let mut h = tar::Header::new_ustar();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append_data(&mut h, path, data).expect("tar into memory");
+}
+
 /// A tar archive of regular files (path, bytes).
 pub fn tar(members: &[(&str, &[u8])]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     for (path, data) in members {
-        let mut h = tar::Header::new_ustar();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        b.append_data(&mut h, path, *data).expect("tar into memory");
+        append_file(&mut b, path, data);
     }
     b.into_inner().expect("tar into memory")
 }
@@ -40,11 +45,7 @@ pub fn tar(members: &[(&str, &[u8])]) -> Vec<u8> {
 /// raw: the tar crate refuses such paths), after a good member.
 pub fn tar_with_parent_path(good: &[u8]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_ustar();
-    h.set_size(good.len() as u64);
-    h.set_mode(0o644);
-    h.set_cksum();
-    b.append_data(&mut h, "good.txt", good).expect("tar");
+    append_file(&mut b, "good.txt", good);
     let bad = b"climbing out\n";
     let mut h = tar::Header::new_ustar();
     h.as_old_mut().name[..14].copy_from_slice(b"../escape.txt\0");
@@ -58,11 +59,7 @@ pub fn tar_with_parent_path(good: &[u8]) -> Vec<u8> {
 /// A tar archive holding a good member and a symbolic link to `/etc/passwd`.
 pub fn tar_with_symlink(good: &[u8]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_ustar();
-    h.set_size(good.len() as u64);
-    h.set_mode(0o644);
-    h.set_cksum();
-    b.append_data(&mut h, "good.txt", good).expect("tar");
+    append_file(&mut b, "good.txt", good);
     let mut h = tar::Header::new_ustar();
     h.set_entry_type(tar::EntryType::Symlink);
     h.set_size(0);
