@@ -15,6 +15,16 @@
 //! Discovery learns of failures from the ledger when it starts and from the
 //! batches its own process commits.
 //!
+//! Under `--on-change recount` (the default) discovery also follows
+//! changes: it keeps a 31-bit fingerprint of each known key's ETag, and a
+//! listed object whose ETag differs is reported as a change (a `discovered`
+//! record under the object's change key, see [`super::ledger::change_key`]);
+//! a full pass that this process ran from the start marks each key it lists,
+//! and the known keys it did not list are gone: their ledger keys are found
+//! by reading the ledger once ([`names_of`], only when some are gone) and a
+//! `removed` record goes under each one's change key. One bit of each
+//! entry marks the pass; the map stays at 17 bytes a slot.
+//!
 //! Listings ask for `encoding-type=url` and decode the keys when the answer
 //! says they are encoded, as AWS requires for keys with control characters
 //! (which XML 1.0 cannot carry): without it such keys come back with U+FFFD
@@ -22,8 +32,10 @@
 //! there keys with characters below U+0020 other than tab, newline and
 //! carriage return stay unreadable.)
 
-use super::keyset::KeySet;
-use super::ledger::{unix_now, Entry};
+use super::keyset::{etag_tag, fp96, Fp, KeyMap};
+use super::ledger::{split_key, unix_now, Entry};
+use super::restore;
+use crate::config::KafkaArgs;
 use crate::s3;
 use anyhow::Result;
 use aws_sdk_s3::types::EncodingType;
@@ -53,6 +65,23 @@ pub struct Found {
     pub etag: String,
     /// Its size.
     pub size: u64,
+    /// A new version (or a retry) of an object the ledger knows: its
+    /// `discovered` record goes under the object's change key.
+    pub change: bool,
+}
+
+/// A known key's entry: bit 31 marks the full pass that last listed it,
+/// the others fingerprint its ETag ([`tag31`]; [`UNKNOWN`], [`REMOVED`]).
+type Seen = u32;
+const MARK: u32 = 1 << 31;
+/// The version is not known (any listed ETag is a change).
+const UNKNOWN: u32 = 0;
+/// Its removal is recorded and waits for the count stage.
+const REMOVED: u32 = 1;
+
+/// The 31-bit fingerprint of an ETag (never [`UNKNOWN`] or [`REMOVED`]).
+fn tag31(etag: &str) -> u32 {
+    (etag_tag(etag) & !MARK).max(2)
 }
 
 /// A failed object: when it failed, and its ETag then.
@@ -60,6 +89,9 @@ pub struct Found {
 struct Failure {
     at: u64,
     etag: String,
+    /// Recorded under the object's change key (a counted object's new
+    /// version failed): retried there.
+    change: bool,
 }
 
 impl Failure {
@@ -75,7 +107,8 @@ impl Failure {
 #[derive(Default)]
 pub struct Known {
     bucket: String,
-    seen: KeySet,
+    prefix: String,
+    seen: KeyMap<Seen>,
     /// The greatest key seen.
     greatest: Option<String>,
     failed: HashMap<String, Failure>,
@@ -92,27 +125,55 @@ impl Known {
         }
     }
 
+    /// Only keys under `prefix` (those the listings show).
+    pub fn with_prefix(mut self, prefix: &str) -> Self {
+        self.prefix = prefix.to_string();
+        self
+    }
+
     /// Takes in one ledger record (in ledger order: the latest one wins).
     pub fn add(&mut self, ledger_key: &[u8], value: Option<&[u8]>) {
-        let Some(key) = std::str::from_utf8(ledger_key)
-            .ok()
-            .and_then(|k| Discovery::key_of(&self.bucket, k))
-        else {
+        let Some((key, change)) = std::str::from_utf8(ledger_key).ok().and_then(|k| {
+            let (object, change) = split_key(k);
+            Some((Discovery::key_of(&self.bucket, object)?, change))
+        }) else {
             return;
         };
-        match value.map(Entry::parse) {
+        let tag = match value.map(Entry::parse) {
             Some(Ok(listing @ Entry::Listing { .. })) => {
-                self.listing = Some(listing);
+                if !change {
+                    self.listing = Some(listing);
+                }
                 return;
             }
+            None if change => return, // a change applied
+            None => {
+                // Gone, and its removal applied.
+                self.seen.remove(key);
+                self.failed.remove(key);
+                return;
+            }
+            _ if !key.starts_with(self.prefix.as_str()) => return,
+            Some(Ok(Entry::Removed { .. })) => {
+                self.failed.remove(key);
+                REMOVED
+            }
             Some(Ok(Entry::Failed { at, etag, .. })) => {
-                self.failed.insert(key.to_string(), Failure { at, etag });
+                let tag = tag31(&etag);
+                self.failed
+                    .insert(key.to_string(), Failure { at, etag, change });
+                tag
+            }
+            Some(Ok(Entry::Discovered { etag, .. } | Entry::Counted { etag, .. })) => {
+                self.failed.remove(key);
+                tag31(&etag)
             }
             _ => {
                 self.failed.remove(key);
+                UNKNOWN
             }
-        }
-        self.seen.insert(key);
+        };
+        self.seen.set(key, tag);
         if self.greatest.as_deref().is_none_or(|g| key > g) {
             self.greatest = Some(key.to_string());
         }
@@ -145,7 +206,14 @@ impl Known {
 pub struct Discovery {
     bucket: String,
     prefix: String,
-    seen: KeySet,
+    seen: KeyMap<Seen>,
+    /// `--on-change recount`: report new versions and removals.
+    recount: bool,
+    /// The mark of the current full pass (bit 31 of [`Seen`]).
+    parity: u32,
+    /// Whether the current full pass started in this process, from the
+    /// first key: only such a pass says which keys are gone.
+    full_from_start: bool,
     /// Seen keys whose latest ledger entry is `failed`, as far as this
     /// process knows.
     failed: HashMap<String, Failure>,
@@ -202,6 +270,11 @@ pub struct Listed {
     pub found: Vec<Found>,
     /// The full pass's progress to write with them, if it moved.
     pub progress: Option<Entry>,
+    /// Known keys a completed full pass did not list (by fingerprint):
+    /// gone from the bucket; [`names_of`] finds their keys.
+    pub gone: Vec<Fp>,
+    /// The keys of the objects gone (a `removed` record each).
+    pub removed: Vec<String>,
     /// Why a page could not be listed (it is listed again next time).
     pub error: Option<anyhow::Error>,
 }
@@ -247,6 +320,9 @@ impl Discovery {
             bucket: bucket.to_string(),
             prefix: prefix.to_string(),
             seen,
+            recount: true,
+            parity: 0,
+            full_from_start: false,
             failed,
             watermark,
             history: VecDeque::new(),
@@ -321,6 +397,8 @@ impl Discovery {
         {
             self.full = Some(Pass::new(None, unix));
             self.committed_after = None;
+            self.parity ^= MARK;
+            self.full_from_start = true;
         }
         for full in [false, true] {
             let pass = if full { &self.full } else { &self.quick };
@@ -343,16 +421,23 @@ impl Discovery {
             };
             let last = objects.last().map(|o| o.key.clone()).or(pass.last.clone());
             let mut retried = Vec::new();
-            for obj in objects {
-                let retry = full
-                    && self
-                        .failed
-                        .get(&obj.key)
-                        .is_some_and(|f| f.due(unix, &obj.etag));
+            for mut obj in objects {
+                let failure = self.failed.get(&obj.key);
+                let retry = full && failure.is_some_and(|f| f.due(unix, &obj.etag));
+                let retry_change = failure.is_some_and(|f| f.change);
                 if retry {
                     retried.push(obj.key.clone());
                 }
-                if retry || !self.seen.contains(&obj.key) {
+                let seen = self.seen.get(&obj.key);
+                if let (true, Some(v)) = (full, seen) {
+                    self.seen.set(&obj.key, (v & !MARK) | self.parity);
+                }
+                let changed = self.recount
+                    && !retry
+                    && !obj.etag.is_empty()
+                    && seen.is_some_and(|v| v & !MARK != tag31(&obj.etag));
+                if retry || changed || seen.is_none() {
+                    obj.change = seen.is_some() && (changed || retry_change);
                     listed.found.push(obj);
                 }
             }
@@ -380,6 +465,9 @@ impl Discovery {
                     finished: done.then_some(unix),
                 });
                 if done {
+                    if self.recount && self.full_from_start {
+                        listed.gone = self.unmarked();
+                    }
                     self.full = None;
                     self.full_done = Some(unix);
                 } else {
@@ -392,7 +480,7 @@ impl Discovery {
         listed.found.sort_by(|a, b| a.key.cmp(&b.key));
         listed.found.dedup_by(|a, b| a.key == b.key);
         for f in &listed.found {
-            self.seen.insert(&f.key);
+            self.seen.set(&f.key, tag31(&f.etag) | self.parity);
             if self.watermark.as_ref().is_none_or(|w| f.key > *w) {
                 self.watermark = Some(f.key.clone());
             }
@@ -443,6 +531,7 @@ impl Discovery {
                 key,
                 etag: obj.e_tag().unwrap_or_default().to_string(),
                 size: obj.size().unwrap_or(0).max(0) as u64,
+                change: false,
             });
         }
         let next = match resp.next_continuation_token() {
@@ -470,33 +559,80 @@ impl Discovery {
         }
     }
 
-    /// Takes in a ledger entry this process committed for `ledger_key`: the
-    /// key is in the ledger (seen, even if another lister discovered it); a
-    /// failed object waits for a retry, any other is not failed.
-    pub fn settled(&mut self, ledger_key: &str, entry: &Entry) {
-        let Some(key) = Self::key_of(&self.bucket, ledger_key) else {
+    /// Takes in a ledger entry this process committed for `ledger_key`
+    /// (`None`: a tombstone): the key is in the ledger (seen, even if
+    /// another lister discovered it), or gone for good; a failed object
+    /// waits for a retry, any other is not failed.
+    pub fn settled(&mut self, ledger_key: &str, entry: Option<&Entry>) {
+        let (object, change) = split_key(ledger_key);
+        let Some(key) = Self::key_of(&self.bucket, object) else {
             return;
         };
-        self.seen.insert(key);
         match entry {
-            Entry::Failed { at, etag, .. } => {
+            None if change => {}
+            None => {
+                self.seen.remove(key);
+                self.failed.remove(key);
+            }
+            Some(Entry::Failed { at, etag, .. }) => {
                 let failure = Failure {
                     at: *at,
                     etag: etag.clone(),
+                    change,
                 };
+                self.seen.set(key, tag31(etag) | self.parity);
                 self.failed.insert(key.to_string(), failure);
             }
-            _ => {
+            Some(e) => {
+                let tag = match e {
+                    Entry::Counted { etag, .. } | Entry::Discovered { etag, .. } => tag31(etag),
+                    _ => UNKNOWN,
+                };
+                self.seen.set(key, tag | self.parity);
                 self.failed.remove(key);
             }
         }
     }
 
-    /// Forgets keys whose discovery was not committed (a retried failed
-    /// key, no longer seen, is then found again as new).
-    pub fn forget(&mut self, keys: impl IntoIterator<Item = String>) {
-        for k in keys {
-            self.seen.remove(&k);
+    /// Known keys the current full pass did not mark, now marked removed.
+    fn unmarked(&mut self) -> Vec<Fp> {
+        let parity = self.parity;
+        let mut gone = Vec::new();
+        for (fp, v) in self.seen.entries_mut() {
+            if *v & MARK != parity && *v & !MARK != REMOVED {
+                *v = REMOVED | (*v & MARK);
+                gone.push(*fp);
+            }
+        }
+        gone
+    }
+
+    /// Follows new versions and removals (`--on-change recount`) or not.
+    pub fn with_recount(mut self, recount: bool) -> Self {
+        self.recount = recount;
+        self
+    }
+
+    /// Forgets what an uncommitted batch found: new keys are unknown again,
+    /// changed ones of unknown version, removed ones unmarked (the pass
+    /// goes on from its last committed position and finds them again).
+    pub fn forget(&mut self, listed: Listed) {
+        for f in listed.found {
+            match self.seen.get(&f.key) {
+                Some(v) if f.change => {
+                    self.seen.set(&f.key, UNKNOWN | (v & MARK));
+                }
+                _ => self.seen.remove(&f.key),
+            }
+        }
+        let unmarked = self.parity ^ MARK;
+        let gone: std::collections::HashSet<Fp> = listed.gone.into_iter().collect();
+        if !gone.is_empty() {
+            for (fp, v) in self.seen.entries_mut() {
+                if gone.contains(fp) {
+                    *v = UNKNOWN | unmarked;
+                }
+            }
         }
         // The next quick listing starts after the watermark as it was about
         // [`WATERMARK_LAG`] ago (its history is kept): before the forgotten
@@ -529,6 +665,36 @@ impl Discovery {
             self.committed_after = after.clone();
         }
     }
+}
+
+/// The object keys of `bucket` whose fingerprints are `gone`, found by
+/// reading the whole ledger (`ledger`, `partitions` partitions).
+pub fn names_of(
+    kafka: &KafkaArgs,
+    ledger: &str,
+    partitions: i32,
+    bucket: &str,
+    gone: &[Fp],
+) -> Result<Vec<String>> {
+    let mut want: std::collections::HashSet<Fp> = gone.iter().copied().collect();
+    let mut names = Vec::new();
+    let all: Vec<i32> = (0..partitions).collect();
+    restore::read_to_end(kafka, ledger, &all, |_, k, _| {
+        if want.is_empty() {
+            return;
+        }
+        let Ok(k) = std::str::from_utf8(k) else {
+            return;
+        };
+        let Some(key) = Discovery::key_of(bucket, split_key(k).0) else {
+            return;
+        };
+        if want.remove(&fp96(key)) {
+            names.push(key.to_string());
+        }
+    })?;
+    names.sort();
+    Ok(names)
 }
 
 #[cfg(test)]
@@ -607,14 +773,15 @@ mod tests {
             k.failed["still"],
             Failure {
                 at: 7,
-                etag: "e".into()
+                etag: "e".into(),
+                change: false,
             }
         );
         k.retry_failed_now();
         assert!(k.failed["still"].due(unix_now(), "e"));
         let mut d = Discovery::new("b", "", k, RECONCILE_EVERY);
-        d.settled("s3://b/still", &Entry::parse(&discovered).unwrap());
-        d.settled("s3://b/late", &Entry::parse(&failed(9, "f")).unwrap());
+        d.settled("s3://b/still", Some(&Entry::parse(&discovered).unwrap()));
+        d.settled("s3://b/late", Some(&Entry::parse(&failed(9, "f")).unwrap()));
         assert_eq!(d.failed.keys().collect::<Vec<_>>(), ["late"]);
         assert!(d.seen.contains("late"));
     }
@@ -624,6 +791,7 @@ mod tests {
         let f = Failure {
             at: 1_000,
             etag: "\"e\"".into(),
+            change: false,
         };
         assert!(!f.due(1_000 + 599, "\"e\""));
         assert!(f.due(1_000 + 600, "\"e\""));
@@ -631,7 +799,75 @@ mod tests {
         let unknown = Failure {
             at: 1_000,
             etag: String::new(),
+            change: false,
         };
         assert!(!unknown.due(1_001, "\"other\""));
+    }
+
+    /// The ledger as discovery reads it at start: a key's version follows
+    /// its latest record (its own key or its change key); a removal waits
+    /// (known, not listed as gone again); a tombstone of the object's key
+    /// makes it unknown; keys outside the prefix are not kept.
+    #[test]
+    fn known_versions_follow_changes_and_removals() {
+        let rec = |e: Entry| Some(e.to_bytes());
+        let mut k = Known::new("b").with_prefix("p/");
+        let counted = Entry::Counted {
+            etag: "e1".into(),
+            size: 1,
+            words: 1,
+            distinct: 1,
+            invalid_bytes: 0,
+            skipped_tokens: 0,
+            ms: 1,
+            worker: "w".into(),
+            contribution: None,
+        };
+        let e2 = Entry::Discovered {
+            etag: "e2".into(),
+            size: 1,
+        };
+        k.add(b"s3://b/p/a", rec(counted.clone()).as_deref());
+        k.add(b"change:s3://b/p/a", rec(e2.clone()).as_deref());
+        k.add(b"change:s3://b/p/a", None);
+        k.add(b"s3://b/p/gone", rec(counted.clone()).as_deref());
+        k.add(
+            b"change:s3://b/p/gone",
+            rec(Entry::Removed { at: 1 }).as_deref(),
+        );
+        k.add(b"s3://b/p/done", rec(counted.clone()).as_deref());
+        k.add(b"s3://b/p/done", None);
+        k.add(b"s3://b/other/x", rec(counted).as_deref());
+        assert_eq!(k.len(), 2);
+        assert_eq!(k.seen.get("p/a"), Some(tag31("e2")));
+        assert_eq!(k.seen.get("p/gone"), Some(REMOVED));
+        let mut d = Discovery::new("b", "p/", k, RECONCILE_EVERY);
+        // A full pass from the start lists only p/a: nothing else is
+        // gone (p/gone's removal is recorded already).
+        d.parity ^= MARK;
+        d.full_from_start = true;
+        let v = d.seen.get("p/a").unwrap();
+        d.seen.set("p/a", (v & !MARK) | d.parity);
+        assert!(d.unmarked().is_empty());
+        // The next pass lists nothing: p/a is gone.
+        d.parity ^= MARK;
+        let gone = d.unmarked();
+        assert_eq!(gone, [fp96("p/a")]);
+        assert_eq!(d.seen.get("p/a").map(|v| v & !MARK), Some(REMOVED));
+        // Abandoned: found again at the end of the pass.
+        d.forget(Listed {
+            gone,
+            ..Listed::default()
+        });
+        assert_eq!(d.unmarked(), [fp96("p/a")]);
+    }
+
+    #[test]
+    fn etag_fingerprints_leave_room_for_the_mark_and_the_special_values() {
+        for e in ["", "a", "\"a\"", "x-2"] {
+            let t = tag31(e);
+            assert!(t & MARK == 0 && t != UNKNOWN && t != REMOVED);
+        }
+        assert_eq!(tag31("\"a\""), tag31("a"));
     }
 }

@@ -28,6 +28,7 @@
 //! With the default id (hostname-pid), a stopping worker leaves at once.
 
 pub mod batch;
+pub mod contrib;
 pub mod discover;
 pub mod group;
 pub mod keyset;
@@ -52,9 +53,10 @@ use batch::{Layout, Polled};
 use discover::Listed;
 use futures::StreamExt;
 use group::{Group, GroupConfig, Poll};
+use ledger::Entry;
 use object::Outcome;
 use purge::Purger;
-use state::{Restore, State};
+use state::{Done, Restore, State};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
@@ -100,6 +102,9 @@ pub struct Settings {
     pub reconcile_interval: Duration,
     /// Keys per listed page (`None`: S3's default, 1,000).
     pub list_page_size: Option<i32>,
+    /// `--on-change recount`: overwrites recount, deletes retract
+    /// (otherwise each key is counted once).
+    pub recount: bool,
 }
 
 /// Objects read and counted at the same time (small objects are bound by
@@ -174,6 +179,8 @@ pub struct Worker {
     kafka_warnings: Throttle,
     s3_warnings: Throttle,
     memory_warnings: Throttle,
+    /// Reads old contributions back (`--on-change recount`).
+    contributions: Option<contrib::Reader>,
 }
 
 impl Worker {
@@ -213,6 +220,21 @@ impl Worker {
             settings.replication,
             &rt,
         )?;
+        let contributions = if settings.recount {
+            kafka::admin::prepare_contributions_topic(
+                &settings.kafka,
+                &topics,
+                ledger_partitions,
+                settings.replication,
+                &rt,
+            )?;
+            Some(contrib::Reader::new(
+                &settings.kafka,
+                &topics.contributions,
+            )?)
+        } else {
+            None
+        };
         let txn = Txn::start(
             TxnConfig {
                 kafka: settings.kafka.clone(),
@@ -255,6 +277,7 @@ impl Worker {
             kafka_warnings: Throttle::new(Duration::from_secs(10)),
             s3_warnings: Throttle::new(Duration::from_secs(10)),
             memory_warnings: Throttle::new(Duration::from_secs(60)),
+            contributions,
             settings,
             topics,
         })
@@ -387,6 +410,7 @@ impl Worker {
             retry_failed: self.settings.retry_failed,
             reconcile: self.settings.reconcile_interval,
             page_size: self.settings.list_page_size,
+            recount: self.settings.recount,
         };
         self.state.align(&restore, &owned, &committed)?;
         self.purge.retain(|p| owned.repartition.contains(&p));
@@ -439,6 +463,24 @@ impl Worker {
         if let Some(e) = listed.error.take() {
             self.s3_warnings.warn(format_args!("{e:#} (retrying)"));
         }
+        if !listed.gone.is_empty() {
+            // A full pass found objects gone: their keys, from the ledger.
+            match discover::names_of(
+                &self.settings.kafka,
+                &self.topics.ledger,
+                self.ledger_partitions,
+                &self.settings.s3.bucket,
+                &listed.gone,
+            ) {
+                Ok(names) => listed.removed = names,
+                Err(e) => {
+                    self.kafka_warnings
+                        .warn(format_args!("{e:#} (finding removed objects; retrying)"));
+                    self.abandon(listed);
+                    return Some(Listed::default());
+                }
+            }
+        }
         Some(listed)
     }
 
@@ -450,7 +492,8 @@ impl Worker {
         let plan = batch::plan(
             polled,
             &self.settings.s3.bucket,
-            |p, k| state.is_done(p, k),
+            self.settings.recount,
+            |p, k| state.done(p, k),
             |p, w| state.total(p, w),
         );
         for why in &plan.skipped {
@@ -465,9 +508,22 @@ impl Worker {
                 &self.settings.s3.bucket,
             ));
         }
-        for (p, key) in &plan.done {
-            self.state.done.entry(*p).or_default().insert(key);
+        for (p, key, done) in &plan.done {
+            let set = self.state.done.entry(*p).or_default();
+            match done {
+                Some(d) => {
+                    set.set(key, *d);
+                }
+                None => set.remove(key),
+            }
         }
+        let olds = match self.old_contributions(&plan.jobs) {
+            Ok(olds) => olds,
+            Err(e) => {
+                self.abandon(listed);
+                return Err(e);
+            }
+        };
         let started = Instant::now();
         let outcomes = match self.count_objects(&plan.jobs) {
             Ok(outcomes) => outcomes,
@@ -483,7 +539,13 @@ impl Worker {
             self.abandon(listed);
             return Ok(());
         }
-        let Some(mut settled) = batch::settle(plan.jobs, outcomes, &self.settings.worker_id) else {
+        let Some(mut settled) = batch::settle(
+            plan.jobs,
+            outcomes,
+            olds,
+            &self.settings.worker_id,
+            self.settings.recount,
+        ) else {
             // Shutting down mid-batch: commit nothing; the records come again.
             self.abandon(listed);
             return Ok(());
@@ -497,7 +559,7 @@ impl Worker {
             ledger_partitions: self.ledger_partitions,
             serde: self.settings.serde,
         };
-        let records = batch::records(layout, &listed, &settled, &plan.totals);
+        let first = batch::first_records(&settled);
         let offsets = if plan.offsets.is_empty() {
             // Only `discovered` records: fenced all the same.
             failpoint::hit("commit.discovery_only");
@@ -506,9 +568,15 @@ impl Worker {
             self.group.offsets(&plan.offsets)?
         };
         let started = Instant::now();
+        let settled_ref = &mut settled;
+        let (listed_ref, totals) = (&listed, &plan.totals);
+        let rest = move |landed: &[i64]| {
+            batch::fill_pointers(settled_ref, landed);
+            batch::records(layout, listed_ref, settled_ref, totals, landed)
+        };
         match self
             .txn
-            .commit(&records, &offsets, self.group.metadata().as_ref())
+            .commit_staged(&first, rest, &offsets, self.group.metadata().as_ref())
         {
             Ok(()) => {
                 Event::BatchCommitted {
@@ -536,15 +604,30 @@ impl Worker {
                 self.stats.skipped_tokens += settled.delta.skipped_tokens;
                 for (p, key, entry) in settled.ledger {
                     if let Some(d) = self.state.discovery.as_mut() {
-                        d.settled(&key, &entry);
+                        d.settled(&key, entry.as_ref());
                     }
-                    if entry.is_done() {
-                        self.state.done.entry(p).or_default().insert(&key);
+                    if ledger::split_key(&key).1 {
+                        continue;
+                    }
+                    let set = self.state.done.entry(p).or_default();
+                    match entry {
+                        Some(Entry::Counted {
+                            etag, contribution, ..
+                        }) => {
+                            set.set(&key, Done::new(&etag, contribution.map(|c| c.offset)));
+                        }
+                        None => set.remove(&key),
+                        Some(_) => {}
                     }
                 }
                 let changed = !plan.totals.is_empty();
                 for (word, (p, total)) in plan.totals {
-                    self.state.tables.entry(p).or_default().insert(word, total);
+                    let table = self.state.tables.entry(p).or_default();
+                    if total == 0 {
+                        table.remove(&word); // as Faust's `del table[word]`
+                    } else {
+                        table.insert(word, total);
+                    }
                 }
                 if changed {
                     self.print_tally();
@@ -570,8 +653,22 @@ impl Worker {
         }
     }
 
+    /// The old contributions of the batch's jobs that have one (read back
+    /// from the contributions topic), in the order of `jobs`.
+    fn old_contributions(&self, jobs: &[batch::Job]) -> Result<Vec<Option<batch::Old>>> {
+        jobs.iter()
+            .map(|job| {
+                let (Some(offset), Some(reader)) = (job.old, self.contributions.as_ref()) else {
+                    return Ok(None);
+                };
+                let (words, chunks) = reader.read(job.partition, &job.ledger_key, offset)?;
+                Ok(Some(batch::Old { words, chunks }))
+            })
+            .collect()
+    }
+
     /// Reads and counts the batch's objects, [`COUNT_CONCURRENCY`] at a
-    /// time; outcomes in the order of `jobs`. The group is served meanwhile,
+    /// time; outcomes in the order of `jobs` (a retraction reads nothing). The group is served meanwhile,
     /// however long it takes (see [`Group::serve_while`]).
     fn count_objects(&mut self, jobs: &[batch::Job]) -> Result<Vec<Outcome>> {
         if jobs.is_empty() {
@@ -581,14 +678,19 @@ impl Worker {
         let tasks: Vec<_> = jobs
             .iter()
             .map(|job| {
+                let retract = job.action == batch::Action::Retract;
                 let count = object::count(
                     self.s3.clone(),
                     self.settings.s3.bucket.clone(),
                     job.object_key.clone(),
                     self.settings.count,
                     Arc::clone(&self.stop),
+                    job.listed_etag().map(str::to_string),
                 );
                 async move {
+                    if retract {
+                        return Outcome::Failed(String::new()); // not read
+                    }
                     // A test's slow object (see crate::failpoint).
                     let _ = tokio::task::spawn_blocking(|| failpoint::hit("count.slow")).await;
                     count.await
@@ -622,7 +724,7 @@ impl Worker {
     /// Forgets an uncommitted batch's discoveries.
     fn abandon(&mut self, listed: Listed) {
         if let Some(d) = self.state.discovery.as_mut() {
-            d.forget(listed.found.into_iter().map(|f| f.key));
+            d.forget(listed);
         }
     }
 

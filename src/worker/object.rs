@@ -68,7 +68,12 @@ enum Retry {
 
 /// One failed attempt.
 enum AttemptError {
-    Failed { message: String, retry: Retry },
+    Failed {
+        message: String,
+        retry: Retry,
+    },
+    /// The pinned version is no longer there (`412 Precondition Failed`).
+    Changed,
     Interrupted,
 }
 
@@ -91,20 +96,25 @@ pub async fn unless_stopped<T>(stop: &AtomicBool, fut: impl Future<Output = T>) 
     }
 }
 
-/// Reads and counts `s3://bucket/key`, retrying as described above.
+/// Reads and counts `s3://bucket/key`, retrying as described above. With
+/// `pin` (the ETag discovery listed), reads ask for that version
+/// (`If-Match`); when the object changed since, the read goes on with the
+/// version there is now, and every later attempt asks for that one: the
+/// counts are always of one version, the one [`Outcome::Counted`] names.
 pub async fn count(
     client: Client,
     bucket: String,
     key: String,
     opts: Options,
     stop: Arc<AtomicBool>,
+    mut pin: Option<String>,
 ) -> Outcome {
     let started = Instant::now();
     let mut backoff = FIRST_BACKOFF;
     let mut denied = 0;
     let mut warnings = Throttle::new(WARN_EVERY);
     for attempt in 1.. {
-        let pause = match attempt_count(&client, &bucket, &key, opts, &stop).await {
+        let pause = match attempt_count(&client, &bucket, &key, opts, &stop, &mut pin).await {
             Ok((counts, size, etag)) => {
                 return Outcome::Counted {
                     counts,
@@ -114,6 +124,7 @@ pub async fn count(
                 }
             }
             Err(AttemptError::Interrupted) => return Outcome::Interrupted,
+            Err(AttemptError::Changed) => continue, // at once, unpinned
             Err(AttemptError::Failed { message, retry }) => {
                 let pause = match retry {
                     Retry::Denied => match DENIED_PAUSES.get(denied) {
@@ -156,14 +167,25 @@ fn is_denied<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
         if matches!(se.err().code(), Some("NoSuchKey" | "AccessDenied" | "InvalidObjectState" | "NoSuchBucket")))
 }
 
+/// Whether an S3 error says the `If-Match` version is gone.
+fn is_changed<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    matches!(e, SdkError::ServiceError(se) if se.err().code() == Some("PreconditionFailed"))
+}
+
 async fn attempt_count(
     client: &Client,
     bucket: &str,
     key: &str,
     opts: Options,
     stop: &AtomicBool,
+    pin: &mut Option<String>,
 ) -> Result<(WordCounts, u64, String), AttemptError> {
-    let request = client.get_object().bucket(bucket).key(key).send();
+    let request = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .set_if_match(pin.clone())
+        .send();
     let resp = match unless_stopped(stop, tokio::time::timeout(IDLE_TIMEOUT, request)).await {
         None => return Err(AttemptError::Interrupted),
         Some(Err(_)) => {
@@ -178,6 +200,10 @@ async fn attempt_count(
         Some(Ok(r)) => r,
     };
     let resp = resp.map_err(|e| {
+        if is_changed(&e) {
+            *pin = None;
+            return AttemptError::Changed;
+        }
         let retry = if is_denied(&e) {
             Retry::Denied
         } else {
@@ -186,6 +212,9 @@ async fn attempt_count(
         failed(format!("{:#}", s3::describe("cannot read", &e)), retry)
     })?;
     let etag = resp.e_tag().unwrap_or_default().to_string();
+    if !etag.is_empty() {
+        *pin = Some(etag.clone()); // a retry reads this version again
+    }
     let mut body = resp.body;
     let mut counter = Counter::new(opts);
     loop {
