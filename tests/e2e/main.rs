@@ -15,7 +15,8 @@
 //!   kill;
 //! - `long_faults`: a worker stalled in its commit, a zombie lister, long
 //!   reads, the repartition purge, junk, two buckets, rebalances;
-//! - `faust`: a real Faust app recovers its table from our changelog.
+//! - `faust`: a real Faust app recovers its table from our changelog;
+//! - `on_change`: overwrites recount, deletes retract, tombstones (issue 14).
 //!
 //! Tests run on parallel threads. Each takes the stack shared
 //! (`testkit::stack::shared`); those that disturb it for everybody (a
@@ -31,6 +32,7 @@ mod errors;
 mod faust;
 mod long_faults;
 mod long_faults_s3;
+mod on_change;
 mod scaleout;
 mod security;
 mod stack_smoke;
