@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 use testkit::app::App;
 use testkit::bucket::{small_text, Model};
+use testkit::cli::{cmd, consume, run};
 use testkit::corpus::Rng;
 use testkit::counts::Counts;
 use testkit::events::restores;
@@ -73,6 +74,23 @@ async fn assert_follows(app: &App, want: &Counts, workers: &[&Worker]) {
     );
 }
 
+/// `count-local --verify s3://BUCKET` (the changelog against what the
+/// bucket holds now) passes.
+async fn verify_s3(app: &App) {
+    let url = format!("s3://{}", app.bucket);
+    let args = [
+        "count-local",
+        "--verify",
+        "--app-id",
+        app.app_id.as_str(),
+        "--output",
+        "tsv",
+        url.as_str(),
+    ];
+    let verified = run(cmd(stack(), &args)).await.ok();
+    assert_eq!(verified.stdout, "", "no differences");
+}
+
 /// 300 objects, 100 overwritten, 50 deleted, 10 overwritten twice in quick
 /// succession: the changelog equals the counts of the bucket exactly.
 #[tokio::test(flavor = "multi_thread")]
@@ -85,6 +103,7 @@ async fn overwrites_recount_and_deletes_retract_exactly() {
     app.wait_for_totals(&model.totals(), FOLLOW, &[&w]).await;
     change(&app, &mut model, &mut rng).await;
     assert_follows(&app, &model.totals(), &[&w]).await;
+    verify_s3(&app).await;
     let removed = w
         .lines()
         .iter()
@@ -189,6 +208,43 @@ async fn deleting_everything_tombstones_every_word() {
         latest.values().all(Option::is_none),
         "every word's latest record is a tombstone"
     );
+    // consume shows tombstones as kcat does (lines) and as JSON null; its
+    // table and `count-local --verify` take a tombstoned word as absent.
+    let topic = app.changelog_topic();
+    let lines = run(consume(stack(), &topic, &["--from-beginning", "-e"]))
+        .await
+        .ok();
+    for word in &words {
+        let escaped = serde_json::to_string(word).unwrap();
+        let tombstone = format!("{}\tNULL\n", word);
+        assert!(
+            lines.stdout.contains(&tombstone),
+            "no tombstone line for {escaped}"
+        );
+    }
+    let json = run(consume(
+        stack(),
+        &topic,
+        &["--from-beginning", "-e", "--output", "json"],
+    ))
+    .await
+    .ok();
+    assert!(json.stdout.contains("\"value\":null"), "{}", json.stdout);
+    let table = run(consume(
+        stack(),
+        &topic,
+        &["--from-beginning", "-e", "--output", "table"],
+    ))
+    .await
+    .ok();
+    assert!(
+        !words
+            .iter()
+            .any(|w| table.stdout.contains(&format!(" {w} "))),
+        "a tombstoned word in the table:\n{}",
+        table.stdout
+    );
+    verify_s3(&app).await;
     w.stop().await;
 
     let mut w = app.worker("change-all", FLAGS);
