@@ -81,18 +81,13 @@ def main():
     w("pub const BLOCK_SHIFT: u32 = %d;" % (BLOCK.bit_length() - 1))
     w("pub const BLOCK_MASK: u32 = %d;" % (BLOCK - 1))
     w("")
-    w("#[rustfmt::skip]")
-    w("pub static BLOCK_INDEX: [u16; %d] = [" % len(index))
-    for i in range(0, len(index), 24):
-        w("    " + ", ".join(str(x) for x in index[i:i + 24]) + ",")
-    w("];")
-    w("")
-    w("#[rustfmt::skip]")
-    w("pub static BLOCK_DATA: [u8; %d] = [" % len(data))
-    for i in range(0, len(data), 32):
-        w("    " + ", ".join(str(x) for x in data[i:i + 32]) + ",")
-    w("];")
-    w("")
+    for name, ty, values, per_line in (("BLOCK_INDEX", "u16", index, 24), ("BLOCK_DATA", "u8", data, 32)):
+        w("#[rustfmt::skip]")
+        w("pub static %s: [%s; %d] = [" % (name, ty, len(values)))
+        for i in range(0, len(values), per_line):
+            w("    " + ", ".join(str(x) for x in values[i:i + per_line]) + ",")
+        w("];")
+        w("")
     w("/// `(code point, str.lower() of it)` for alphabetic characters that change; sorted.")
     w("#[rustfmt::skip]")
     w("pub static LOWER: [(u32, &str); %d] = [" % len(lowers))

@@ -50,12 +50,11 @@ pub fn escape(s: &str) -> Cow<'_, str> {
     let mut out = String::with_capacity(s.len() + 8);
     out.push('"');
     for c in s.chars() {
+        if let Some(e) = crate::wire::short_escape(c) {
+            out.push_str(e);
+            continue;
+        }
         match c {
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
             c if (c as u32) < 0x100 && is_unsafe(c) => {
                 out.push_str(&format!("\\x{:02x}", c as u32));
             }

@@ -69,6 +69,19 @@ impl Serde {
     }
 }
 
+/// The backslash escape JSON, Python and C share for `"`, `\`, newline,
+/// carriage return and tab.
+pub fn short_escape(c: char) -> Option<&'static str> {
+    Some(match c {
+        '"' => "\\\"",
+        '\\' => "\\\\",
+        '\n' => "\\n",
+        '\r' => "\\r",
+        '\t' => "\\t",
+        _ => return None,
+    })
+}
+
 /// `json.dumps(s)` as Python writes it (ASCII only: `\uXXXX` escapes, with
 /// surrogate pairs beyond the BMP), so our changelog keys are the very bytes
 /// a Faust app writes.
@@ -77,12 +90,11 @@ pub fn python_json_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
+        if let Some(e) = short_escape(c) {
+            out.push_str(e);
+            continue;
+        }
         match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
             '\u{8}' => out.push_str("\\b"),
             '\u{c}' => out.push_str("\\f"),
             ' '..='~' => out.push(c),

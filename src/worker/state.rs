@@ -182,18 +182,8 @@ impl State {
                 Event::ListerStopped.emit();
             }
         }
-        let new_tables: Vec<i32> = owned
-            .repartition
-            .iter()
-            .copied()
-            .filter(|p| !self.tables.contains_key(p))
-            .collect();
-        let new_ledger: Vec<i32> = owned
-            .ledger
-            .iter()
-            .copied()
-            .filter(|p| !self.done.contains_key(p))
-            .collect();
+        let new_tables = missing(&owned.repartition, |p| self.tables.contains_key(p));
+        let new_ledger = missing(&owned.ledger, |p| self.done.contains_key(p));
         if !new_tables.is_empty() {
             let (tables, junk) = restore_tables(r, &new_tables)?;
             self.tables.extend(tables);
@@ -376,6 +366,11 @@ fn start_discovery(r: &Restore<'_>) -> Result<Discovery> {
 
 /// The error for a ledger record of another bucket: two buckets share one
 /// app id, and each worker would skip the other's objects.
+/// The partitions of `owned` that `have` says are not held yet.
+fn missing<'a>(owned: impl IntoIterator<Item = &'a i32>, have: impl Fn(&i32) -> bool) -> Vec<i32> {
+    owned.into_iter().copied().filter(|p| !have(p)).collect()
+}
+
 pub fn foreign_bucket(app_id: &str, key: &str, ledger: &str, bucket: &str) -> anyhow::Error {
     anyhow!(Fatal(format!(
         "app id {app_id} already counts another bucket ({key} in {ledger}); this worker counts s3://{bucket}: give each bucket its own --app-id"
