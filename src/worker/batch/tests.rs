@@ -142,7 +142,8 @@ fn plan_recounts_new_versions_and_retracts_removed_objects() {
         ledger(0, 10, "change:s3://b/same", &discovered_as("\"e\"")),
     ];
     let p = plan(polled, "b", true, done, |_, _| 0);
-    let jobs: Vec<(&str, &Action, Option<i64>, bool, Option<&str>)> = p
+    type Seen<'a> = (&'a str, &'a Action, Option<i64>, bool, Option<&'a str>);
+    let jobs: Vec<Seen> = p
         .jobs
         .iter()
         .map(|j| {
