@@ -156,6 +156,7 @@ set edit:completion:arg-completer[wordstream] = {|@words|
             cand --max-table-memory 'Warn (in the status line) when the worker''s local state (tables, done sets, known objects) is estimated above this many bytes'
             cand --reconcile-interval 'Seconds from the end of one full listing of the bucket to the start of the next (reconciliation passes: they find keys that sort before the keys already seen, e.g. random names, and retry failed objects). A pass lists one page (1,000 keys) per loop iteration and resumes where it stood after a restart or a hand-over. Its LIST cost per hour is about objects / 1000 × 3600 / (this + the pass''s duration)'
             cand --list-page-size 'Keys per ListObjectsV2 page (tests: many pages on a small bucket)'
+            cand --on-change 'What an overwritten or deleted object does to the totals: `recount` replaces its contribution with the new version''s (a delete takes it out; a word at 0 leaves the table, a tombstone in the changelog); `ignore` counts each key once, ever (the original''s behaviour)'
             cand -l 'Log level: error, warn, info, debug, trace (like Faust''s `-l info`). RUST_LOG, when set, takes precedence'
             cand --loglevel 'Log level: error, warn, info, debug, trace (like Faust''s `-l info`). RUST_LOG, when set, takes precedence'
             cand --log-format 'Log lines as text for people, or one JSON object per line (with the worker''s typed events: `"event": "ready"`, …)'

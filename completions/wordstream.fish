@@ -185,6 +185,8 @@ complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l purge-i
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l max-table-memory -d 'Warn (in the status line) when the worker\'s local state (tables, done sets, known objects) is estimated above this many bytes' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l reconcile-interval -d 'Seconds from the end of one full listing of the bucket to the start of the next (reconciliation passes: they find keys that sort before the keys already seen, e.g. random names, and retry failed objects). A pass lists one page (1,000 keys) per loop iteration and resumes where it stood after a restart or a hand-over. Its LIST cost per hour is about objects / 1000 × 3600 / (this + the pass\'s duration)' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l list-page-size -d 'Keys per ListObjectsV2 page (tests: many pages on a small bucket)' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l on-change -d 'What an overwritten or deleted object does to the totals: `recount` replaces its contribution with the new version\'s (a delete takes it out; a word at 0 leaves the table, a tombstone in the changelog); `ignore` counts each key once, ever (the original\'s behaviour)' -r -f -a "recount\t'Overwrites recount, deletes retract'
+ignore\t'Each key is counted once (its first version), ever'"
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -s l -l loglevel -d 'Log level: error, warn, info, debug, trace (like Faust\'s `-l info`). RUST_LOG, when set, takes precedence' -r -f -a "error\t''
 warn\t''
 info\t''
