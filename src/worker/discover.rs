@@ -607,6 +607,28 @@ impl Discovery {
         gone
     }
 
+    /// The seam for S3 `ObjectRemoved` notices (the events path, issue 13):
+    /// `key` is gone from the bucket, so its contribution is to be taken
+    /// out. Adds it to `listed.removed` (a `removed` record under its
+    /// change key, in the batch's transaction) when it is known and its
+    /// removal is not recorded yet; returns whether it did. Notices may
+    /// come late or out of order: hand in only a key confirmed absent
+    /// (HeadObject says 404), or a re-upload could be taken out until the
+    /// next full pass finds it again. `forget` undoes it with the batch.
+    pub fn notice_removed(&mut self, key: &str, listed: &mut Listed) -> bool {
+        if !self.recount || !key.starts_with(self.prefix.as_str()) {
+            return false;
+        }
+        match self.seen.get(key) {
+            Some(v) if v & !MARK != REMOVED => {
+                self.seen.set(key, REMOVED | (v & MARK));
+                listed.removed.push(key.to_string());
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Follows new versions and removals (`--on-change recount`) or not.
     pub fn with_recount(mut self, recount: bool) -> Self {
         self.recount = recount;
@@ -626,6 +648,11 @@ impl Discovery {
             }
         }
         let unmarked = self.parity ^ MARK;
+        for key in &listed.removed {
+            if self.seen.contains(key) {
+                self.seen.set(key, UNKNOWN | unmarked);
+            }
+        }
         let gone: std::collections::HashSet<Fp> = listed.gone.into_iter().collect();
         if !gone.is_empty() {
             for (fp, v) in self.seen.entries_mut() {
@@ -860,6 +887,25 @@ mod tests {
             ..Listed::default()
         });
         assert_eq!(d.unmarked(), [fp96("p/a")]);
+    }
+
+    /// An `ObjectRemoved` notice of a known key records its removal once.
+    #[test]
+    fn a_removal_notice_of_a_known_key_is_recorded_once() {
+        let mut d = Discovery::new("b", "", Known::new("b"), RECONCILE_EVERY);
+        d.seen.set("k", tag31("e"));
+        let mut listed = Listed::default();
+        assert!(!d.notice_removed("unknown", &mut listed));
+        assert!(d.notice_removed("k", &mut listed));
+        assert!(!d.notice_removed("k", &mut listed));
+        assert_eq!(listed.removed, ["k"]);
+        // The batch is abandoned: a later notice records it again.
+        d.forget(listed);
+        let mut listed = Listed::default();
+        assert!(d.notice_removed("k", &mut listed));
+        assert!(!d
+            .with_recount(false)
+            .notice_removed("k", &mut Listed::default()));
     }
 
     #[test]

@@ -472,7 +472,7 @@ impl Worker {
                 &self.settings.s3.bucket,
                 &listed.gone,
             ) {
-                Ok(names) => listed.removed = names,
+                Ok(names) => listed.removed.extend(names),
                 Err(e) => {
                     self.kafka_warnings
                         .warn(format_args!("{e:#} (finding removed objects; retrying)"));
