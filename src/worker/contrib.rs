@@ -15,7 +15,7 @@
 
 use crate::config::KafkaArgs;
 use crate::count::WordCounts;
-use crate::kafka::{self, QuietContext};
+use crate::kafka::QuietContext;
 use anyhow::{anyhow, bail, Context, Result};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -100,17 +100,8 @@ pub struct Reader {
 impl Reader {
     /// A reader of `topic`.
     pub fn new(args: &KafkaArgs, topic: &str) -> Result<Reader> {
-        let consumer: BaseConsumer<QuietContext> = kafka::client_config(args)
-            .set("group.id", format!("{}-contributions", args.app_id))
-            .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "true")
-            .set("isolation.level", "read_committed")
-            .set("fetch.wait.max.ms", "10")
-            .create_with_context(QuietContext)
-            .context("cannot create Kafka consumer")?;
-        kafka::prime(consumer.client());
         Ok(Reader {
-            consumer,
+            consumer: super::restore::reader(args, "contributions")?,
             topic: topic.to_string(),
         })
     }

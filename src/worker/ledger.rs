@@ -153,6 +153,23 @@ impl Entry {
     pub fn to_bytes(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("ledger entries serialize")
     }
+
+    /// A `counted` entry of version `etag` (one word, no contribution), for
+    /// tests.
+    #[cfg(test)]
+    pub fn counted_for_tests(etag: &str) -> Entry {
+        Entry::Counted {
+            etag: etag.into(),
+            size: 3,
+            words: 1,
+            distinct: 1,
+            invalid_bytes: 0,
+            skipped_tokens: 0,
+            ms: 1,
+            worker: "w".into(),
+            contribution: None,
+        }
+    }
 }
 
 #[cfg(test)]

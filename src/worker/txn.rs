@@ -12,10 +12,8 @@
 use super::batch::{Output, Record};
 use super::Fatal;
 use crate::config::{KafkaArgs, Topics};
-use crate::kafka::{self, QuietContext};
+use crate::kafka;
 use anyhow::{anyhow, bail, Context, Result};
-use rdkafka::client::{ClientContext, OAuthToken};
-use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
@@ -38,24 +36,7 @@ pub struct DeliveryContext {
 /// The delivery opaque of records whose offset nobody needs.
 const UNTRACKED: usize = usize::MAX;
 
-impl ClientContext for DeliveryContext {
-    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
-
-    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        QuietContext.log(level, fac, log_message)
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        QuietContext.error(error, reason)
-    }
-
-    fn generate_oauth_token(
-        &self,
-        oauthbearer_config: Option<&str>,
-    ) -> Result<OAuthToken, Box<dyn std::error::Error>> {
-        QuietContext.generate_oauth_token(oauthbearer_config)
-    }
-}
+kafka::context::quiet_client_context!(DeliveryContext);
 
 impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = usize;

@@ -48,17 +48,7 @@ fn removed() -> Entry {
 }
 
 fn counted() -> Entry {
-    Entry::Counted {
-        etag: "e".into(),
-        size: 3,
-        words: 1,
-        distinct: 1,
-        invalid_bytes: 0,
-        skipped_tokens: 0,
-        ms: 1,
-        worker: "w".into(),
-        contribution: None,
-    }
+    Entry::counted_for_tests("e")
 }
 
 fn failed() -> Entry {

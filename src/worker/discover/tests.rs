@@ -113,17 +113,7 @@ fn a_failed_object_is_due_after_ten_minutes_or_once_replaced() {
 fn known_versions_follow_changes_and_removals() {
     let rec = |e: Entry| Some(e.to_bytes());
     let mut k = Known::new("b").with_prefix("p/");
-    let counted = Entry::Counted {
-        etag: "e1".into(),
-        size: 1,
-        words: 1,
-        distinct: 1,
-        invalid_bytes: 0,
-        skipped_tokens: 0,
-        ms: 1,
-        worker: "w".into(),
-        contribution: None,
-    };
+    let counted = Entry::counted_for_tests("e1");
     let e2 = Entry::Discovered {
         etag: "e2".into(),
         size: 1,
