@@ -233,7 +233,7 @@ _wordstream() {
             return 0
             ;;
         wordstream__subcmd__count__subcmd__local)
-            opts="-o -v -q -X -l -h -V --lowercase --encoding --output --top --threads --verbose --keep-going --quiet --verify --serde --topic --brokers --app-id --table --connect-timeout --kafka-security-protocol --sasl-mechanism --sasl-username --sasl-password --ca-location --kafka-auth --msk-region --loglevel --log-format --help --version"
+            opts="-o -v -q -X -l -h -V --lowercase --encoding --format --max-expansion --output --top --threads --verbose --keep-going --quiet --verify --serde --topic --brokers --app-id --table --connect-timeout --kafka-security-protocol --sasl-mechanism --sasl-username --sasl-password --ca-location --kafka-auth --msk-region --loglevel --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -241,6 +241,14 @@ _wordstream() {
             case "${prev}" in
                 --encoding)
                     COMPREPLY=($(compgen -W "utf8 latin1" -- "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "auto text" -- "${cur}"))
+                    return 0
+                    ;;
+                --max-expansion)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --output)
@@ -495,7 +503,7 @@ _wordstream() {
             return 0
             ;;
         wordstream__subcmd__worker)
-            opts="-X -l -h -V --brokers --app-id --table --connect-timeout --kafka-security-protocol --sasl-mechanism --sasl-username --sasl-password --ca-location --kafka-auth --msk-region --bucket --endpoint-url --region --s3-timeout --lowercase --encoding --prefix --interval --serde --worker-id --tally --partitions --replication --status-interval --purge-interval --max-table-memory --retry-failed --reconcile-interval --list-page-size --on-change --loglevel --log-format --help --version"
+            opts="-X -l -h -V --brokers --app-id --table --connect-timeout --kafka-security-protocol --sasl-mechanism --sasl-username --sasl-password --ca-location --kafka-auth --msk-region --bucket --endpoint-url --region --s3-timeout --lowercase --encoding --format --max-expansion --prefix --interval --serde --worker-id --tally --partitions --replication --status-interval --purge-interval --max-table-memory --retry-failed --reconcile-interval --events --list-page-size --on-change --loglevel --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -569,6 +577,14 @@ _wordstream() {
                     COMPREPLY=($(compgen -W "utf8 latin1" -- "${cur}"))
                     return 0
                     ;;
+                --format)
+                    COMPREPLY=($(compgen -W "auto text" -- "${cur}"))
+                    return 0
+                    ;;
+                --max-expansion)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --prefix)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -610,6 +626,10 @@ _wordstream() {
                     return 0
                     ;;
                 --reconcile-interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --events)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -41,6 +41,9 @@ complete -c wordstream -n "__fish_wordstream_needs_command" -f -a "completions" 
 complete -c wordstream -n "__fish_wordstream_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l encoding -d 'How object bytes decode (latin1 is what the original app did)' -r -f -a "utf8\t'UTF-8; invalid bytes are separators and are counted'
 latin1\t'ISO-8859-1 (every byte is one character), what the original app used'"
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l format -d 'How bytes are read: `auto` detects gzip, zstd, bzip2, tar, XML, HTML, PDF (magic bytes, then Content-Type, then extension) and counts their text; `text` counts every byte as text' -r -f -a "auto\t'Detect compression, archives, markup (magic bytes, then Content-Type, then extension)'
+text\t'Every byte is text (no detection)'"
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l max-expansion -d 'Decompressed bytes may be at most N times the compressed bytes read (plus 1 MiB); past that the input fails as a decompression bomb' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -s o -l output -d 'Output format [default: table on a terminal, tsv otherwise]' -r -f -a "table\t'A table for people (default on a terminal)'
 tsv\t'`word<TAB>count` lines (default when stdout is not a terminal)'
 json\t'A JSON array of `{"word": ..., "count": ...}`'"
@@ -77,7 +80,7 @@ trace\t''"
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l log-format -d 'Log lines as text for people, or one JSON object per line (with the worker\'s typed events: `"event": "ready"`, …)' -r -f -a "human\t'Lines for people'
 json\t'One JSON object per line, typed events included'"
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l lowercase -d 'Fold case with Python\'s `str.lower()` (default: case preserved)'
-complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -s v -l verbose -d 'Name what a directory walk skips (FIFOs, sockets, devices)'
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -s v -l verbose -d 'Name what a directory walk skips (FIFOs, sockets, devices) and the format found in each input'
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l keep-going -d 'Warn about unreadable paths and count the rest (still exits 1)'
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -s q -l quiet -d 'No summary line on stderr'
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l verify -d 'Compare the counts with the changelog topic instead of printing them; exit 1 on any difference. The differences are printed as --output says (word, local, changelog)'
@@ -171,6 +174,9 @@ complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l region 
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l s3-timeout -d 'Seconds to wait for the S3 endpoint: to connect, and for each answer (a request that sends data gets one more second per 64 KiB)' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l encoding -d 'How object bytes decode (latin1 is what the original app did)' -r -f -a "utf8\t'UTF-8; invalid bytes are separators and are counted'
 latin1\t'ISO-8859-1 (every byte is one character), what the original app used'"
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l format -d 'How bytes are read: `auto` detects gzip, zstd, bzip2, tar, XML, HTML, PDF (magic bytes, then Content-Type, then extension) and counts their text; `text` counts every byte as text' -r -f -a "auto\t'Detect compression, archives, markup (magic bytes, then Content-Type, then extension)'
+text\t'Every byte is text (no detection)'"
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l max-expansion -d 'Decompressed bytes may be at most N times the compressed bytes read (plus 1 MiB); past that the input fails as a decompression bomb' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l prefix -d 'Only count objects whose key starts with this' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l interval -d 'Seconds between bucket listings (0.1 to 86400). A new key that sorts after the keys already seen is found at the next listing; one that sorts before them (random keys) waits for the next full pass (--reconcile-interval)' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l serde -d 'Changelog wire format' -r -f -a "faust\t'JSON key and value, byte-compatible with a Faust table (`"the"` → `120`)'
@@ -183,7 +189,8 @@ complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l replica
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l status-interval -d 'Seconds between status lines (1 to 86400)' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l purge-interval -d 'Seconds between purges of consumed records of the repartition topic' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l max-table-memory -d 'Warn (in the status line) when the worker\'s local state (tables, done sets, known objects) is estimated above this many bytes' -r
-complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l reconcile-interval -d 'Seconds from the end of one full listing of the bucket to the start of the next (reconciliation passes: they find keys that sort before the keys already seen, e.g. random names, and retry failed objects). A pass lists one page (1,000 keys) per loop iteration and resumes where it stood after a restart or a hand-over. Its LIST cost per hour is about objects / 1000 × 3600 / (this + the pass\'s duration)' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l reconcile-interval -d 'Seconds from the end of one full listing of the bucket to the start of the next (reconciliation passes: they find keys that sort before the keys already seen, e.g. random names, and retry failed objects). A pass lists one page (1,000 keys) per loop iteration and resumes where it stood after a restart or a hand-over. Its LIST cost per hour is about objects / 1000 × 3600 / (this + the pass\'s duration): 6,000 calls an hour on a bucket of 1 M objects at the default' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l events -d 'Event-driven discovery, next to the listing: S3 Event Notifications from an SQS queue (sqs:QUEUE_URL; endpoint AWS_ENDPOINT_URL_SQS, else the queue URL\'s) or a Kafka topic of the same cluster that an S3 server publishes them to (kafka:TOPIC; offsets of the group <app-id>-events). New objects are found within a loop iteration, whatever their keys; the listing stays the safety net for lost events. An event is acknowledged once its objects are in the ledger' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l list-page-size -d 'Keys per ListObjectsV2 page (tests: many pages on a small bucket)' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l on-change -d 'What an overwritten or deleted object does to the totals: `recount` replaces its contribution with the new version\'s (a delete takes it out; a word at 0 leaves the table, a tombstone in the changelog); `ignore` counts each key once, ever (the original\'s behaviour)' -r -f -a "recount\t'Overwrites recount, deletes retract'
 ignore\t'Each key is counted once (its first version), ever'"

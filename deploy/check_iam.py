@@ -7,7 +7,15 @@ template's resources has an Allow statement that
     with "*" in it ("s3:Get*"), or uses NotAction;
   - applies to a wildcard resource: "*", an ARN whose resource part is only
     "*" ("arn:aws:s3:::*", "arn:...:kafka:region:acct:*"), or uses NotResource;
-  - names the "*" principal (public access).
+  - names the "*" principal (public access);
+and it checks the least privilege of S3 event notifications to SQS:
+  - a queue policy (AWS::SQS::QueuePolicy) may only let the S3 service send
+    (Principal {"Service": "s3.amazonaws.com"}, Action sqs:SendMessage), and
+    only for one bucket of this account (aws:SourceArn with ArnEquals or
+    ArnLike, no wildcard, and aws:SourceAccount with StringEquals);
+  - any other policy may grant only the SQS actions a consumer needs:
+    sqs:ReceiveMessage, sqs:DeleteMessage, sqs:GetQueueAttributes,
+    sqs:ChangeMessageVisibility.
 Deny statements grant nothing and are not checked. Resources built with
 Fn::Sub are checked on their template string; other intrinsics (Ref,
 GetAtt, ...) name one resource and pass.
@@ -68,7 +76,38 @@ def wildcard_resource(v):
     return s == "*" or s.endswith(":*") or s.endswith(":*/*")
 
 
-def check_statement(where, st, findings):
+# What the worker does with its queue (and nothing else).
+SQS_CONSUMER_ACTIONS = {
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+    "sqs:ChangeMessageVisibility",
+}
+
+
+def check_queue_statement(at, st, findings):
+    """An Allow statement of a queue policy: only S3 of one bucket sends."""
+    if st.get("Principal") != {"Service": "s3.amazonaws.com"}:
+        findings.append(f"{at}: least privilege: only the principal "
+                        f"{{Service: s3.amazonaws.com}} may send, not {st.get('Principal')!r}")
+    actions = [template_string(a) for a in as_list(st.get("Action", []))]
+    if actions != ["sqs:SendMessage"]:
+        findings.append(f"{at}: least privilege: the S3 service needs sqs:SendMessage only, not {actions!r}")
+    cond = st.get("Condition") or {}
+    source_arn = None
+    for op in ("ArnEquals", "ArnLike"):
+        if isinstance(cond.get(op), dict) and "aws:SourceArn" in cond[op]:
+            source_arn = cond[op]["aws:SourceArn"]
+    if source_arn is None:
+        findings.append(f"{at}: least privilege: no aws:SourceArn condition (any bucket may send)")
+    elif "*" in (template_string(source_arn) or ""):
+        findings.append(f"{at}: least privilege: wildcard aws:SourceArn {template_string(source_arn)!r}")
+    account = cond.get("StringEquals") if isinstance(cond.get("StringEquals"), dict) else {}
+    if "aws:SourceAccount" not in account:
+        findings.append(f"{at}: least privilege: no aws:SourceAccount condition (another account's bucket may send)")
+
+
+def check_statement(where, st, findings, queue_policy=False):
     if not isinstance(st, dict) or st.get("Effect") != "Allow":
         return
     sid = st.get("Sid", "?")
@@ -88,20 +127,28 @@ def check_statement(where, st, findings):
     if principal == "*" or (isinstance(principal, dict)
                             and "*" in as_list(principal.get("AWS", []))):
         findings.append(f"{at}: the '*' principal")
+    if queue_policy:
+        check_queue_statement(at, st, findings)
+        return
+    for a in as_list(st.get("Action", [])):
+        s = template_string(a)
+        if s and s.startswith("sqs:") and "*" not in s and s not in SQS_CONSUMER_ACTIONS:
+            findings.append(f"{at}: least privilege: {s} is more than a queue consumer needs "
+                            f"({', '.join(sorted(SQS_CONSUMER_ACTIONS))})")
 
 
-def walk(where, node, findings, count):
+def walk(where, node, findings, count, queue_policy=False):
     if isinstance(node, dict):
         for k, v in node.items():
             if k in ("PolicyDocument", "AssumeRolePolicyDocument") and isinstance(v, dict):
                 count[0] += 1
                 for st in as_list(v.get("Statement", [])):
-                    check_statement(f"{where} {k}", st, findings)
+                    check_statement(f"{where} {k}", st, findings, queue_policy)
             else:
-                walk(where, v, findings, count)
+                walk(where, v, findings, count, queue_policy)
     elif isinstance(node, list):
         for v in node:
-            walk(where, v, findings, count)
+            walk(where, v, findings, count, queue_policy)
 
 
 def check(path):
@@ -109,7 +156,8 @@ def check(path):
         doc = yaml.load(f, Loader=CfnLoader)  # noqa: S506 (SafeLoader subclass)
     findings, count = [], [0]
     for name, res in (doc.get("Resources") or {}).items():
-        walk(f"{path}: {name}", res, findings, count)
+        queue_policy = isinstance(res, dict) and res.get("Type") == "AWS::SQS::QueuePolicy"
+        walk(f"{path}: {name}", res, findings, count, queue_policy)
     return findings, count[0]
 
 

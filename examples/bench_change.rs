@@ -177,7 +177,10 @@ async fn main() {
     let mut w = worker(&app, "ignore").await;
     let base = phase(&app, &w, &first, &want1).await;
     w.stop().await;
-    println!("{}", base.line("baseline: first upload, --on-change ignore", n, mb1));
+    println!(
+        "{}",
+        base.line("baseline: first upload, --on-change ignore", n, mb1)
+    );
 
     let app = App::new("bench-recount").await;
     let mut w = worker(&app, "recount").await;

@@ -22,7 +22,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use testkit::corpus::{self, Rng};
+use testkit::corpus::{self, probe_word, Rng};
 use testkit::counts::{count_bytes, times, Counts};
 use testkit::kafka::Tail;
 use testkit::names::unique_name;
@@ -161,20 +161,6 @@ async fn bench_corpus(o: &Opts) {
         bytes as f64 / 1e6 / secs,
         hwm as f64 / 1024.0
     );
-}
-
-/// `i` as letters only (a word of its own for each object).
-fn probe_word(i: usize) -> String {
-    let mut s = String::from("latencyprobe");
-    let mut n = i;
-    loop {
-        s.push((b'a' + (n % 26) as u8) as char);
-        n /= 26;
-        if n == 0 {
-            break;
-        }
-    }
-    s
 }
 
 /// 2. Upload-to-changelog latency of small objects, one at a time.

@@ -64,6 +64,12 @@ pub enum Event {
         distinct: u64,
         invalid_bytes: u64,
         ms: u64,
+        /// Detected format chain (`text`, `gzip+tar`, `xml`…).
+        #[serde(default)]
+        format: String,
+        /// Bytes of text counted.
+        #[serde(default)]
+        text_bytes: u64,
     },
     /// An object gone from the bucket: its contribution (`words`
     /// occurrences) taken out of the totals (not yet committed: see
@@ -129,6 +135,26 @@ pub struct Status {
     /// Words over 64 KiB skipped in the objects counted.
     #[serde(default)]
     pub skipped_tokens: u64,
+    /// Estimated heap bytes of the known objects (the lister only).
+    #[serde(default)]
+    pub known_bytes: u64,
+    /// Event notices (`--events`) the lister's discovery took in.
+    #[serde(default)]
+    pub notices: Notices,
+}
+
+/// Event notices (`--events`) taken in by the lister's discovery (since it
+/// became the lister).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notices {
+    /// Created notices of the bucket and prefix.
+    pub created: u64,
+    /// Of those, objects found (not known before).
+    pub found: u64,
+    /// Removed notices of the bucket and prefix.
+    pub removed: u64,
+    /// Notices of another bucket or outside the prefix.
+    pub ignored: u64,
 }
 
 impl Event {
@@ -228,9 +254,11 @@ impl fmt::Display for Event {
                 distinct,
                 invalid_bytes,
                 ms,
+                format,
+                text_bytes,
             } => write!(
                 f,
-                "counted {}: {bytes} bytes, {words} words, {distinct} distinct, {invalid_bytes} invalid bytes, {ms} ms",
+                "counted {} ({format}, {text_bytes} bytes of text): {bytes} bytes, {words} words, {distinct} distinct, {invalid_bytes} invalid bytes, {ms} ms",
                 escape(key)
             ),
             Event::ObjectFailed { key, reason } => {
@@ -257,7 +285,7 @@ impl fmt::Display for Event {
             Event::Resync => f.write_str("resynchronising with the committed state"),
             Event::Status(s) => write!(
                 f,
-                "status: {} objects counted, {} failed, {} bytes, {} words{}, {} transactions ({} aborted); ledger {:?} repartition {:?}{}; table {} words; state ~{} MiB ({} done, {} known objects){}; {} list calls",
+                "status: {} objects counted, {} failed, {} bytes, {} words{}, {} transactions ({} aborted); ledger {:?} repartition {:?}{}; table {} words; state ~{} MiB ({} done, {} known objects){}; {} list calls{}",
                 s.objects,
                 s.failed,
                 s.bytes,
@@ -281,6 +309,13 @@ impl fmt::Display for Event {
                     String::new()
                 },
                 s.list_calls,
+                match s.notices {
+                    Notices { created: 0, removed: 0, ignored: 0, .. } => String::new(),
+                    n => format!(
+                        "; events: {} created ({} new), {} removed, {} ignored",
+                        n.created, n.found, n.removed, n.ignored
+                    ),
+                },
             ),
             Event::Stopping { static_member: true } => f.write_str(
                 "stopping (static member: partitions stay assigned to this id for the session timeout)",

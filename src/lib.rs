@@ -14,6 +14,7 @@ pub mod cmd;
 pub mod config;
 pub mod events;
 pub mod failpoint;
+pub mod format;
 pub mod kafka;
 pub mod logging;
 pub mod msk_iam;

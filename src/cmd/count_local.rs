@@ -11,6 +11,7 @@
 mod s3;
 
 use crate::count::{Options, WordCounts};
+use crate::format;
 use crate::output::{self, Format};
 use crate::tokenize::{last_boundary_from, Encoding};
 use anyhow::{bail, Context, Result};
@@ -28,6 +29,16 @@ pub struct CountFlags {
     /// How object bytes decode (latin1 is what the original app did).
     #[arg(long, value_enum, default_value_t = Encoding::Utf8)]
     pub encoding: Encoding,
+    /// How bytes are read: `auto` detects gzip, zstd, bzip2, tar, XML,
+    /// HTML, PDF (magic bytes, then Content-Type, then extension) and
+    /// counts their text; `text` counts every byte as text.
+    #[arg(long, value_enum, default_value_t = format::Mode::Auto)]
+    pub format: format::Mode,
+    /// Decompressed bytes may be at most N times the compressed bytes read
+    /// (plus 1 MiB); past that the input fails as a decompression bomb.
+    #[arg(long, value_name = "N", default_value_t = format::DEFAULT_MAX_EXPANSION,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_expansion: u64,
 }
 
 impl CountFlags {
@@ -36,6 +47,14 @@ impl CountFlags {
         Options {
             encoding: self.encoding,
             lowercase: self.lowercase,
+        }
+    }
+
+    /// The format layer's configuration.
+    pub fn formats(self) -> format::Config {
+        format::Config {
+            mode: self.format,
+            max_expansion: self.max_expansion,
         }
     }
 }
@@ -66,7 +85,8 @@ pub struct Args {
     /// input has 1 MiB batches].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: Option<u16>,
-    /// Name what a directory walk skips (FIFOs, sockets, devices).
+    /// Name what a directory walk skips (FIFOs, sockets, devices) and the
+    /// format found in each input.
     #[arg(long, short = 'v')]
     pub verbose: bool,
     /// Warn about unreadable paths and count the rest (still exits 1).
@@ -195,30 +215,40 @@ fn expand(
     Ok(inputs)
 }
 
-/// Counts `paths` with `threads` threads (a progress bar on big inputs).
-///
-/// This thread reads the inputs straight into batches of about [`BATCH`]
-/// bytes, cut on token boundaries (the partial token at the end moves to
-/// the next batch), while `threads` counting threads take batches from a
-/// queue, each into its own map; the maps are merged at the end. Reading
-/// overlaps counting, and batch buffers are recycled.
-pub fn count_paths(
-    paths: &[PathBuf],
-    opts: Options,
-    threads: usize,
-    keep_going: bool,
-) -> Result<Tally> {
-    count_inputs(paths, opts, threads, keep_going, false)
+/// How to count: the core's options, the format layer's, and what to say.
+#[derive(Clone, Copy)]
+pub struct Plan {
+    /// The core's options.
+    pub opts: Options,
+    /// The format layer's.
+    pub formats: format::Config,
+    /// Counting threads.
+    pub threads: usize,
+    /// Warn about unreadable inputs (and those whose format fails) and
+    /// count the rest.
+    pub keep_going: bool,
+    /// Name what directory walks skip, and each input's format.
+    pub verbose: bool,
 }
 
-/// [`count_paths`], naming what directory walks skip when `verbose`.
-fn count_inputs(
-    paths: &[PathBuf],
-    opts: Options,
-    threads: usize,
-    keep_going: bool,
-    verbose: bool,
-) -> Result<Tally> {
+/// Counts `paths` as `plan` says (a progress bar on big inputs).
+///
+/// This thread reads plain-text inputs straight into batches of about
+/// [`BATCH`] bytes, cut on token boundaries (the partial token at the end
+/// moves to the next batch), while counting threads take batches from a
+/// queue, each into its own map; the maps are merged at the end. Reading
+/// overlaps counting, and batch buffers are recycled. Other formats
+/// (compressed, tar, markup) are extracted and counted on this thread, each
+/// input on its own until it is complete: one that fails adds nothing, as
+/// in the worker.
+pub fn count_paths(paths: &[PathBuf], plan: Plan) -> Result<Tally> {
+    let Plan {
+        opts,
+        threads,
+        keep_going,
+        verbose,
+        ..
+    } = plan;
     let mut failed = 0;
     let inputs = expand(paths, keep_going, verbose, &mut failed)?;
     let total: u64 = inputs.iter().map(|(_, len)| len).sum();
@@ -263,11 +293,12 @@ fn count_inputs(
             full_tx,
             empty_rx,
         };
-        let read = read_inputs(&inputs, keep_going, &mut batcher, &bar);
+        let mut extracted = WordCounts::new();
+        let read = read_inputs(&inputs, plan, &mut batcher, &mut extracted, &bar);
         batcher.flush();
         drop(batcher); // closes the queue: the counting threads finish
 
-        let mut counts = WordCounts::new();
+        let mut counts = extracted;
         for c in counters {
             match c.join() {
                 Ok(c) => counts.merge(c),
@@ -285,16 +316,20 @@ fn count_inputs(
     })
 }
 
-/// Reads every input into `batcher`; returns (files, bytes, unreadable).
+/// Reads every input: plain text into `batcher`, other formats counted into
+/// `extracted`; returns (files, bytes, unreadable).
 fn read_inputs(
     inputs: &[(Input, u64)],
-    keep_going: bool,
+    plan: Plan,
     batcher: &mut Batcher,
+    extracted: &mut WordCounts,
     bar: &indicatif::ProgressBar,
 ) -> Result<(u64, u64, u64)> {
+    let keep_going = plan.keep_going;
     let (mut files, mut bytes, mut unreadable) = (0, 0, 0);
     for (input, _) in inputs {
-        let mut reader = match open(input) {
+        let opened = open(input).and_then(|r| sniff(input, r, plan.formats.mode));
+        let (mut reader, prefix) = match opened {
             Ok(r) => r,
             Err(e) if keep_going => {
                 tracing::warn!("{e:#}");
@@ -303,6 +338,44 @@ fn read_inputs(
             }
             Err(e) => return Err(e),
         };
+        if let Some(prefix) = prefix {
+            let hints = format::Hints::named(input.name());
+            let kind = format::detect(&prefix, &hints);
+            if kind != format::Kind::Text {
+                match format::count(prefix, reader, &hints, plan.formats, plan.opts) {
+                    Ok(c) => {
+                        if plan.verbose {
+                            tracing::info!(
+                                "{}: {}, {} bytes, {} bytes of text, {} words{}",
+                                output::escape(&input.name()),
+                                c.record.format,
+                                c.input_bytes,
+                                c.record.text_bytes,
+                                c.counts.words,
+                                members_note(&c)
+                            );
+                        }
+                        bar.inc(c.input_bytes);
+                        bytes += c.input_bytes;
+                        files += 1;
+                        extracted.merge(c.counts);
+                    }
+                    Err(e) => {
+                        let e = e.context(format!("cannot count {}", input.name()));
+                        if !keep_going {
+                            return Err(e);
+                        }
+                        tracing::warn!("{e:#}");
+                        unreadable += 1;
+                    }
+                }
+                continue;
+            }
+            if plan.verbose {
+                tracing::info!("{}: text", output::escape(&input.name()));
+            }
+            reader = Box::new(std::io::Cursor::new(prefix).chain(reader));
+        }
         // A failure after the first byte is fatal even with --keep-going:
         // part of the input would already be counted.
         loop {
@@ -404,6 +477,31 @@ fn useful_threads(threads: usize, inputs: &[(Input, u64)]) -> usize {
     threads.min(batches).max(1)
 }
 
+/// The first bytes of an input, read to detect its format.
+type Prefix = Vec<u8>;
+
+/// With `auto`, reads the first bytes of an input to detect its format.
+fn sniff(
+    input: &Input,
+    mut reader: Box<dyn Read>,
+    mode: format::Mode,
+) -> Result<(Box<dyn Read>, Option<Prefix>)> {
+    if mode == format::Mode::Text {
+        return Ok((reader, None));
+    }
+    let prefix =
+        format::sniff(&mut reader).with_context(|| format!("cannot read {}", input.name()))?;
+    Ok((reader, Some(prefix)))
+}
+
+/// `, N members` for archives (`-v`).
+fn members_note(c: &format::Counted) -> String {
+    if c.record.member_count == 0 {
+        return String::new();
+    }
+    format!(", {} members", c.record.member_count)
+}
+
 /// Opens an input for reading.
 fn open(input: &Input) -> Result<Box<dyn Read>> {
     Ok(match input {
@@ -442,20 +540,21 @@ pub fn run(args: Args) -> Result<()> {
         args.paths.clone()
     };
     let threads = args.threads.map_or_else(default_threads, usize::from);
+    let plan = Plan {
+        opts: args.count.options(),
+        formats: args.count.formats(),
+        threads,
+        keep_going: args.keep_going,
+        verbose: args.verbose,
+    };
     let bucket = match paths.as_slice() {
         [one] => s3::parse(&one.to_string_lossy()).transpose()?,
         _ => None,
     };
     let tally = match bucket {
         // What a bucket holds now (issue 14: the totals follow the bucket).
-        Some((bucket, prefix)) => s3::count(&bucket, &prefix, args.count.options())?,
-        None => count_inputs(
-            &paths,
-            args.count.options(),
-            threads,
-            args.keep_going,
-            args.verbose,
-        )?,
+        Some((bucket, prefix)) => s3::count(&bucket, &prefix, plan.opts, plan.formats)?,
+        None => count_paths(&paths, plan)?,
     };
     let secs = started.elapsed().as_secs_f64();
     if args.verify {

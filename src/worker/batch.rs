@@ -319,6 +319,7 @@ pub fn settle(
                 size,
                 etag,
                 elapsed,
+                text,
             } => {
                 let ms = elapsed.as_millis() as u64;
                 s.events.push(Event::ObjectCounted {
@@ -328,6 +329,8 @@ pub fn settle(
                     distinct: counts.distinct() as u64,
                     invalid_bytes: counts.invalid_bytes,
                     ms,
+                    format: text.format.clone(),
+                    text_bytes: text.text_bytes,
                 });
                 add(&mut s.deltas, diff(&counts, &old_words));
                 let mut new_chunks = 0;
@@ -354,6 +357,7 @@ pub fn settle(
                     ms,
                     worker: worker.to_string(),
                     contribution: None,
+                    text,
                 };
                 s.counted += 1;
                 s.bytes += size;

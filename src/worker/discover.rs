@@ -34,6 +34,7 @@
 
 use super::keyset::{etag_tag, fp96, Fp, KeyMap};
 use super::ledger::{split_key, unix_now, Entry};
+use super::notify::{Ack, Notice};
 use super::restore;
 use crate::config::KafkaArgs;
 use crate::s3;
@@ -49,8 +50,10 @@ use std::time::{Duration, Instant};
 /// and the scale-out benchmark).
 pub static LIST_CALLS: AtomicU64 = AtomicU64::new(0);
 
-/// Default time between full listings (reconciliation passes).
-pub const RECONCILE_EVERY: Duration = Duration::from_secs(30);
+/// Default time between full listings (reconciliation passes): 10 minutes.
+/// On a bucket of 1 M objects (1,000 pages) that is about 6 passes and
+/// 6,000 LIST calls an hour (docs in `--reconcile-interval` and the README).
+pub const RECONCILE_EVERY: Duration = Duration::from_secs(600);
 /// Listings start after the watermark as it was this long ago.
 pub const WATERMARK_LAG: Duration = Duration::from_secs(10);
 /// A failed object is retried by a full listing this long after it failed.
@@ -237,6 +240,11 @@ pub struct Discovery {
     committed_after: Option<String>,
     /// Listed keys that do not decode to UTF-8 (warned about once).
     undecodable: HashSet<String>,
+    /// Event notices taken in (see [`Discovery::notified`]).
+    pub notices: crate::events::Notices,
+    /// Keys an event said were removed, to confirm (HeadObject) before
+    /// their removal is recorded.
+    removal_notices: std::collections::BTreeSet<String>,
 }
 
 /// A listing in progress, one page at a time.
@@ -277,6 +285,9 @@ pub struct Listed {
     pub removed: Vec<String>,
     /// Why a page could not be listed (it is listed again next time).
     pub error: Option<anyhow::Error>,
+    /// Acknowledges the event messages whose objects are in `found` (or
+    /// known): given once the batch committed (see [`super::notify`]).
+    pub ack: Ack,
 }
 
 /// A key of an `encoding-type=url` listing, decoded as AWS encodes it
@@ -333,6 +344,8 @@ impl Discovery {
             reconcile,
             page_size: None,
             undecodable: HashSet::new(),
+            notices: crate::events::Notices::default(),
+            removal_notices: std::collections::BTreeSet::new(),
         }
     }
 
@@ -390,11 +403,7 @@ impl Discovery {
             self.history.push_back((now, self.watermark.clone()));
             self.quick = Some(Pass::new(after, unix));
         }
-        if self.full.is_none()
-            && self
-                .full_done
-                .is_none_or(|done| unix >= done.saturating_add(self.reconcile.as_secs()))
-        {
+        if self.full_due() {
             self.full = Some(Pass::new(None, unix));
             self.committed_after = None;
             self.parity ^= MARK;
@@ -607,6 +616,27 @@ impl Discovery {
         gone
     }
 
+    /// Confirms the removal notices (see [`Discovery::removed`]): a key
+    /// that HeadObject says is absent has its removal recorded in
+    /// `listed`; one that is there is dropped (a re-upload, found by the
+    /// listings and events); one that cannot be checked waits for the next
+    /// call.
+    pub async fn confirm_removals(&mut self, client: &Client, listed: &mut Listed) {
+        let keys = std::mem::take(&mut self.removal_notices);
+        for key in keys {
+            let head = client.head_object().bucket(&self.bucket).key(&key).send();
+            match tokio::time::timeout(Duration::from_secs(10), head).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) if e.as_service_error().is_some_and(|se| se.is_not_found()) => {
+                    self.notice_removed(&key, listed);
+                }
+                _ => {
+                    self.removal_notices.insert(key);
+                }
+            }
+        }
+    }
+
     /// The seam for S3 `ObjectRemoved` notices (the events path, issue 13):
     /// `key` is gone from the bucket, so its contribution is to be taken
     /// out. Adds it to `listed.removed` (a `removed` record under its
@@ -673,10 +703,87 @@ impl Discovery {
         }
     }
 
+    /// Takes in event notices (`--events`, see [`super::notify`]): a created
+    /// object of this bucket under the prefix that is not known is found, as
+    /// a listed one would be (marked seen: its `discovered` record goes in
+    /// the batch's transaction; [`Discovery::forget`] if that is abandoned);
+    /// so is a failed one whose ETag changed. Known keys, other buckets and
+    /// other prefixes are ignored; removals go to [`Discovery::removed`].
+    /// Events do not move the watermark: the quick listing stays the safety
+    /// net for keys that arrive in order.
+    pub fn notified(&mut self, notices: Vec<Notice>) -> Vec<Found> {
+        let mut found = Vec::new();
+        for n in notices {
+            if n.bucket() != self.bucket || !n.key().starts_with(&self.prefix) {
+                self.notices.ignored += 1;
+                continue;
+            }
+            match n {
+                Notice::Created {
+                    key, etag, size, ..
+                } => {
+                    self.notices.created += 1;
+                    let failure = self.failed.get(&key);
+                    let replaced = failure
+                        .is_some_and(|f| !f.etag.is_empty() && !etag.is_empty() && f.etag != etag);
+                    let failed_change = failure.is_some_and(|f| f.change);
+                    let seen = self.seen.get(&key);
+                    // A new version of a known object (`--on-change recount`).
+                    let changed = self.recount
+                        && !etag.is_empty()
+                        && seen.is_some_and(|v| v & !MARK != tag31(&etag));
+                    if replaced {
+                        self.failed.remove(&key);
+                    } else if seen.is_some() && !changed {
+                        continue;
+                    }
+                    let mark = seen.map_or(self.parity, |v| v & MARK);
+                    self.seen.set(&key, tag31(&etag) | mark);
+                    self.notices.found += 1;
+                    let change = seen.is_some() && (changed || failed_change);
+                    found.push(Found {
+                        key,
+                        etag,
+                        size,
+                        change,
+                    });
+                }
+                Notice::Removed { key, sequencer, .. } => self.removed(&key, &sequencer),
+            }
+        }
+        found
+    }
+
+    /// An object of this bucket and prefix was deleted (an event notice).
+    /// Under `--on-change recount` a known key waits in
+    /// [`Discovery::removal_notices`] until [`Discovery::confirm_removals`]
+    /// finds it absent (a notice may come after a re-upload); then its
+    /// removal is recorded ([`Discovery::notice_removed`]).
+    pub fn removed(&mut self, key: &str, sequencer: &str) {
+        self.notices.removed += 1;
+        if self.recount && self.seen.contains(key) && !self.removal_notices.contains(key) {
+            self.removal_notices.insert(key.to_string());
+        }
+        tracing::debug!(
+            "s3://{}/{} was removed (sequencer {sequencer})",
+            self.bucket,
+            crate::output::escape(key)
+        );
+    }
+
     /// Lists `n` keys per page (tests of many pages on a small bucket).
     pub fn with_page_size(mut self, n: Option<i32>) -> Self {
         self.page_size = n;
         self
+    }
+
+    /// Whether the next full pass is due (`--reconcile-interval` after the
+    /// last one ended), whatever `--interval` says.
+    pub fn full_due(&self) -> bool {
+        self.full.is_none()
+            && self
+                .full_done
+                .is_none_or(|done| unix_now() >= done.saturating_add(self.reconcile.as_secs()))
     }
 
     /// Whether a listing is under way: a full pass, or a quick listing with

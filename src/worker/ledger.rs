@@ -49,6 +49,10 @@ pub enum Entry {
         /// recounted).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         contribution: Option<Contribution>,
+        /// Its format: `format`, `text_bytes`, tar `members` (see
+        /// [`crate::format::Record`]).
+        #[serde(flatten)]
+        text: crate::format::Record,
     },
     /// Could not be read after retries (S3 said it cannot be read: missing,
     /// access denied); not counted, until discovery retries it.
@@ -168,6 +172,7 @@ impl Entry {
             ms: 1,
             worker: "w".into(),
             contribution: None,
+            text: Default::default(),
         }
     }
 }
@@ -205,6 +210,42 @@ mod tests {
             Entry::parse(failed).unwrap(),
             Entry::Failed { at: 0, ref reason, .. } if reason == "NoSuchKey"
         ));
+    }
+
+    #[test]
+    fn counted_records_carry_the_format() {
+        let e = Entry::Counted {
+            etag: "e".into(),
+            size: 9,
+            words: 2,
+            distinct: 2,
+            invalid_bytes: 0,
+            skipped_tokens: 0,
+            ms: 1,
+            worker: "w".into(),
+            contribution: None,
+            text: crate::format::Record {
+                format: "gzip+tar".into(),
+                text_bytes: 12,
+                members: vec![crate::format::Member {
+                    name: "a.xml".into(),
+                    format: "xml".into(),
+                    text_bytes: 12,
+                    words: 2,
+                }],
+                member_count: 1,
+            },
+        };
+        let json = String::from_utf8(e.to_bytes()).unwrap();
+        assert!(
+            json.ends_with(r#""worker":"w","format":"gzip+tar","text_bytes":12,"members":[{"name":"a.xml","format":"xml","text_bytes":12,"words":2}],"member_count":1}"#),
+            "{json}"
+        );
+        assert_eq!(Entry::parse(json.as_bytes()).unwrap(), e);
+        let old = br#"{"state":"counted","etag":"e","size":5,"words":1,"distinct":1,"invalid_bytes":0,"ms":3,"worker":"w"}"#;
+        assert!(
+            matches!(Entry::parse(old).unwrap(), Entry::Counted { ref text, .. } if *text == crate::format::Record::default())
+        );
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub mod discover;
 pub mod group;
 pub mod keyset;
 pub mod ledger;
+pub mod notify;
 pub mod object;
 pub mod purge;
 pub mod restore;
@@ -78,6 +79,8 @@ pub struct Settings {
     pub interval: Duration,
     /// Counting options.
     pub count: Options,
+    /// Format detection and its limits (issue 16).
+    pub formats: crate::format::Config,
     /// Changelog wire format.
     pub serde: Serde,
     /// This worker's id (names its transactional id).
@@ -105,6 +108,8 @@ pub struct Settings {
     /// `--on-change recount`: overwrites recount, deletes retract
     /// (otherwise each key is counted once).
     pub recount: bool,
+    /// Event notifications to read (`--events`), next to the listing.
+    pub events: Option<notify::Spec>,
 }
 
 /// Objects read and counted at the same time (small objects are bound by
@@ -115,6 +120,11 @@ const COUNT_CONCURRENCY: usize = 16;
 const PAGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause after a failed iteration before the next attempt.
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
+/// Longest wait for input of the lister's idle iterations with `--events`:
+/// events are taken at the start of each iteration.
+const EVENTS_WAIT: Duration = Duration::from_millis(20);
+/// Pause before opening an event source again after it could not be.
+const EVENTS_REOPEN: Duration = Duration::from_secs(5);
 /// Longest wait for the Kafka clients to close when stopping.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -181,6 +191,11 @@ pub struct Worker {
     memory_warnings: Throttle,
     /// Reads old contributions back (`--on-change recount`).
     contributions: Option<contrib::Reader>,
+    /// The event source, while this worker lists the bucket (`--events`).
+    notices: Option<notify::Notices>,
+    /// When an event source that could not be opened is tried again.
+    notices_retry: Option<Instant>,
+    events_warnings: Throttle,
 }
 
 impl Worker {
@@ -211,6 +226,9 @@ impl Worker {
             if OWN_PROPERTIES.contains(&k.as_str()) {
                 tracing::warn!("-X {k}=… ignored: the worker sets {k} itself (exactly once)");
             }
+        }
+        if let Some(spec) = &settings.events {
+            rt.block_on(notify::Notices::check(spec, &settings.kafka, &settings.s3))?;
         }
         let topics = settings.kafka.topics();
         let (partitions, ledger_partitions) = kafka::prepare_pipeline_topics(
@@ -278,6 +296,9 @@ impl Worker {
             s3_warnings: Throttle::new(Duration::from_secs(10)),
             memory_warnings: Throttle::new(Duration::from_secs(60)),
             contributions,
+            notices: None,
+            notices_retry: None,
+            events_warnings: Throttle::new(Duration::from_secs(10)),
             settings,
             topics,
         })
@@ -372,7 +393,11 @@ impl Worker {
             }
             _ => Duration::from_millis(200),
         }
-        .min(Duration::from_millis(200));
+        .min(if self.notices.is_some() {
+            EVENTS_WAIT // the lister takes events at the start of each iteration
+        } else {
+            Duration::from_millis(200)
+        });
         let polled = match self.group.poll_batch(epoch, first_wait)? {
             Poll::Batch(polled) => polled,
             Poll::Rejoined => {
@@ -388,6 +413,8 @@ impl Worker {
             return Ok(());
         }
         if polled.is_empty() && listed.found.is_empty() && listed.progress.is_none() {
+            // Nothing to commit: the events taken named known keys only.
+            self.ack(listed.ack);
             return Ok(());
         }
         self.process(polled, listed)
@@ -436,10 +463,87 @@ impl Worker {
         self.align()
     }
 
+    /// Discovery, when this worker is the lister: the bucket's listing
+    /// ([`Worker::list_bucket`]) and the event notices that arrived
+    /// ([`Worker::take_notices`]). `None` when stopping.
+    fn list(&mut self) -> Option<Listed> {
+        let mut listed = self.list_bucket()?;
+        if self.state.lists() {
+            self.take_notices(&mut listed);
+        } else {
+            // Another worker lists: its own source reads the events; the
+            // ones this one took and did not acknowledge come again.
+            self.notices = None;
+        }
+        Some(listed)
+    }
+
+    /// `--events`: takes what arrived (without waiting) into `listed`: the
+    /// objects not known join its finds, and its ack is given once they
+    /// are committed. Opens the source first if needed; a source that
+    /// cannot be read is warned about (rate-limited) and retried, while the
+    /// listing goes on.
+    fn take_notices(&mut self, listed: &mut Listed) {
+        let Some(spec) = &self.settings.events else {
+            return;
+        };
+        if self.notices.is_none() {
+            if self.notices_retry.is_some_and(|t| Instant::now() < t) {
+                return;
+            }
+            let opened = self.rt.block_on(notify::Notices::open(
+                spec,
+                &self.settings.kafka,
+                &self.settings.s3,
+            ));
+            match opened {
+                Ok(n) => {
+                    self.notices = Some(n);
+                    self.notices_retry = None;
+                }
+                Err(e) => {
+                    self.events_warnings.warn(format_args!(
+                        "{e:#} (retrying; the bucket's listing goes on)"
+                    ));
+                    self.notices_retry = Some(Instant::now() + EVENTS_REOPEN);
+                    return;
+                }
+            }
+        }
+        let (Some(source), Some(d)) = (self.notices.as_mut(), self.state.discovery.as_mut()) else {
+            return;
+        };
+        let taken = source.take();
+        listed.found.extend(d.notified(taken.notices));
+        // Removal notices, once HeadObject confirms the objects are gone.
+        let (stop, s3) = (&self.stop, &self.s3);
+        let confirm = d.confirm_removals(s3, listed);
+        self.rt
+            .block_on(async move { object::unless_stopped(stop, confirm).await });
+        listed.ack = taken.ack;
+        if let Some(e) = taken.error {
+            self.events_warnings.warn(format_args!(
+                "{e:#} (retrying; the bucket's listing goes on)"
+            ));
+            if source.reopen_on_error() {
+                // What it took comes again from the committed offsets.
+                self.notices = None;
+                self.notices_retry = Some(Instant::now() + EVENTS_REOPEN);
+            }
+        }
+    }
+
+    /// The events of a committed (or empty) batch are done with.
+    fn ack(&mut self, ack: notify::Ack) {
+        if let Some(n) = self.notices.as_mut() {
+            n.ack(ack);
+        }
+    }
+
     /// Lists the bucket when this worker is the lister: a page of the quick
     /// listing when the interval has passed, a page of the full pass while
     /// one runs (see [`discover::Discovery::poll`]). `None` when stopping.
-    fn list(&mut self) -> Option<Listed> {
+    fn list_bucket(&mut self) -> Option<Listed> {
         if !self.state.lists() {
             return Some(Listed::default());
         }
@@ -450,7 +554,9 @@ impl Worker {
             .state
             .last_listing
             .is_none_or(|t| t.elapsed() >= self.settings.interval);
-        if !quick && !d.listing_under_way() {
+        // A full pass is due on its own schedule, not only at a quick
+        // listing (with a long --interval, events are the fast path).
+        if !quick && !d.listing_under_way() && !d.full_due() {
             return Some(Listed::default());
         }
         if quick {
@@ -486,7 +592,7 @@ impl Worker {
 
     /// Counts the batch's objects, applies its deltas to the totals, and
     /// commits all of it in one transaction with the input offsets.
-    fn process(&mut self, polled: Vec<Polled>, listed: Listed) -> Result<()> {
+    fn process(&mut self, polled: Vec<Polled>, mut listed: Listed) -> Result<()> {
         let epoch = self.group.epoch();
         let state = &self.state;
         let plan = batch::plan(
@@ -589,6 +695,7 @@ impl Worker {
                     txn_ms: started.elapsed().as_millis() as u64,
                 }
                 .emit();
+                self.ack(std::mem::take(&mut listed.ack));
                 self.stats.transactions += 1;
                 self.stats.objects += settled.counted;
                 self.stats.failed += settled.failed;
@@ -684,6 +791,7 @@ impl Worker {
                     self.settings.s3.bucket.clone(),
                     job.object_key.clone(),
                     self.settings.count,
+                    self.settings.formats,
                     Arc::clone(&self.stop),
                     job.listed_etag().map(str::to_string),
                 );
@@ -722,9 +830,16 @@ impl Worker {
     }
 
     /// Forgets an uncommitted batch's discoveries.
-    fn abandon(&mut self, listed: Listed) {
+    fn abandon(&mut self, mut listed: Listed) {
+        let ack = std::mem::take(&mut listed.ack);
         if let Some(d) = self.state.discovery.as_mut() {
             d.forget(listed);
+        }
+        // Their events must come again (a new consumer re-reads a topic).
+        if let Some(n) = self.notices.as_mut() {
+            if !n.nack(ack) {
+                self.notices = None;
+            }
         }
     }
 
@@ -752,9 +867,16 @@ impl Worker {
             table_bytes: memory.tables,
             done_objects: memory.done_objects,
             known_objects: memory.known_objects,
+            known_bytes: memory.known,
             state_bytes: memory.total(),
             junk_records: self.state.junk_records,
             list_calls: discover::LIST_CALLS.load(Ordering::Relaxed),
+            notices: self
+                .state
+                .discovery
+                .as_ref()
+                .map(|d| d.notices)
+                .unwrap_or_default(),
             skipped_tokens: self.stats.skipped_tokens,
         })
         .emit();

@@ -10,9 +10,18 @@
 //! access denied) get [`DENIED_PAUSES`]`.len() + 1` spaced attempts; then
 //! the object is failed, and discovery retries it later (see
 //! [`super::discover`]).
+//!
+//! The first bytes decide the object's format ([`crate::format::detect`],
+//! with its Content-Type and Content-Encoding as hints). Plain text is
+//! counted on the spot as the body streams in. Any other format is
+//! extracted on a blocking thread ([`crate::format::count`], the same code
+//! as `count-local`) fed with the body through a bounded channel; when the
+//! format fails (corrupt, truncated, a bomb), the object is failed at once
+//! with that reason: reading it again would give the same bytes.
 
 use super::throttle::Throttle;
 use crate::count::{Counter, Options, WordCounts};
+use crate::format;
 use crate::s3;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::Client;
@@ -50,6 +59,8 @@ pub enum Outcome {
         etag: String,
         /// Time spent.
         elapsed: Duration,
+        /// Its format, text bytes, tar members.
+        text: format::Record,
     },
     /// Given up on, with the reason.
     Failed(String),
@@ -64,6 +75,8 @@ enum Retry {
     Transient,
     /// [`DENIED_PAUSES`] apart, then failed: S3 says it cannot be read.
     Denied,
+    /// Never: the bytes were read and their format failed.
+    Never,
 }
 
 /// One failed attempt.
@@ -106,6 +119,7 @@ pub async fn count(
     bucket: String,
     key: String,
     opts: Options,
+    formats: format::Config,
     stop: Arc<AtomicBool>,
     mut pin: Option<String>,
 ) -> Outcome {
@@ -114,19 +128,27 @@ pub async fn count(
     let mut denied = 0;
     let mut warnings = Throttle::new(WARN_EVERY);
     for attempt in 1.. {
-        let pause = match attempt_count(&client, &bucket, &key, opts, &stop, &mut pin).await {
-            Ok((counts, size, etag)) => {
+        let read = attempt_count(&client, &bucket, &key, opts, formats, &stop, &mut pin);
+        let pause = match read.await {
+            Ok(Read {
+                counts,
+                size,
+                etag,
+                text,
+            }) => {
                 return Outcome::Counted {
                     counts,
                     size,
                     etag,
                     elapsed: started.elapsed(),
+                    text,
                 }
             }
             Err(AttemptError::Interrupted) => return Outcome::Interrupted,
             Err(AttemptError::Changed) => continue, // at once, unpinned
             Err(AttemptError::Failed { message, retry }) => {
                 let pause = match retry {
+                    Retry::Never => return Outcome::Failed(message),
                     Retry::Denied => match DENIED_PAUSES.get(denied) {
                         None => return Outcome::Failed(message),
                         Some(&p) => {
@@ -160,6 +182,11 @@ pub async fn count(
     unreachable!("attempts are numbered without end")
 }
 
+/// Whether an S3 error says the `If-Match` version is gone.
+fn is_changed<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    matches!(e, SdkError::ServiceError(se) if se.err().code() == Some("PreconditionFailed"))
+}
+
 /// Whether an S3 error says the object cannot be read (rather than that S3
 /// could not answer).
 fn is_denied<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
@@ -167,9 +194,60 @@ fn is_denied<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
         if matches!(se.err().code(), Some("NoSuchKey" | "AccessDenied" | "InvalidObjectState" | "NoSuchBucket")))
 }
 
-/// Whether an S3 error says the `If-Match` version is gone.
-fn is_changed<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
-    matches!(e, SdkError::ServiceError(se) if se.err().code() == Some("PreconditionFailed"))
+/// What one successful attempt read.
+struct Read {
+    counts: WordCounts,
+    size: u64,
+    etag: String,
+    text: format::Record,
+}
+
+/// The body of a GetObject, chunk by chunk, with the idle timeout and the
+/// stop flag applied.
+struct Body<'a> {
+    body: aws_sdk_s3::primitives::ByteStream,
+    stop: &'a AtomicBool,
+    /// Bytes received so far.
+    bytes: u64,
+}
+
+impl Body<'_> {
+    /// The next chunk, `None` at the end.
+    async fn next(&mut self) -> Result<Option<bytes::Bytes>, AttemptError> {
+        let next = match unless_stopped(
+            self.stop,
+            tokio::time::timeout(IDLE_TIMEOUT, self.body.try_next()),
+        )
+        .await
+        {
+            None => return Err(AttemptError::Interrupted),
+            Some(Err(_)) => {
+                return Err(failed(
+                    format!(
+                        "cannot read: body stalled for {} s after {} bytes",
+                        IDLE_TIMEOUT.as_secs(),
+                        self.bytes
+                    ),
+                    Retry::Transient,
+                ))
+            }
+            Some(Ok(n)) => n,
+        };
+        match next {
+            Ok(Some(chunk)) => {
+                self.bytes += chunk.len() as u64;
+                Ok(Some(chunk))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => Err(failed(
+                format!(
+                    "cannot read: body stream failed after {} bytes: {e}",
+                    self.bytes
+                ),
+                Retry::Transient,
+            )),
+        }
+    }
 }
 
 async fn attempt_count(
@@ -177,9 +255,10 @@ async fn attempt_count(
     bucket: &str,
     key: &str,
     opts: Options,
+    formats: format::Config,
     stop: &AtomicBool,
     pin: &mut Option<String>,
-) -> Result<(WordCounts, u64, String), AttemptError> {
+) -> Result<Read, AttemptError> {
     let request = client
         .get_object()
         .bucket(bucket)
@@ -215,38 +294,121 @@ async fn attempt_count(
     if !etag.is_empty() {
         *pin = Some(etag.clone()); // a retry reads this version again
     }
-    let mut body = resp.body;
-    let mut counter = Counter::new(opts);
-    loop {
-        let next =
-            match unless_stopped(stop, tokio::time::timeout(IDLE_TIMEOUT, body.try_next())).await {
-                None => return Err(AttemptError::Interrupted),
-                Some(Err(_)) => {
-                    return Err(failed(
-                        format!(
-                            "cannot read: body stalled for {} s after {} bytes",
-                            IDLE_TIMEOUT.as_secs(),
-                            counter.bytes()
-                        ),
-                        Retry::Transient,
-                    ))
+    let hints = format::Hints {
+        name: key.to_string(),
+        content_type: resp.content_type().map(String::from),
+        content_encoding: resp.content_encoding().map(String::from),
+    };
+    let mut body = Body {
+        body: resp.body,
+        stop,
+        bytes: 0,
+    };
+    // The first bytes, to detect the format.
+    let mut prefix = Vec::new();
+    let mut ended = false;
+    if formats.mode == format::Mode::Auto {
+        while prefix.len() < format::SNIFF_BYTES {
+            match body.next().await? {
+                Some(chunk) => prefix.extend_from_slice(&chunk),
+                None => {
+                    ended = true;
+                    break;
                 }
-                Some(Ok(n)) => n,
-            };
-        match next {
-            Ok(Some(chunk)) => counter.feed(&chunk),
-            Ok(None) => break,
-            Err(e) => {
-                return Err(failed(
-                    format!(
-                        "cannot read: body stream failed after {} bytes: {e}",
-                        counter.bytes()
-                    ),
-                    Retry::Transient,
-                ))
             }
+        }
+        let sniffed = &prefix[..prefix.len().min(format::SNIFF_BYTES)];
+        if format::detect(sniffed, &hints) != format::Kind::Text {
+            return extract(body, prefix, ended, hints, opts, formats, etag).await;
+        }
+    }
+    let mut counter = Counter::new(opts);
+    counter.feed(&prefix);
+    while !ended {
+        match body.next().await? {
+            Some(chunk) => counter.feed(&chunk),
+            None => ended = true,
         }
     }
     let size = counter.bytes();
-    Ok((counter.finish(), size, etag))
+    Ok(Read {
+        counts: counter.finish(),
+        size,
+        etag,
+        text: format::Record::text(size),
+    })
+}
+
+/// Chunks in flight between the body and the extracting thread.
+const EXTRACT_QUEUE: usize = 16;
+
+/// Counts a non-text object: [`format::count`] on a blocking thread, fed
+/// the body through a bounded channel.
+async fn extract(
+    mut body: Body<'_>,
+    prefix: Vec<u8>,
+    mut ended: bool,
+    hints: format::Hints,
+    opts: Options,
+    formats: format::Config,
+    etag: String,
+) -> Result<Read, AttemptError> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(EXTRACT_QUEUE);
+    let task = tokio::task::spawn_blocking(move || {
+        let reader = ChannelReader {
+            rx,
+            chunk: bytes::Bytes::new(),
+        };
+        format::count(prefix, reader, &hints, formats, opts)
+    });
+    while !ended {
+        match body.next().await {
+            Ok(Some(chunk)) => {
+                // Fails when the extractor is done early (or failed): its
+                // result says which.
+                if tx.send(chunk).await.is_err() {
+                    break;
+                }
+            }
+            Ok(None) => ended = true,
+            // The extractor sees the end of its input; its result is moot.
+            Err(e) => return Err(e),
+        }
+    }
+    drop(tx);
+    let joined = match unless_stopped(body.stop, task).await {
+        None => return Err(AttemptError::Interrupted),
+        Some(j) => j,
+    };
+    match joined {
+        Ok(Ok(c)) => Ok(Read {
+            counts: c.counts,
+            size: body.bytes,
+            etag,
+            text: c.record,
+        }),
+        Ok(Err(e)) => Err(failed(format!("{e:#}"), Retry::Never)),
+        Err(e) => Err(failed(format!("extraction panicked: {e}"), Retry::Never)),
+    }
+}
+
+/// The body chunks from the channel as a [`std::io::Read`] (for the
+/// extracting thread).
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    chunk: bytes::Bytes,
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(c) => self.chunk = c,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk.split_to(n));
+        Ok(n)
+    }
 }

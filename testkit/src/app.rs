@@ -95,6 +95,19 @@ impl App {
         stack().put(&self.bucket, key, data).await
     }
 
+    /// Uploads one object with a Content-Type and a Content-Encoding.
+    pub async fn put_typed(
+        &self,
+        key: &str,
+        data: Vec<u8>,
+        content_type: Option<&str>,
+        content_encoding: Option<&str>,
+    ) {
+        stack()
+            .put_typed(&self.bucket, key, data, content_type, content_encoding)
+            .await
+    }
+
     /// Uploads files (key, path), `concurrency` at a time.
     pub async fn put_files(&self, files: &[(String, PathBuf)], concurrency: usize) {
         stack().put_files(&self.bucket, files, concurrency).await

@@ -195,3 +195,19 @@ pub const SNIPPETS: &[&[u8]] = &[
     b"\xf5",
     b"\xff",
 ];
+
+/// `i` as letters only, after `latencyprobe`: a word of its own for each
+/// object of a latency benchmark (its first total in the changelog says
+/// when that object was counted).
+pub fn probe_word(i: usize) -> String {
+    let mut s = String::from("latencyprobe");
+    let mut n = i;
+    loop {
+        s.push((b'a' + (n % 26) as u8) as char);
+        n /= 26;
+        if n == 0 {
+            break;
+        }
+    }
+    s
+}

@@ -14,8 +14,12 @@
 //! - [`bucket`]: a model of a test bucket's contents as objects come and go;
 //! - [`corpus`]: the test corpus (`tests/corpus`) and generated inputs;
 //! - [`counts`]: expected word counts, from the core or `count-local`;
+//! - [`formats`]: compressed, archived, XML, HTML copies of texts, and
+//!   malicious ones (a gzip bomb, tars with path tricks);
 //! - [`s3`]: S3 helpers (client, put, list, get, multipart through the binary);
 //! - [`kafka`]: Kafka helpers (configs, topic admin, reading topics back);
+//! - [`notify`]: S3 event notifications sent the way S3 sends them (to an
+//!   SQS queue of the stack's SQS server, or to a Kafka topic);
 //! - [`procfs`]: CPU seconds and memory of a process, from `/proc`;
 //! - [`proxy`]: a TCP proxy in front of S3 that a test freezes and thaws.
 
@@ -25,9 +29,11 @@ pub mod cli;
 pub mod corpus;
 pub mod counts;
 pub mod events;
+pub mod formats;
 pub mod group;
 pub mod kafka;
 pub mod names;
+pub mod notify;
 pub mod procfs;
 pub mod proxy;
 pub mod s3;

@@ -120,6 +120,27 @@ impl Stack {
         put_with(&self.s3_client(), bucket, key, data).await
     }
 
+    /// Uploads one object with a Content-Type and a Content-Encoding.
+    pub async fn put_typed(
+        &self,
+        bucket: &str,
+        key: &str,
+        data: Vec<u8>,
+        content_type: Option<&str>,
+        content_encoding: Option<&str>,
+    ) {
+        self.s3_client()
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .set_content_type(content_type.map(String::from))
+            .set_content_encoding(content_encoding.map(String::from))
+            .body(ByteStream::from(data))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("put s3://{bucket}/{key}: {}", DisplayErrorContext(e)));
+    }
+
     /// Uploads files (key, path), `concurrency` at a time.
     pub async fn put_files(&self, bucket: &str, files: &[(String, PathBuf)], concurrency: usize) {
         let client = self.s3_client();

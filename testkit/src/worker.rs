@@ -60,8 +60,17 @@ pub fn command(
         c.args(["--worker-id", id]);
     }
     c.args(flags);
+    // The tests were written when full passes came every 30 s (the default
+    // is 10 minutes since events exist): they keep that pace unless they
+    // choose their own.
+    if !flags.contains(&"--reconcile-interval") {
+        c.args(["--reconcile-interval", TEST_RECONCILE]);
+    }
     c
 }
+
+/// `--reconcile-interval` of test workers that do not pass one.
+pub const TEST_RECONCILE: &str = "30";
 
 impl Worker {
     /// Starts `cmd` (a worker command, see [`command`]), collecting its stderr.

@@ -13,8 +13,13 @@
 //! - `scaleout`: groups of three workers, kills, scaling 1 → 3 → 1;
 //! - `discovery`: a slow listing (20 pages at 2 s), a pass resumed after a
 //!   kill;
+//! - `events`: event-driven discovery (`--events sqs:…`/`kafka:…`):
+//!   random keys counted through events alone; duplicated, reordered and
+//!   dropped events; a deleted object; a missing source; one going away;
 //! - `long_faults`: a worker stalled in its commit, a zombie lister, long
 //!   reads, the repartition purge, junk, two buckets, rebalances;
+//! - `formats`: compressed, archived, XML, HTML objects (issue 16) count as
+//!   `count-local` counts them; bad ones fail alone;
 //! - `faust`: a real Faust app recovers its table from our changelog;
 //! - `on_change`: overwrites recount, deletes retract, tombstones (issue 14).
 //!
@@ -29,7 +34,9 @@ mod cli_hardening;
 mod consume;
 mod discovery;
 mod errors;
+mod events;
 mod faust;
+mod formats;
 mod long_faults;
 mod long_faults_s3;
 mod on_change;

@@ -36,7 +36,7 @@ fn template_lints_clean_and_grants_no_wildcard() {
     let python = repo().join(".cache/venv-cfn/bin/python");
     let template = std::fs::read_to_string(repo().join("deploy/cloudformation.yaml")).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mutations: [(&str, &str, &str); 5] = [
+    let mutations: &[(&str, &str, &str)] = &[
         (
             "Action: s3:GetObject",
             "Action: \"s3:*\"",
@@ -61,6 +61,28 @@ fn template_lints_clean_and_grants_no_wildcard() {
             "Action: kafka:GetBootstrapBrokers\n                Resource: !Ref MskCluster",
             "Action: kafka:GetBootstrapBrokers\n                Resource: !Sub \"arn:${AWS::Partition}:kafka:${AWS::Region}:${AWS::AccountId}:*\"",
             "wildcard resource",
+        ),
+        // S3 event notifications: only this bucket sends, the worker only
+        // receives and deletes
+        (
+            "- sqs:DeleteMessage\n",
+            "- sqs:PurgeQueue\n",
+            "least privilege: sqs:PurgeQueue",
+        ),
+        (
+            "Principal: { Service: s3.amazonaws.com }",
+            "Principal: { AWS: !Ref AWS::AccountId }",
+            "least privilege: only the principal",
+        ),
+        (
+            "aws:SourceAccount: !Ref AWS::AccountId",
+            "aws:PrincipalAccount: !Ref AWS::AccountId",
+            "no aws:SourceAccount condition",
+        ),
+        (
+            "\"arn:${AWS::Partition}:s3:::${Name}\"",
+            "\"arn:${AWS::Partition}:s3:::*\"",
+            "wildcard aws:SourceArn",
         ),
     ];
     for (i, (from, to, want)) in mutations.iter().enumerate() {

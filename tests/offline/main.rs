@@ -3,6 +3,8 @@
 //! - `differential`: `count-local` against the Python oracle on the corpus
 //!   and generated adversarial inputs;
 //! - `properties`: property tests of the core (streaming, parallel, tokenizer);
+//! - `formats`: compressed, archived, XML and HTML inputs (issue 16), bad
+//!   inputs (a gzip bomb, path tricks in tars);
 //! - `completions`: the committed shell completions are current;
 //! - `deploy`: the deployment template lints clean and grants no wildcard;
 //! - `cli_hardening`: issue 18 without a stack (`.env` errors, named streams,
@@ -14,4 +16,5 @@ mod cli_hardening;
 mod completions;
 mod deploy;
 mod differential;
+mod formats;
 mod properties;

@@ -10,6 +10,7 @@
 use super::Tally;
 use crate::config::S3Args;
 use crate::count::{Options, WordCounts};
+use crate::format;
 use crate::worker::object::{self, Outcome};
 use anyhow::{anyhow, bail, Context, Result};
 use futures::StreamExt;
@@ -31,17 +32,23 @@ pub fn parse(arg: &str) -> Option<Result<(String, String)>> {
     Some(Ok((bucket.to_string(), prefix.to_string())))
 }
 
-/// Counts every object of `bucket` under `prefix`.
-pub fn count(bucket: &str, prefix: &str, opts: Options) -> Result<Tally> {
+/// Counts every object of `bucket` under `prefix` (through the format
+/// layer, as the worker does).
+pub fn count(bucket: &str, prefix: &str, opts: Options, formats: format::Config) -> Result<Tally> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    rt.block_on(count_async(bucket, prefix, opts))
+    rt.block_on(count_async(bucket, prefix, opts, formats))
 }
 
-async fn count_async(bucket: &str, prefix: &str, opts: Options) -> Result<Tally> {
+async fn count_async(
+    bucket: &str,
+    prefix: &str,
+    opts: Options,
+    formats: format::Config,
+) -> Result<Tally> {
     let args = S3Args {
         bucket: bucket.to_string(),
         endpoint_url: std::env::var("AWS_ENDPOINT_URL").ok(),
@@ -75,6 +82,7 @@ async fn count_async(bucket: &str, prefix: &str, opts: Options) -> Result<Tally>
             bucket.to_string(),
             key.clone(),
             opts,
+            formats,
             Arc::clone(&stop),
             None,
         );

@@ -243,6 +243,7 @@ fn counted_outcome(text: &str, etag: &str) -> Outcome {
         size: text.len() as u64,
         etag: etag.into(),
         elapsed: Duration::from_millis(3),
+        text: Default::default(),
     }
 }
 

@@ -180,3 +180,54 @@ fn etag_fingerprints_leave_room_for_the_mark_and_the_special_values() {
     }
     assert_eq!(tag31("\"a\""), tag31("a"));
 }
+
+#[test]
+fn notices_find_unknown_keys_of_the_bucket_and_prefix_once() {
+    let created = |bucket: &str, key: &str, etag: &str| Notice::Created {
+        bucket: bucket.into(),
+        key: key.into(),
+        etag: etag.into(),
+        size: 3,
+        sequencer: "1".into(),
+    };
+    let mut k = Known::new("b");
+    k.add(b"s3://b/in/known", Some(&failed(5, "\"e\"")));
+    k.add(b"s3://b/in/failed", Some(&failed(5, "\"e\"")));
+    let mut d = Discovery::new("b", "in/", k, RECONCILE_EVERY);
+    let found = d.notified(vec![
+        created("b", "in/new", "\"n\""),
+        created("b", "in/new", "\"n\""),
+        created("other", "in/x", "\"x\""),
+        created("b", "out/x", "\"x\""),
+        created("b", "in/known", "\"e\""),
+        created("b", "in/failed", "\"replaced\""),
+        Notice::Removed {
+            bucket: "b".into(),
+            key: "in/new".into(),
+            sequencer: "2".into(),
+        },
+    ]);
+    let keys: Vec<_> = found.iter().map(|f| f.key.as_str()).collect();
+    assert_eq!(keys, ["in/new", "in/failed"]);
+    assert_eq!(
+        d.notices,
+        crate::events::Notices {
+            created: 4,
+            found: 2,
+            removed: 1,
+            ignored: 2
+        }
+    );
+    // a duplicate later is known; a forgotten (abandoned) one is found again
+    assert!(d.notified(vec![created("b", "in/new", "\"n\"")]).is_empty());
+    d.forget(Listed {
+        found: vec![Found {
+            key: "in/new".into(),
+            etag: "\"n\"".into(),
+            size: 3,
+            change: false,
+        }],
+        ..Listed::default()
+    });
+    assert_eq!(d.notified(vec![created("b", "in/new", "\"n\"")]).len(), 1);
+}
