@@ -412,7 +412,11 @@ impl Worker {
             self.abandon(listed);
             return Ok(());
         }
-        if polled.is_empty() && listed.found.is_empty() && listed.progress.is_none() {
+        if polled.is_empty()
+            && listed.found.is_empty()
+            && listed.removed.is_empty()
+            && listed.progress.is_none()
+        {
             // Nothing to commit: the events taken named known keys only.
             self.ack(listed.ack);
             return Ok(());

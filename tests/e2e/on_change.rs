@@ -14,6 +14,7 @@ use testkit::cli::{cmd, consume, run};
 use testkit::corpus::Rng;
 use testkit::counts::Counts;
 use testkit::events::restores;
+use testkit::notify::{described, Notifier};
 use testkit::stack::{shared, stack};
 use testkit::worker::{Worker, READY};
 
@@ -292,5 +293,55 @@ async fn on_change_ignore_counts_each_key_once() {
             .is_none(),
         "no contributions topic under ignore"
     );
+    w.stop().await;
+}
+
+/// Through S3 event notices (`--events kafka:…`, no listing for an hour):
+/// an `ObjectRemoved` notice of a deleted object retracts it at once, one
+/// of an object uploaded again since (a late notice) retracts nothing (the
+/// worker checks with HeadObject), and an `ObjectCreated` notice of a new
+/// version recounts it.
+#[tokio::test(flavor = "multi_thread")]
+async fn event_notices_retract_and_recount_without_a_listing() {
+    let _stack = shared().await;
+    let mut rng = Rng::from_clock("on_change_events");
+    let app = App::new("ws-change-ev").await;
+    let mut model = Model::default();
+    upload(&app, &mut model, &mut rng, 30).await;
+    let notifier = Notifier::new_kafka("ws-change-ev", 1).await;
+    let events = notifier.flag();
+    let flags = [
+        "--events",
+        events.as_str(),
+        "--interval",
+        "3600",
+        "--reconcile-interval",
+        "3600",
+    ];
+    let mut w = Worker::spawn("change-ev", app.worker_command(Some("change-ev"), &flags));
+    w.wait_ready(READY).await;
+    app.wait_for_totals(&model.totals(), FOLLOW, &[&w]).await;
+    let keys: Vec<String> = model.objects.keys().cloned().collect();
+    let (gone, rest) = keys.split_at(5);
+    let (over, rest) = rest.split_at(5);
+    let back = &rest[..1];
+    model.delete_all(&app, gone).await;
+    model.delete_all(&app, back).await;
+    let objects: Vec<(String, Vec<u8>)> = over
+        .iter()
+        .chain(back)
+        .map(|k| (k.clone(), small_text(&mut rng, &format!("{k}e"))))
+        .collect();
+    model.put_all(&app, objects).await;
+    let removed: Vec<String> = gone.iter().chain(back).cloned().collect();
+    notifier.removed(&app.bucket, &removed).await;
+    let changed: Vec<String> = over.iter().chain(back).cloned().collect();
+    notifier
+        .created(&app.bucket, &described(&app.bucket, &changed).await)
+        .await;
+    app.wait_for_totals(&model.totals(), Duration::from_secs(60), &[&w])
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(app.changelog().await, model.totals(), "and it stays so");
     w.stop().await;
 }
