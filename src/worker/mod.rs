@@ -691,9 +691,9 @@ impl Worker {
             Ok(()) => {
                 Event::BatchCommitted {
                     discovered: listed.found.len() as u64,
-                    objects: settled.ledger.len() as u64,
+                    objects: settled.counted + settled.failed + settled.retracted,
                     failed: settled.failed,
-                    deltas: settled.delta.distinct() as u64,
+                    deltas: settled.deltas.len() as u64,
                     totals: plan.totals.len() as u64,
                     count_ms,
                     txn_ms: started.elapsed().as_millis() as u64,
