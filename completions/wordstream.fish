@@ -194,6 +194,9 @@ complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l events 
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l list-page-size -d 'Keys per ListObjectsV2 page (tests: many pages on a small bucket)' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l on-change -d 'What an overwritten or deleted object does to the totals: `recount` replaces its contribution with the new version\'s (a delete takes it out; a word at 0 leaves the table, a tombstone in the changelog); `ignore` counts each key once, ever (the original\'s behaviour)' -r -f -a "recount\t'Overwrites recount, deletes retract'
 ignore\t'Each key is counted once (its first version), ever'"
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l web-port -d 'Port of the web server (/metrics, /health, /ready, /table/word_counts/WORD, /top, /objects, the dashboard at /); 0 picks a free port (announced in the log)' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l web-bind -d 'Address the web server listens on (loopback by default: it has no authentication; bind 0.0.0.0 only behind a firewall or a proxy)' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l web-advertise -d 'The URL other workers reach this one at (default: http://BIND:PORT, or the host name when bound to all interfaces)' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -s l -l loglevel -d 'Log level: error, warn, info, debug, trace (like Faust\'s `-l info`). RUST_LOG, when set, takes precedence' -r -f -a "error\t''
 warn\t''
 info\t''
@@ -203,6 +206,7 @@ complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l log-for
 json\t'One JSON object per line, typed events included'"
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l lowercase -d 'Fold case with Python\'s `str.lower()` (default: case preserved)'
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l retry-failed -d 'Retry every object the ledger says failed (e.g. after fixing a permission) at the first listing; otherwise a failed object is retried 10 minutes after it failed, or once replaced. Takes effect on the worker that lists the bucket'
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l no-web -d 'No web server (no metrics, no queries)'
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -s V -l version -d 'Print version'
 complete -c wordstream -n "__fish_wordstream_using_subcommand completions" -l write-dir -d 'Write the scripts for every shell into this directory instead' -r -F

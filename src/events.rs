@@ -95,6 +95,13 @@ pub enum Event {
     Status(Status),
     /// The worker stops.
     Stopping { static_member: bool },
+    /// The web server listens (`--web-port`; 0 picks a free port).
+    WebListening {
+        /// The bound address (`127.0.0.1:6066`).
+        addr: String,
+        /// The URL other workers reach it at.
+        url: String,
+    },
 }
 
 /// The status line's figures.
@@ -176,12 +183,14 @@ impl Event {
             Event::Resync => "resync",
             Event::Status(_) => "status",
             Event::Stopping { .. } => "stopping",
+            Event::WebListening { .. } => "web_listening",
         }
     }
 
     /// Emits the event through `tracing` (warn level for failures, debug for
     /// per-batch detail, info otherwise).
     pub fn emit(self) {
+        crate::web::metrics::observe(&self);
         let json = serde_json::to_string(&self).unwrap_or_default();
         match self {
             Event::ObjectFailed { .. } | Event::BatchAborted { .. } => {
@@ -323,6 +332,9 @@ impl fmt::Display for Event {
             Event::Stopping {
                 static_member: false,
             } => f.write_str("stopping: leaving the group"),
+            Event::WebListening { addr, url } => {
+                write!(f, "web server on http://{addr} (advertised as {url})")
+            }
         }
     }
 }

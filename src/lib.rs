@@ -22,5 +22,6 @@ pub mod output;
 pub mod s3;
 pub mod shutdown;
 pub mod verify;
+pub mod web;
 pub mod wire;
 pub mod worker;

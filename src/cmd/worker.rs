@@ -108,6 +108,45 @@ pub struct Args {
     /// `ignore` counts each key once, ever (the original's behaviour).
     #[arg(long, value_enum, default_value_t = OnChange::Recount)]
     pub on_change: OnChange,
+    #[command(flatten)]
+    pub web: WebFlags,
+}
+
+/// Flags of the web server (metrics, health, table queries, dashboard).
+#[derive(Debug, clap::Args)]
+pub struct WebFlags {
+    /// Port of the web server (/metrics, /health, /ready, /table/word_counts/WORD,
+    /// /top, /objects, the dashboard at /); 0 picks a free port (announced in
+    /// the log).
+    #[arg(
+        long,
+        value_name = "PORT",
+        default_value_t = 6066,
+        env = "WORDSTREAM_WEB_PORT"
+    )]
+    pub web_port: u16,
+    /// Address the web server listens on (loopback by default: it has no
+    /// authentication; bind 0.0.0.0 only behind a firewall or a proxy).
+    #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
+    pub web_bind: std::net::IpAddr,
+    /// The URL other workers reach this one at (default: http://BIND:PORT,
+    /// or the host name when bound to all interfaces).
+    #[arg(long, value_name = "URL")]
+    pub web_advertise: Option<String>,
+    /// No web server (no metrics, no queries).
+    #[arg(long)]
+    pub no_web: bool,
+}
+
+impl WebFlags {
+    /// The server's settings, `None` with `--no-web`.
+    pub fn settings(&self) -> Option<crate::web::WebSettings> {
+        (!self.no_web).then(|| crate::web::WebSettings {
+            bind: self.web_bind,
+            port: self.web_port,
+            advertise: self.web_advertise.clone(),
+        })
+    }
 }
 
 /// `--on-change`.
@@ -158,6 +197,7 @@ pub fn run(args: Args) -> Result<()> {
         list_page_size: args.list_page_size,
         recount: args.on_change == OnChange::Recount,
         events: args.events,
+        web: args.web.settings(),
     };
     Worker::start(settings, stop)?.run()
 }

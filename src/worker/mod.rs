@@ -110,6 +110,8 @@ pub struct Settings {
     pub recount: bool,
     /// Event notifications to read (`--events`), next to the listing.
     pub events: Option<notify::Spec>,
+    /// The web server (`None`: `--no-web`).
+    pub web: Option<crate::web::WebSettings>,
 }
 
 /// Objects read and counted at the same time (small objects are bound by
@@ -196,6 +198,8 @@ pub struct Worker {
     /// When an event source that could not be opened is tried again.
     notices_retry: Option<Instant>,
     events_warnings: Throttle,
+    /// The web server's view of this worker (see [`crate::web`]).
+    web: Option<crate::web::Web>,
 }
 
 impl Worker {
@@ -270,6 +274,23 @@ impl Worker {
             },
             topics.clone(),
         )?;
+        let web = match &settings.web {
+            Some(w) => Some(crate::web::start(
+                w,
+                crate::web::Pipeline {
+                    kafka: &settings.kafka,
+                    topics: &topics,
+                    worker_id: &settings.worker_id,
+                    serde: settings.serde,
+                    partitions,
+                    ledger_partitions,
+                    replication: settings.replication,
+                    bucket: &settings.s3.bucket,
+                },
+                &rt,
+            )?),
+            None => None,
+        };
         Event::Joining {
             worker: settings.worker_id.clone(),
             group: settings.kafka.app_id.clone(),
@@ -299,6 +320,7 @@ impl Worker {
             notices: None,
             notices_retry: None,
             events_warnings: Throttle::new(Duration::from_secs(10)),
+            web,
             settings,
             topics,
         })
@@ -327,6 +349,7 @@ impl Worker {
                 }
                 if !self.stopping() {
                     self.kafka_warnings.warn(format_args!("{e:#} (retrying)"));
+                    crate::web::metrics::error("iteration");
                 }
                 self.resync = true;
                 let stop = Arc::clone(&self.stop);
@@ -351,6 +374,9 @@ impl Worker {
         .emit();
         self.group.leave();
         self.status();
+        if let Some(w) = self.web.as_mut() {
+            w.stop();
+        }
         Ok(())
     }
 
@@ -375,13 +401,23 @@ impl Worker {
     fn iteration(&mut self) -> Result<()> {
         self.txn.ensure()?;
         let epoch = self.group.epoch();
+        if self.resync || epoch != self.seen_epoch {
+            if let Some(w) = self.web.as_mut() {
+                w.served.restoring();
+            }
+        }
         if self.resync {
             self.rewind()?;
             self.resync = false;
             self.seen_epoch = epoch;
+            self.publish_web();
         } else if epoch != self.seen_epoch {
             self.align()?;
             self.seen_epoch = epoch;
+            self.publish_web();
+        }
+        if let Some(w) = self.web.as_mut() {
+            w.served.serve(&self.state);
         }
         self.purge.maybe_purge(&self.rt, &self.settings.kafka);
         let Some(listed) = self.list() else {
@@ -443,6 +479,9 @@ impl Worker {
             page_size: self.settings.list_page_size,
             recount: self.settings.recount,
         };
+        if !owned.is_empty() {
+            failpoint::hit("restore.slow"); // a test's long restore
+        }
         self.state.align(&restore, &owned, &committed)?;
         self.purge.retain(|p| owned.repartition.contains(&p));
         if self.state.discovery.is_some() {
@@ -572,6 +611,7 @@ impl Worker {
         let mut listed = self.rt.block_on(listing)?;
         if let Some(e) = listed.error.take() {
             self.s3_warnings.warn(format_args!("{e:#} (retrying)"));
+            crate::web::metrics::error("s3_list");
         }
         if !listed.gone.is_empty() {
             // A full pass found objects gone: their keys, from the ledger.
@@ -609,6 +649,7 @@ impl Worker {
         for why in &plan.skipped {
             tracing::warn!("{}; skipped", crate::output::escape(why));
         }
+        crate::web::metrics::skipped(plan.skipped.len());
         if let Some(key) = &plan.foreign {
             self.abandon(listed);
             return Err(state::foreign_bucket(
@@ -700,6 +741,12 @@ impl Worker {
                 }
                 .emit();
                 self.ack(std::mem::take(&mut listed.ack));
+                crate::web::metrics::committed(
+                    settled.counted,
+                    settled.failed,
+                    settled.bytes,
+                    settled.delta.words,
+                );
                 self.stats.transactions += 1;
                 self.stats.objects += settled.counted;
                 self.stats.failed += settled.failed;
@@ -743,6 +790,7 @@ impl Worker {
                 if changed {
                     self.print_tally();
                 }
+                self.publish_web();
                 Ok(())
             }
             Err(e) => {
@@ -811,6 +859,7 @@ impl Worker {
             .collect();
         let (done, outcomes) = std::sync::mpsc::channel();
         let spawner = handle.clone();
+        let (state, mut web) = (&self.state, self.web.as_mut());
         handle.spawn(async move {
             let all: Vec<Outcome> =
                 futures::stream::iter(tasks.into_iter().map(|t| spawner.spawn(t)))
@@ -822,15 +871,27 @@ impl Worker {
                     .await;
             let _ = done.send(all);
         });
-        self.group
-            .serve_while(|wait| match outcomes.recv_timeout(wait) {
+        self.group.serve_while(|wait| {
+            if let Some(w) = web.as_mut() {
+                w.served.serve(state);
+            }
+            match outcomes.recv_timeout(wait) {
                 Ok(all) => Some(all),
                 Err(RecvTimeoutError::Timeout) => None,
                 // The counting task is gone: nothing of the batch commits.
                 Err(RecvTimeoutError::Disconnected) => {
                     Some(jobs.iter().map(|_| Outcome::Interrupted).collect())
                 }
-            })
+            }
+        })
+    }
+
+    /// Hands the state's summary to the web server (after an alignment or
+    /// a commit).
+    fn publish_web(&mut self) {
+        if let Some(w) = self.web.as_mut() {
+            w.served.publish(&self.state, self.ready);
+        }
     }
 
     /// Forgets an uncommitted batch's discoveries.

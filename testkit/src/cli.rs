@@ -121,6 +121,8 @@ pub fn offline_cmd(args: &[&str]) -> Command {
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("WORDSTREAM_ENV_FILE", "/dev/null")
+        // workers of parallel tests must not all take port 6066
+        .env("WORDSTREAM_WEB_PORT", "0")
         .stdin(Stdio::null());
     c
 }

@@ -21,7 +21,8 @@
 //! - [`notify`]: S3 event notifications sent the way S3 sends them (to an
 //!   SQS queue of the stack's SQS server, or to a Kafka topic);
 //! - [`procfs`]: CPU seconds and memory of a process, from `/proc`;
-//! - [`proxy`]: a TCP proxy in front of S3 that a test freezes and thaws.
+//! - [`proxy`]: a TCP proxy in front of S3 that a test freezes and thaws;
+//! - [`web`]: the worker's web server: its address, raw GETs, `/metrics` parsed.
 
 pub mod app;
 pub mod bucket;
@@ -39,6 +40,7 @@ pub mod proxy;
 pub mod s3;
 pub mod stack;
 pub mod wait;
+pub mod web;
 pub mod worker;
 
 use std::path::{Path, PathBuf};

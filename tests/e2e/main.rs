@@ -21,7 +21,9 @@
 //! - `formats`: compressed, archived, XML, HTML objects (issue 16) count as
 //!   `count-local` counts them; bad ones fail alone;
 //! - `faust`: a real Faust app recovers its table from our changelog;
-//! - `on_change`: overwrites recount, deletes retract, tombstones (issue 14).
+//! - `on_change`: overwrites recount, deletes retract, tombstones (issue 14);
+//! - `web`: the worker's web server (metrics against the ledger, queries
+//!   from three workers, bad requests, the dashboard in headless Chromium).
 //!
 //! Tests run on parallel threads. Each takes the stack shared
 //! (`testkit::stack::shared`); those that disturb it for everybody (a
@@ -44,5 +46,6 @@ mod scaleout;
 mod security;
 mod stack_smoke;
 mod upload;
+mod web;
 mod worker;
 mod worker_faults;
