@@ -345,3 +345,43 @@ async fn event_notices_retract_and_recount_without_a_listing() {
     assert_eq!(app.changelog().await, model.totals(), "and it stays so");
     w.stop().await;
 }
+
+/// An object overwritten between its listing and its read (a failpoint
+/// holds the count stage 4 s): the read asks for the listed version
+/// (`If-Match`), finds it replaced and reads the version there is now. The
+/// totals are that version's, once; the ledger records its ETag; the
+/// listing of the new version afterwards changes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_object_overwritten_before_its_read_counts_the_new_version_once() {
+    let _stack = shared().await;
+    let mut rng = Rng::from_clock("on_change_race");
+    let app = App::new("ws-change-race").await;
+    let flags = ["--interval", "0.5", "--reconcile-interval", "1"];
+    let mut cmd = app.worker_command(Some("change-race"), &flags);
+    cmd.env(wordstream::failpoint::VAR, "count.slow=sleep(4000)");
+    let mut w = Worker::spawn("change-race", cmd);
+    w.wait_ready(READY).await;
+    let mut model = Model::default();
+    let key = "race.txt".to_string();
+    model
+        .put_all(&app, vec![(key.clone(), small_text(&mut rng, "first"))])
+        .await;
+    app.wait_for_ledger(&app.url(&key), FOLLOW, &[&w]).await;
+    model
+        .put_all(&app, vec![(key.clone(), small_text(&mut rng, "second"))])
+        .await;
+    app.wait_for_totals(&model.totals(), FOLLOW, &[&w]).await;
+    let etag = &described(&app.bucket, std::slice::from_ref(&key)).await[0].1;
+    let latest = app.ledger_latest().await;
+    let counted = &latest[&app.url(&key)];
+    assert_eq!(counted["state"], "counted", "{counted}");
+    assert_eq!(
+        counted["etag"].as_str().map(|e| e.trim_matches('"')),
+        Some(etag.trim_matches('"')),
+        "{counted}"
+    );
+    // Full passes see the new version: it is counted already.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(app.changelog().await, model.totals());
+    w.stop().await;
+}
