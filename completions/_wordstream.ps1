@@ -33,6 +33,7 @@ Register-ArgumentCompleter -Native -CommandName 'wordstream' -ScriptBlock {
             [CompletionResult]::new('consume', 'consume', [CompletionResultType]::ParameterValue, 'Print the word counts of the changelog topic (or any topic)')
             [CompletionResult]::new('worker', 'worker', [CompletionResultType]::ParameterValue, 'Run the pipeline: poll S3, count new objects, publish totals (exactly once)')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
+            [CompletionResult]::new('top', 'top', [CompletionResultType]::ParameterValue, 'Live top words, rates, backlog and workers from a worker''s web server')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -40,6 +41,8 @@ Register-ArgumentCompleter -Native -CommandName 'wordstream' -ScriptBlock {
             [CompletionResult]::new('--encoding', '--encoding', [CompletionResultType]::ParameterName, 'How object bytes decode (latin1 is what the original app did)')
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'How bytes are read: `auto` detects gzip, zstd, bzip2, tar, XML, HTML, PDF (magic bytes, then Content-Type, then extension) and counts their text; `text` counts every byte as text')
             [CompletionResult]::new('--max-expansion', '--max-expansion', [CompletionResultType]::ParameterName, 'Decompressed bytes may be at most N times the compressed bytes read (plus 1 MiB); past that the input fails as a decompression bomb')
+            [CompletionResult]::new('--pdf-max-mib', '--pdf-max-mib', [CompletionResultType]::ParameterName, 'A PDF larger than this many MiB fails (a PDF is read whole into memory; its extractor may use 8 times as much plus 512 MiB)')
+            [CompletionResult]::new('--pdf-timeout', '--pdf-timeout', [CompletionResultType]::ParameterName, 'A PDF whose text takes longer than this many seconds to extract fails')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format [default: table on a terminal, tsv otherwise]')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format [default: table on a terminal, tsv otherwise]')
             [CompletionResult]::new('--top', '--top', [CompletionResultType]::ParameterName, 'Print only the N most frequent words (with --verify: at most N differences; default all, 20 in a table)')
@@ -155,6 +158,8 @@ Register-ArgumentCompleter -Native -CommandName 'wordstream' -ScriptBlock {
             [CompletionResult]::new('--encoding', '--encoding', [CompletionResultType]::ParameterName, 'How object bytes decode (latin1 is what the original app did)')
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'How bytes are read: `auto` detects gzip, zstd, bzip2, tar, XML, HTML, PDF (magic bytes, then Content-Type, then extension) and counts their text; `text` counts every byte as text')
             [CompletionResult]::new('--max-expansion', '--max-expansion', [CompletionResultType]::ParameterName, 'Decompressed bytes may be at most N times the compressed bytes read (plus 1 MiB); past that the input fails as a decompression bomb')
+            [CompletionResult]::new('--pdf-max-mib', '--pdf-max-mib', [CompletionResultType]::ParameterName, 'A PDF larger than this many MiB fails (a PDF is read whole into memory; its extractor may use 8 times as much plus 512 MiB)')
+            [CompletionResult]::new('--pdf-timeout', '--pdf-timeout', [CompletionResultType]::ParameterName, 'A PDF whose text takes longer than this many seconds to extract fails')
             [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Only count objects whose key starts with this')
             [CompletionResult]::new('--interval', '--interval', [CompletionResultType]::ParameterName, 'Seconds between bucket listings (0.1 to 86400). A new key that sorts after the keys already seen is found at the next listing; one that sorts before them (random keys) waits for the next full pass (--reconcile-interval)')
             [CompletionResult]::new('--serde', '--serde', [CompletionResultType]::ParameterName, 'Changelog wire format')
@@ -195,12 +200,28 @@ Register-ArgumentCompleter -Native -CommandName 'wordstream' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'wordstream;top' {
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Base URL of any worker''s web server')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'How many words (1 to 1000)')
+            [CompletionResult]::new('--top', '--top', [CompletionResultType]::ParameterName, 'How many words (1 to 1000)')
+            [CompletionResult]::new('--interval', '--interval', [CompletionResultType]::ParameterName, 'Seconds between refreshes')
+            [CompletionResult]::new('-l', '-l', [CompletionResultType]::ParameterName, 'Log level: error, warn, info, debug, trace (like Faust''s `-l info`). RUST_LOG, when set, takes precedence')
+            [CompletionResult]::new('--loglevel', '--loglevel', [CompletionResultType]::ParameterName, 'Log level: error, warn, info, debug, trace (like Faust''s `-l info`). RUST_LOG, when set, takes precedence')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log lines as text for people, or one JSON object per line (with the worker''s typed events: `"event": "ready"`, …)')
+            [CompletionResult]::new('--once', '--once', [CompletionResultType]::ParameterName, 'Print one frame and exit')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'wordstream;help' {
             [CompletionResult]::new('count-local', 'count-local', [CompletionResultType]::ParameterValue, 'Count words of local files or stdin with the pipeline''s exact semantics')
             [CompletionResult]::new('upload', 'upload', [CompletionResultType]::ParameterValue, 'Upload local files to the bucket (multipart for big ones)')
             [CompletionResult]::new('consume', 'consume', [CompletionResultType]::ParameterValue, 'Print the word counts of the changelog topic (or any topic)')
             [CompletionResult]::new('worker', 'worker', [CompletionResultType]::ParameterValue, 'Run the pipeline: poll S3, count new objects, publish totals (exactly once)')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
+            [CompletionResult]::new('top', 'top', [CompletionResultType]::ParameterValue, 'Live top words, rates, backlog and workers from a worker''s web server')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -217,6 +238,9 @@ Register-ArgumentCompleter -Native -CommandName 'wordstream' -ScriptBlock {
             break
         }
         'wordstream;help;completions' {
+            break
+        }
+        'wordstream;help;top' {
             break
         }
         'wordstream;help;help' {

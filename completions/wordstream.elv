@@ -30,12 +30,15 @@ set edit:completion:arg-completer[wordstream] = {|@words|
             cand consume 'Print the word counts of the changelog topic (or any topic)'
             cand worker 'Run the pipeline: poll S3, count new objects, publish totals (exactly once)'
             cand completions 'Print a shell completion script'
+            cand top 'Live top words, rates, backlog and workers from a worker''s web server'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'wordstream;count-local'= {
             cand --encoding 'How object bytes decode (latin1 is what the original app did)'
             cand --format 'How bytes are read: `auto` detects gzip, zstd, bzip2, tar, XML, HTML, PDF (magic bytes, then Content-Type, then extension) and counts their text; `text` counts every byte as text'
             cand --max-expansion 'Decompressed bytes may be at most N times the compressed bytes read (plus 1 MiB); past that the input fails as a decompression bomb'
+            cand --pdf-max-mib 'A PDF larger than this many MiB fails (a PDF is read whole into memory; its extractor may use 8 times as much plus 512 MiB)'
+            cand --pdf-timeout 'A PDF whose text takes longer than this many seconds to extract fails'
             cand -o 'Output format [default: table on a terminal, tsv otherwise]'
             cand --output 'Output format [default: table on a terminal, tsv otherwise]'
             cand --top 'Print only the N most frequent words (with --verify: at most N differences; default all, 20 in a table)'
@@ -148,6 +151,8 @@ set edit:completion:arg-completer[wordstream] = {|@words|
             cand --encoding 'How object bytes decode (latin1 is what the original app did)'
             cand --format 'How bytes are read: `auto` detects gzip, zstd, bzip2, tar, XML, HTML, PDF (magic bytes, then Content-Type, then extension) and counts their text; `text` counts every byte as text'
             cand --max-expansion 'Decompressed bytes may be at most N times the compressed bytes read (plus 1 MiB); past that the input fails as a decompression bomb'
+            cand --pdf-max-mib 'A PDF larger than this many MiB fails (a PDF is read whole into memory; its extractor may use 8 times as much plus 512 MiB)'
+            cand --pdf-timeout 'A PDF whose text takes longer than this many seconds to extract fails'
             cand --prefix 'Only count objects whose key starts with this'
             cand --interval 'Seconds between bucket listings (0.1 to 86400). A new key that sorts after the keys already seen is found at the next listing; one that sorts before them (random keys) waits for the next full pass (--reconcile-interval)'
             cand --serde 'Changelog wire format'
@@ -186,12 +191,27 @@ set edit:completion:arg-completer[wordstream] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'wordstream;top'= {
+            cand --url 'Base URL of any worker''s web server'
+            cand -n 'How many words (1 to 1000)'
+            cand --top 'How many words (1 to 1000)'
+            cand --interval 'Seconds between refreshes'
+            cand -l 'Log level: error, warn, info, debug, trace (like Faust''s `-l info`). RUST_LOG, when set, takes precedence'
+            cand --loglevel 'Log level: error, warn, info, debug, trace (like Faust''s `-l info`). RUST_LOG, when set, takes precedence'
+            cand --log-format 'Log lines as text for people, or one JSON object per line (with the worker''s typed events: `"event": "ready"`, …)'
+            cand --once 'Print one frame and exit'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'wordstream;help'= {
             cand count-local 'Count words of local files or stdin with the pipeline''s exact semantics'
             cand upload 'Upload local files to the bucket (multipart for big ones)'
             cand consume 'Print the word counts of the changelog topic (or any topic)'
             cand worker 'Run the pipeline: poll S3, count new objects, publish totals (exactly once)'
             cand completions 'Print a shell completion script'
+            cand top 'Live top words, rates, backlog and workers from a worker''s web server'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'wordstream;help;count-local'= {
@@ -203,6 +223,8 @@ set edit:completion:arg-completer[wordstream] = {|@words|
         &'wordstream;help;worker'= {
         }
         &'wordstream;help;completions'= {
+        }
+        &'wordstream;help;top'= {
         }
         &'wordstream;help;help'= {
         }

@@ -38,12 +38,15 @@ complete -c wordstream -n "__fish_wordstream_needs_command" -f -a "upload" -d 'U
 complete -c wordstream -n "__fish_wordstream_needs_command" -f -a "consume" -d 'Print the word counts of the changelog topic (or any topic)'
 complete -c wordstream -n "__fish_wordstream_needs_command" -f -a "worker" -d 'Run the pipeline: poll S3, count new objects, publish totals (exactly once)'
 complete -c wordstream -n "__fish_wordstream_needs_command" -f -a "completions" -d 'Print a shell completion script'
+complete -c wordstream -n "__fish_wordstream_needs_command" -f -a "top" -d 'Live top words, rates, backlog and workers from a worker\'s web server'
 complete -c wordstream -n "__fish_wordstream_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l encoding -d 'How object bytes decode (latin1 is what the original app did)' -r -f -a "utf8\t'UTF-8; invalid bytes are separators and are counted'
 latin1\t'ISO-8859-1 (every byte is one character), what the original app used'"
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l format -d 'How bytes are read: `auto` detects gzip, zstd, bzip2, tar, XML, HTML, PDF (magic bytes, then Content-Type, then extension) and counts their text; `text` counts every byte as text' -r -f -a "auto\t'Detect compression, archives, markup (magic bytes, then Content-Type, then extension)'
 text\t'Every byte is text (no detection)'"
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l max-expansion -d 'Decompressed bytes may be at most N times the compressed bytes read (plus 1 MiB); past that the input fails as a decompression bomb' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l pdf-max-mib -d 'A PDF larger than this many MiB fails (a PDF is read whole into memory; its extractor may use 8 times as much plus 512 MiB)' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l pdf-timeout -d 'A PDF whose text takes longer than this many seconds to extract fails' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -s o -l output -d 'Output format [default: table on a terminal, tsv otherwise]' -r -f -a "table\t'A table for people (default on a terminal)'
 tsv\t'`word<TAB>count` lines (default when stdout is not a terminal)'
 json\t'A JSON array of `{"word": ..., "count": ...}`'"
@@ -177,6 +180,8 @@ latin1\t'ISO-8859-1 (every byte is one character), what the original app used'"
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l format -d 'How bytes are read: `auto` detects gzip, zstd, bzip2, tar, XML, HTML, PDF (magic bytes, then Content-Type, then extension) and counts their text; `text` counts every byte as text' -r -f -a "auto\t'Detect compression, archives, markup (magic bytes, then Content-Type, then extension)'
 text\t'Every byte is text (no detection)'"
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l max-expansion -d 'Decompressed bytes may be at most N times the compressed bytes read (plus 1 MiB); past that the input fails as a decompression bomb' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l pdf-max-mib -d 'A PDF larger than this many MiB fails (a PDF is read whole into memory; its extractor may use 8 times as much plus 512 MiB)' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l pdf-timeout -d 'A PDF whose text takes longer than this many seconds to extract fails' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l prefix -d 'Only count objects whose key starts with this' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l interval -d 'Seconds between bucket listings (0.1 to 86400). A new key that sorts after the keys already seen is found at the next listing; one that sorts before them (random keys) waits for the next full pass (--reconcile-interval)' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l serde -d 'Changelog wire format' -r -f -a "faust\t'JSON key and value, byte-compatible with a Faust table (`"the"` → `120`)'
@@ -219,9 +224,23 @@ complete -c wordstream -n "__fish_wordstream_using_subcommand completions" -l lo
 json\t'One JSON object per line, typed events included'"
 complete -c wordstream -n "__fish_wordstream_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c wordstream -n "__fish_wordstream_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c wordstream -n "__fish_wordstream_using_subcommand help; and not __fish_seen_subcommand_from count-local upload consume worker completions help" -f -a "count-local" -d 'Count words of local files or stdin with the pipeline\'s exact semantics'
-complete -c wordstream -n "__fish_wordstream_using_subcommand help; and not __fish_seen_subcommand_from count-local upload consume worker completions help" -f -a "upload" -d 'Upload local files to the bucket (multipart for big ones)'
-complete -c wordstream -n "__fish_wordstream_using_subcommand help; and not __fish_seen_subcommand_from count-local upload consume worker completions help" -f -a "consume" -d 'Print the word counts of the changelog topic (or any topic)'
-complete -c wordstream -n "__fish_wordstream_using_subcommand help; and not __fish_seen_subcommand_from count-local upload consume worker completions help" -f -a "worker" -d 'Run the pipeline: poll S3, count new objects, publish totals (exactly once)'
-complete -c wordstream -n "__fish_wordstream_using_subcommand help; and not __fish_seen_subcommand_from count-local upload consume worker completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c wordstream -n "__fish_wordstream_using_subcommand help; and not __fish_seen_subcommand_from count-local upload consume worker completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c wordstream -n "__fish_wordstream_using_subcommand top" -l url -d 'Base URL of any worker\'s web server' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand top" -s n -l top -d 'How many words (1 to 1000)' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand top" -l interval -d 'Seconds between refreshes' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand top" -s l -l loglevel -d 'Log level: error, warn, info, debug, trace (like Faust\'s `-l info`). RUST_LOG, when set, takes precedence' -r -f -a "error\t''
+warn\t''
+info\t''
+debug\t''
+trace\t''"
+complete -c wordstream -n "__fish_wordstream_using_subcommand top" -l log-format -d 'Log lines as text for people, or one JSON object per line (with the worker\'s typed events: `"event": "ready"`, …)' -r -f -a "human\t'Lines for people'
+json\t'One JSON object per line, typed events included'"
+complete -c wordstream -n "__fish_wordstream_using_subcommand top" -l once -d 'Print one frame and exit'
+complete -c wordstream -n "__fish_wordstream_using_subcommand top" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c wordstream -n "__fish_wordstream_using_subcommand top" -s V -l version -d 'Print version'
+complete -c wordstream -n "__fish_wordstream_using_subcommand help; and not __fish_seen_subcommand_from count-local upload consume worker completions top help" -f -a "count-local" -d 'Count words of local files or stdin with the pipeline\'s exact semantics'
+complete -c wordstream -n "__fish_wordstream_using_subcommand help; and not __fish_seen_subcommand_from count-local upload consume worker completions top help" -f -a "upload" -d 'Upload local files to the bucket (multipart for big ones)'
+complete -c wordstream -n "__fish_wordstream_using_subcommand help; and not __fish_seen_subcommand_from count-local upload consume worker completions top help" -f -a "consume" -d 'Print the word counts of the changelog topic (or any topic)'
+complete -c wordstream -n "__fish_wordstream_using_subcommand help; and not __fish_seen_subcommand_from count-local upload consume worker completions top help" -f -a "worker" -d 'Run the pipeline: poll S3, count new objects, publish totals (exactly once)'
+complete -c wordstream -n "__fish_wordstream_using_subcommand help; and not __fish_seen_subcommand_from count-local upload consume worker completions top help" -f -a "completions" -d 'Print a shell completion script'
+complete -c wordstream -n "__fish_wordstream_using_subcommand help; and not __fish_seen_subcommand_from count-local upload consume worker completions top help" -f -a "top" -d 'Live top words, rates, backlog and workers from a worker\'s web server'
+complete -c wordstream -n "__fish_wordstream_using_subcommand help; and not __fish_seen_subcommand_from count-local upload consume worker completions top help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
