@@ -99,6 +99,12 @@ async fn consume_outputs<const N: usize>(topic: &str, outputs: [&str; N]) -> [St
     out.try_into().expect("one output each")
 }
 
+/// The changelog still equals `want` a few seconds (full passes) later.
+async fn assert_stays(app: &App, want: &Counts) {
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(&app.changelog().await, want, "and it stays so");
+}
+
 /// `count-local --verify s3://BUCKET` (the changelog against what the
 /// bucket holds now) passes.
 async fn verify_s3(app: &App) {
@@ -285,8 +291,7 @@ async fn on_change_ignore_counts_each_key_once() {
     testkit::counts::add_counts(&mut want, &testkit::counts::count_bytes(&late), 1);
     app.put("z-late.txt", late).await;
     app.wait_for_totals(&want, FOLLOW, &[&w]).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(app.changelog().await, want);
+    assert_stays(&app, &want).await;
     assert!(
         stack()
             .layout(&format!("{}-word_counts-contributions", app.app_id))
@@ -341,8 +346,7 @@ async fn event_notices_retract_and_recount_without_a_listing() {
         .await;
     app.wait_for_totals(&model.totals(), Duration::from_secs(60), &[&w])
         .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(app.changelog().await, model.totals(), "and it stays so");
+    assert_stays(&app, &model.totals()).await;
     w.stop().await;
 }
 
@@ -381,7 +385,6 @@ async fn an_object_overwritten_before_its_read_counts_the_new_version_once() {
         "{counted}"
     );
     // Full passes see the new version: it is counted already.
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(app.changelog().await, model.totals());
+    assert_stays(&app, &model.totals()).await;
     w.stop().await;
 }
