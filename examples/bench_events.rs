@@ -10,8 +10,9 @@
 //!    - polling at `--interval 1`, keys in order (the baseline);
 //!    - polling at `--interval 1`, random keys (found by full passes, here
 //!      every 30 s: `--reconcile-interval 30`, the old default; fewer objects,
-//!      `--random-poll-objects`);
-//!    with the worker's CPU seconds next to the wall time of each run; each
+//!      `--random-poll-objects`).
+//!
+//!    The worker's CPU seconds come next to the wall time of each run; each
 //!    bucket holds 200 objects with random keys before the measure. The
 //!    benchmark plays S3's notifier (testkit::notify) right after each
 //!    upload, as AWS S3 → SQS would (versitygw cannot publish to SQS).
@@ -174,8 +175,11 @@ async fn latency(mode: &Mode, n: usize, rng: &mut Rng) -> Latency {
             .put(&bucket, &key, format!("{word} a few words\n").into_bytes())
             .await;
         if let Some(n) = &notifier {
-            n.created(&bucket, &described(&bucket, &[key.clone()]).await)
-                .await;
+            n.created(
+                &bucket,
+                &described(&bucket, std::slice::from_ref(&key)).await,
+            )
+            .await;
         }
         loop {
             if let Some(at) = seen.lock().unwrap().get(&word) {

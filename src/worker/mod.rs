@@ -120,8 +120,6 @@ const RETRY_PAUSE: Duration = Duration::from_secs(1);
 /// Longest wait for input of the lister's idle iterations with `--events`:
 /// events are taken at the start of each iteration.
 const EVENTS_WAIT: Duration = Duration::from_millis(20);
-/// Pause before opening an event source again after it could not be.
-const EVENTS_REOPEN: Duration = Duration::from_secs(5);
 /// Longest wait for the Kafka clients to close when stopping.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -186,11 +184,8 @@ pub struct Worker {
     kafka_warnings: Throttle,
     s3_warnings: Throttle,
     memory_warnings: Throttle,
-    /// The event source, while this worker lists the bucket (`--events`).
-    notices: Option<notify::Notices>,
-    /// When an event source that could not be opened is tried again.
-    notices_retry: Option<Instant>,
-    events_warnings: Throttle,
+    /// `--events`: the event source, while this worker lists the bucket.
+    events: notify::Events,
     /// The web server's view of this worker (see [`crate::web`]).
     web: Option<crate::web::Web>,
 }
@@ -294,9 +289,7 @@ impl Worker {
             kafka_warnings: Throttle::new(Duration::from_secs(10)),
             s3_warnings: Throttle::new(Duration::from_secs(10)),
             memory_warnings: Throttle::new(Duration::from_secs(60)),
-            notices: None,
-            notices_retry: None,
-            events_warnings: Throttle::new(Duration::from_secs(10)),
+            events: notify::Events::new(settings.events.clone()),
             web,
             settings,
             topics,
@@ -406,7 +399,7 @@ impl Worker {
             }
             _ => Duration::from_millis(200),
         }
-        .min(if self.notices.is_some() {
+        .min(if self.events.is_open() {
             EVENTS_WAIT // the lister takes events at the start of each iteration
         } else {
             Duration::from_millis(200)
@@ -427,7 +420,7 @@ impl Worker {
         }
         if polled.is_empty() && listed.found.is_empty() && listed.progress.is_none() {
             // Nothing to commit: the events taken named known keys only.
-            self.ack(listed.ack);
+            self.events.ack(listed.ack);
             return Ok(());
         }
         self.process(polled, listed)
@@ -480,74 +473,19 @@ impl Worker {
 
     /// Discovery, when this worker is the lister: the bucket's listing
     /// ([`Worker::list_bucket`]) and the event notices that arrived
-    /// ([`Worker::take_notices`]). `None` when stopping.
+    /// ([`notify::Events::take`]). `None` when stopping.
     fn list(&mut self) -> Option<Listed> {
         let mut listed = self.list_bucket()?;
-        if self.state.lists() {
-            self.take_notices(&mut listed);
-        } else {
+        match self.state.discovery.as_mut() {
+            Some(d) if !self.state.parked => {
+                let (k, s3) = (&self.settings.kafka, &self.settings.s3);
+                self.events.take(&self.rt, k, s3, d, &mut listed);
+            }
             // Another worker lists: its own source reads the events; the
             // ones this one took and did not acknowledge come again.
-            self.notices = None;
+            _ => self.events.close(),
         }
         Some(listed)
-    }
-
-    /// `--events`: takes what arrived (without waiting) into `listed`: the
-    /// objects not known join its finds, and its ack is given once they
-    /// are committed. Opens the source first if needed; a source that
-    /// cannot be read is warned about (rate-limited) and retried, while the
-    /// listing goes on.
-    fn take_notices(&mut self, listed: &mut Listed) {
-        let Some(spec) = &self.settings.events else {
-            return;
-        };
-        if self.notices.is_none() {
-            if self.notices_retry.is_some_and(|t| Instant::now() < t) {
-                return;
-            }
-            let opened = self.rt.block_on(notify::Notices::open(
-                spec,
-                &self.settings.kafka,
-                &self.settings.s3,
-            ));
-            match opened {
-                Ok(n) => {
-                    self.notices = Some(n);
-                    self.notices_retry = None;
-                }
-                Err(e) => {
-                    self.events_warnings.warn(format_args!(
-                        "{e:#} (retrying; the bucket's listing goes on)"
-                    ));
-                    self.notices_retry = Some(Instant::now() + EVENTS_REOPEN);
-                    return;
-                }
-            }
-        }
-        let (Some(source), Some(d)) = (self.notices.as_mut(), self.state.discovery.as_mut()) else {
-            return;
-        };
-        let taken = source.take();
-        listed.found.extend(d.notified(taken.notices));
-        listed.ack = taken.ack;
-        if let Some(e) = taken.error {
-            self.events_warnings.warn(format_args!(
-                "{e:#} (retrying; the bucket's listing goes on)"
-            ));
-            if source.reopen_on_error() {
-                // What it took comes again from the committed offsets.
-                self.notices = None;
-                self.notices_retry = Some(Instant::now() + EVENTS_REOPEN);
-            }
-        }
-    }
-
-    /// The events of a committed (or empty) batch are done with.
-    fn ack(&mut self, ack: notify::Ack) {
-        if let Some(n) = self.notices.as_mut() {
-            n.ack(ack);
-        }
     }
 
     /// Lists the bucket when this worker is the lister: a page of the quick
@@ -663,7 +601,7 @@ impl Worker {
                     txn_ms: started.elapsed().as_millis() as u64,
                 }
                 .emit();
-                self.ack(std::mem::take(&mut listed.ack));
+                self.events.ack(std::mem::take(&mut listed.ack));
                 crate::web::metrics::committed(
                     settled.counted,
                     settled.failed,
@@ -788,12 +726,8 @@ impl Worker {
         if let Some(d) = self.state.discovery.as_mut() {
             d.forget(listed.found.into_iter().map(|f| f.key));
         }
-        // Their events must come again (a new consumer re-reads a topic).
-        if let Some(n) = self.notices.as_mut() {
-            if !n.nack(listed.ack) {
-                self.notices = None;
-            }
-        }
+        // Their events must come again.
+        self.events.nack(listed.ack);
     }
 
     fn status(&mut self) {

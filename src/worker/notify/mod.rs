@@ -24,10 +24,16 @@ pub mod s3event;
 pub mod sqs;
 pub mod topic;
 
+use super::discover::{Discovery, Listed};
+use super::throttle::Throttle;
 use crate::config::{KafkaArgs, S3Args};
 use anyhow::{bail, Result};
 pub use s3event::Notice;
 use std::fmt;
+use std::time::{Duration, Instant};
+
+/// Pause before opening an event source again after it could not be.
+const REOPEN: Duration = Duration::from_secs(5);
 
 /// Where events come from (`--events`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -169,6 +175,109 @@ impl Notices {
                 true
             }
             Notices::Kafka(_) => ack.is_empty(),
+        }
+    }
+}
+
+/// The worker's side of `--events`: the source while the worker lists the
+/// bucket, opened again after a failure, its warnings rate-limited.
+pub struct Events {
+    spec: Option<Spec>,
+    source: Option<Notices>,
+    /// When a source that could not be opened (or read) is tried again.
+    retry: Option<Instant>,
+    warnings: Throttle,
+}
+
+impl Events {
+    /// Events from `spec` (none without one).
+    pub fn new(spec: Option<Spec>) -> Events {
+        Events {
+            spec,
+            source: None,
+            retry: None,
+            warnings: Throttle::new(Duration::from_secs(10)),
+        }
+    }
+
+    /// Whether a source is open (the worker lists the bucket with events).
+    pub fn is_open(&self) -> bool {
+        self.source.is_some()
+    }
+
+    /// Another worker lists the bucket: the source goes (what it took and
+    /// did not acknowledge comes again).
+    pub fn close(&mut self) {
+        self.source = None;
+    }
+
+    /// Takes what arrived (without waiting) into `listed`: the created
+    /// objects `discovery` does not know join its finds, and its ack is
+    /// to be given once they are committed. Opens the source first if
+    /// needed; a source that cannot be opened or read is warned about
+    /// (rate-limited) and tried again, while the listing goes on.
+    pub fn take(
+        &mut self,
+        rt: &tokio::runtime::Runtime,
+        kafka: &KafkaArgs,
+        s3: &S3Args,
+        discovery: &mut Discovery,
+        listed: &mut Listed,
+    ) {
+        let Some(spec) = &self.spec else { return };
+        if self.source.is_none() {
+            if self.retry.is_some_and(|t| Instant::now() < t) {
+                return;
+            }
+            match rt.block_on(Notices::open(spec, kafka, s3)) {
+                Ok(n) => {
+                    self.source = Some(n);
+                    self.retry = None;
+                }
+                Err(e) => {
+                    self.warn(&e);
+                    return;
+                }
+            }
+        }
+        let Some(source) = self.source.as_mut() else {
+            return;
+        };
+        let taken = source.take();
+        listed.found.extend(discovery.notified(taken.notices));
+        listed.ack = taken.ack;
+        if let Some(e) = taken.error {
+            if source.reopen_on_error() {
+                // What it took comes again from the committed offsets.
+                self.source = None;
+            }
+            self.warn(&e);
+        }
+    }
+
+    fn warn(&mut self, e: &anyhow::Error) {
+        self.warnings.warn(format_args!(
+            "{e:#} (retrying; the bucket's listing goes on)"
+        ));
+        if self.source.is_none() {
+            self.retry = Some(Instant::now() + REOPEN);
+        }
+    }
+
+    /// The transaction with the discoveries of `ack`'s messages committed
+    /// (or there was nothing to commit): they are done with.
+    pub fn ack(&mut self, ack: Ack) {
+        if let Some(n) = self.source.as_mut() {
+            n.ack(ack);
+        }
+    }
+
+    /// The batch with `ack`'s messages was abandoned: they must come again.
+    pub fn nack(&mut self, ack: Ack) {
+        if let Some(n) = self.source.as_mut() {
+            if !n.nack(ack) {
+                self.source = None;
+            }
         }
     }
 }
