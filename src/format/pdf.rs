@@ -114,9 +114,18 @@ fn in_helper(pdf: &[u8], timeout: Duration) -> Result<String> {
         if status.success() {
             return Ok(String::from_utf8_lossy(&text).into_owned());
         }
-        let reason = reason.lines().next().unwrap_or("").trim().to_string();
-        if !reason.is_empty() {
-            bail!("pdf: {reason}");
+        if reason.contains("overflowed its stack") {
+            bail!("pdf: the extractor overflowed its stack (content that recurses without end?)");
+        }
+        if reason.contains("memory allocation") {
+            bail!(
+                "pdf: over the extractor's memory cap of {} MiB",
+                memory >> 20
+            );
+        }
+        let first = reason.lines().map(str::trim).find(|l| !l.is_empty());
+        if let (Some(line), Some(1)) = (first, status.code()) {
+            bail!("pdf: {line}");
         }
         use std::os::unix::process::ExitStatusExt;
         bail!(

@@ -1,6 +1,6 @@
 //! Contributions: what each counted object added to the totals, kept so
 //! that an overwrite or a delete can take it back out exactly
-//! (`--on-change recount`, docs/design.md §7).
+//! (`--on-change recount`, docs/design.md §8).
 //!
 //! The contributions topic (`<app>-<table>-contributions`, compacted, as
 //! many partitions as the ledger) holds an object's word counts in chunks

@@ -11,6 +11,11 @@ use testkit::formats as fmt;
 use testkit::stack::shared;
 use testkit::worker::READY;
 
+/// A committed fixture of `tests/fixtures/formats`.
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(testkit::repo().join("tests/fixtures/formats").join(name)).expect("fixture")
+}
+
 /// An HTML page without doctype or `<html>`: only its Content-Type (or a
 /// `.html` name) makes it HTML.
 fn bare_html(text: &str) -> String {
@@ -23,7 +28,7 @@ fn bare_html(text: &str) -> String {
 async fn formats_count_as_count_local_and_bad_objects_fail_alone() {
     let _stack = shared().await;
     let app = App::new("ws-formats").await;
-    let mut w = app.worker("formats-1", &[]);
+    let mut w = app.worker("formats-1", &["--pdf-timeout", "5"]);
     w.wait_ready(READY).await;
 
     let a1 = corpus::read("demo/A1.headed.txt");
@@ -67,6 +72,20 @@ async fn formats_count_as_count_local_and_bad_objects_fail_alone() {
             None,
             "page.html",
         ),
+        (
+            "paper.pdf",
+            fmt::text_pdf(&["A portable document", "with two lines of words"]),
+            None,
+            None,
+            "paper.pdf",
+        ),
+        (
+            "typeset.pdf",
+            fixture("typeset.pdf"),
+            Some("application/pdf"),
+            None,
+            "typeset.pdf",
+        ),
         // Hints: a Content-Type makes markup of a key without extension,
         // and applies under a Content-Encoding.
         (
@@ -102,6 +121,13 @@ async fn formats_count_as_count_local_and_bad_objects_fail_alone() {
             "its path leaves the archive",
         ),
         ("link.tar", fmt::tar_with_symlink(&a1), "is a symbolic link"),
+        ("encrypted.pdf", fixture("encrypted.pdf"), "pdf: encrypted"),
+        ("image-only.pdf", fmt::image_only_pdf(), "pdf: no text"),
+        (
+            "looping.pdf",
+            fmt::looping_pdf(),
+            "pdf: the extractor overflowed its stack",
+        ),
         (
             "broken.xml",
             b"<?xml version=\"1.0\"?><article><p>x</sec></article>".to_vec(),
@@ -163,6 +189,7 @@ async fn formats_count_as_count_local_and_bad_objects_fail_alone() {
         assert_eq!(m["words"], count_bytes(data).values().sum::<i64>(), "{t}");
     }
     assert_eq!(record("article.xml")["format"], "xml");
+    assert_eq!(record("typeset.pdf")["format"], "pdf");
     assert_eq!(record("page.html")["format"], "html");
     assert_eq!(record("typed")["format"], "html");
     assert_eq!(record("encoded")["format"], "gzip+html");

@@ -371,8 +371,20 @@ fn bad_pdfs_fail_with_a_reason() {
         ),
         ("image-only.pdf", fmt::image_only_pdf(), "pdf: no text"),
         ("truncated.pdf", good[..good.len() / 3].to_vec(), "pdf: "),
-        ("looping.pdf", fmt::looping_pdf(), "pdf: "),
+        (
+            "looping.pdf",
+            fmt::looping_pdf(),
+            "pdf: the extractor overflowed its stack",
+        ),
     ];
+    // A PDF that takes seconds to extract, under a 1 s limit.
+    let started = std::time::Instant::now();
+    fails_with(
+        &["--pdf-timeout", "1"],
+        &write(dir, "slow.pdf", &fmt::slow_pdf(1_000_000)),
+        "pdf: extraction took longer than 1 s (--pdf-timeout)",
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
     for (name, data, reason) in &cases {
         let started = std::time::Instant::now();
         fails_with(&["--pdf-timeout", "5"], &write(dir, name, data), reason);
