@@ -33,11 +33,14 @@ Register-ArgumentCompleter -Native -CommandName 'wordstream' -ScriptBlock {
             [CompletionResult]::new('consume', 'consume', [CompletionResultType]::ParameterValue, 'Print the word counts of the changelog topic (or any topic)')
             [CompletionResult]::new('worker', 'worker', [CompletionResultType]::ParameterValue, 'Run the pipeline: poll S3, count new objects, publish totals (exactly once)')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
+            [CompletionResult]::new('top', 'top', [CompletionResultType]::ParameterValue, 'Live top words, rates, backlog and workers from a worker''s web server')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
         'wordstream;count-local' {
             [CompletionResult]::new('--encoding', '--encoding', [CompletionResultType]::ParameterName, 'How object bytes decode (latin1 is what the original app did)')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'How bytes are read: `auto` detects gzip, zstd, bzip2, tar, XML, HTML, PDF (magic bytes, then Content-Type, then extension) and counts their text; `text` counts every byte as text')
+            [CompletionResult]::new('--max-expansion', '--max-expansion', [CompletionResultType]::ParameterName, 'Decompressed bytes may be at most N times the compressed bytes read (plus 1 MiB); past that the input fails as a decompression bomb')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format [default: table on a terminal, tsv otherwise]')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format [default: table on a terminal, tsv otherwise]')
             [CompletionResult]::new('--top', '--top', [CompletionResultType]::ParameterName, 'Print only the N most frequent words (with --verify: at most N differences; default all, 20 in a table)')
@@ -60,8 +63,8 @@ Register-ArgumentCompleter -Native -CommandName 'wordstream' -ScriptBlock {
             [CompletionResult]::new('--loglevel', '--loglevel', [CompletionResultType]::ParameterName, 'Log level: error, warn, info, debug, trace (like Faust''s `-l info`). RUST_LOG, when set, takes precedence')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log lines as text for people, or one JSON object per line (with the worker''s typed events: `"event": "ready"`, …)')
             [CompletionResult]::new('--lowercase', '--lowercase', [CompletionResultType]::ParameterName, 'Fold case with Python''s `str.lower()` (default: case preserved)')
-            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Name what a directory walk skips (FIFOs, sockets, devices)')
-            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Name what a directory walk skips (FIFOs, sockets, devices)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Name what a directory walk skips (FIFOs, sockets, devices) and the format found in each input')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Name what a directory walk skips (FIFOs, sockets, devices) and the format found in each input')
             [CompletionResult]::new('--keep-going', '--keep-going', [CompletionResultType]::ParameterName, 'Warn about unreadable paths and count the rest (still exits 1)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No summary line on stderr')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No summary line on stderr')
@@ -151,6 +154,8 @@ Register-ArgumentCompleter -Native -CommandName 'wordstream' -ScriptBlock {
             [CompletionResult]::new('--region', '--region', [CompletionResultType]::ParameterName, 'AWS region [default: the AWS chain''s, else us-east-1]')
             [CompletionResult]::new('--s3-timeout', '--s3-timeout', [CompletionResultType]::ParameterName, 'Seconds to wait for the S3 endpoint: to connect, and for each answer (a request that sends data gets one more second per 64 KiB)')
             [CompletionResult]::new('--encoding', '--encoding', [CompletionResultType]::ParameterName, 'How object bytes decode (latin1 is what the original app did)')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'How bytes are read: `auto` detects gzip, zstd, bzip2, tar, XML, HTML, PDF (magic bytes, then Content-Type, then extension) and counts their text; `text` counts every byte as text')
+            [CompletionResult]::new('--max-expansion', '--max-expansion', [CompletionResultType]::ParameterName, 'Decompressed bytes may be at most N times the compressed bytes read (plus 1 MiB); past that the input fails as a decompression bomb')
             [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Only count objects whose key starts with this')
             [CompletionResult]::new('--interval', '--interval', [CompletionResultType]::ParameterName, 'Seconds between bucket listings (0.1 to 86400). A new key that sorts after the keys already seen is found at the next listing; one that sorts before them (random keys) waits for the next full pass (--reconcile-interval)')
             [CompletionResult]::new('--serde', '--serde', [CompletionResultType]::ParameterName, 'Changelog wire format')
@@ -161,13 +166,18 @@ Register-ArgumentCompleter -Native -CommandName 'wordstream' -ScriptBlock {
             [CompletionResult]::new('--status-interval', '--status-interval', [CompletionResultType]::ParameterName, 'Seconds between status lines (1 to 86400)')
             [CompletionResult]::new('--purge-interval', '--purge-interval', [CompletionResultType]::ParameterName, 'Seconds between purges of consumed records of the repartition topic')
             [CompletionResult]::new('--max-table-memory', '--max-table-memory', [CompletionResultType]::ParameterName, 'Warn (in the status line) when the worker''s local state (tables, done sets, known objects) is estimated above this many bytes')
-            [CompletionResult]::new('--reconcile-interval', '--reconcile-interval', [CompletionResultType]::ParameterName, 'Seconds from the end of one full listing of the bucket to the start of the next (reconciliation passes: they find keys that sort before the keys already seen, e.g. random names, and retry failed objects). A pass lists one page (1,000 keys) per loop iteration and resumes where it stood after a restart or a hand-over. Its LIST cost per hour is about objects / 1000 × 3600 / (this + the pass''s duration)')
+            [CompletionResult]::new('--reconcile-interval', '--reconcile-interval', [CompletionResultType]::ParameterName, 'Seconds from the end of one full listing of the bucket to the start of the next (reconciliation passes: they find keys that sort before the keys already seen, e.g. random names, and retry failed objects). A pass lists one page (1,000 keys) per loop iteration and resumes where it stood after a restart or a hand-over. Its LIST cost per hour is about objects / 1000 × 3600 / (this + the pass''s duration): 6,000 calls an hour on a bucket of 1 M objects at the default')
+            [CompletionResult]::new('--events', '--events', [CompletionResultType]::ParameterName, 'Event-driven discovery, next to the listing: S3 Event Notifications from an SQS queue (sqs:QUEUE_URL; endpoint AWS_ENDPOINT_URL_SQS, else the queue URL''s) or a Kafka topic of the same cluster that an S3 server publishes them to (kafka:TOPIC; offsets of the group <app-id>-events). New objects are found within a loop iteration, whatever their keys; the listing stays the safety net for lost events. An event is acknowledged once its objects are in the ledger')
             [CompletionResult]::new('--list-page-size', '--list-page-size', [CompletionResultType]::ParameterName, 'Keys per ListObjectsV2 page (tests: many pages on a small bucket)')
+            [CompletionResult]::new('--web-port', '--web-port', [CompletionResultType]::ParameterName, 'Port of the web server (/metrics, /health, /ready, /table/word_counts/WORD, /top, /objects, the dashboard at /); 0 picks a free port (announced in the log)')
+            [CompletionResult]::new('--web-bind', '--web-bind', [CompletionResultType]::ParameterName, 'Address the web server listens on (loopback by default: it has no authentication; bind 0.0.0.0 only behind a firewall or a proxy)')
+            [CompletionResult]::new('--web-advertise', '--web-advertise', [CompletionResultType]::ParameterName, 'The URL other workers reach this one at (default: http://BIND:PORT, or the host name when bound to all interfaces)')
             [CompletionResult]::new('-l', '-l', [CompletionResultType]::ParameterName, 'Log level: error, warn, info, debug, trace (like Faust''s `-l info`). RUST_LOG, when set, takes precedence')
             [CompletionResult]::new('--loglevel', '--loglevel', [CompletionResultType]::ParameterName, 'Log level: error, warn, info, debug, trace (like Faust''s `-l info`). RUST_LOG, when set, takes precedence')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log lines as text for people, or one JSON object per line (with the worker''s typed events: `"event": "ready"`, …)')
             [CompletionResult]::new('--lowercase', '--lowercase', [CompletionResultType]::ParameterName, 'Fold case with Python''s `str.lower()` (default: case preserved)')
             [CompletionResult]::new('--retry-failed', '--retry-failed', [CompletionResultType]::ParameterName, 'Retry every object the ledger says failed (e.g. after fixing a permission) at the first listing; otherwise a failed object is retried 10 minutes after it failed, or once replaced. Takes effect on the worker that lists the bucket')
+            [CompletionResult]::new('--no-web', '--no-web', [CompletionResultType]::ParameterName, 'No web server (no metrics, no queries)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -185,12 +195,28 @@ Register-ArgumentCompleter -Native -CommandName 'wordstream' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'wordstream;top' {
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Base URL of any worker''s web server')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'How many words (1 to 1000)')
+            [CompletionResult]::new('--top', '--top', [CompletionResultType]::ParameterName, 'How many words (1 to 1000)')
+            [CompletionResult]::new('--interval', '--interval', [CompletionResultType]::ParameterName, 'Seconds between refreshes')
+            [CompletionResult]::new('-l', '-l', [CompletionResultType]::ParameterName, 'Log level: error, warn, info, debug, trace (like Faust''s `-l info`). RUST_LOG, when set, takes precedence')
+            [CompletionResult]::new('--loglevel', '--loglevel', [CompletionResultType]::ParameterName, 'Log level: error, warn, info, debug, trace (like Faust''s `-l info`). RUST_LOG, when set, takes precedence')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log lines as text for people, or one JSON object per line (with the worker''s typed events: `"event": "ready"`, …)')
+            [CompletionResult]::new('--once', '--once', [CompletionResultType]::ParameterName, 'Print one frame and exit')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'wordstream;help' {
             [CompletionResult]::new('count-local', 'count-local', [CompletionResultType]::ParameterValue, 'Count words of local files or stdin with the pipeline''s exact semantics')
             [CompletionResult]::new('upload', 'upload', [CompletionResultType]::ParameterValue, 'Upload local files to the bucket (multipart for big ones)')
             [CompletionResult]::new('consume', 'consume', [CompletionResultType]::ParameterValue, 'Print the word counts of the changelog topic (or any topic)')
             [CompletionResult]::new('worker', 'worker', [CompletionResultType]::ParameterValue, 'Run the pipeline: poll S3, count new objects, publish totals (exactly once)')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
+            [CompletionResult]::new('top', 'top', [CompletionResultType]::ParameterValue, 'Live top words, rates, backlog and workers from a worker''s web server')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -207,6 +233,9 @@ Register-ArgumentCompleter -Native -CommandName 'wordstream' -ScriptBlock {
             break
         }
         'wordstream;help;completions' {
+            break
+        }
+        'wordstream;help;top' {
             break
         }
         'wordstream;help;help' {

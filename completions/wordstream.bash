@@ -28,6 +28,9 @@ _wordstream() {
             wordstream,help)
                 cmd="wordstream__subcmd__help"
                 ;;
+            wordstream,top)
+                cmd="wordstream__subcmd__top"
+                ;;
             wordstream,upload)
                 cmd="wordstream__subcmd__upload"
                 ;;
@@ -46,6 +49,9 @@ _wordstream() {
             wordstream__subcmd__help,help)
                 cmd="wordstream__subcmd__help__subcmd__help"
                 ;;
+            wordstream__subcmd__help,top)
+                cmd="wordstream__subcmd__help__subcmd__top"
+                ;;
             wordstream__subcmd__help,upload)
                 cmd="wordstream__subcmd__help__subcmd__upload"
                 ;;
@@ -59,7 +65,7 @@ _wordstream() {
 
     case "${cmd}" in
         wordstream)
-            opts="-l -h -V --loglevel --log-format --help --version count-local upload consume worker completions help"
+            opts="-l -h -V --loglevel --log-format --help --version count-local upload consume worker completions top help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -233,7 +239,7 @@ _wordstream() {
             return 0
             ;;
         wordstream__subcmd__count__subcmd__local)
-            opts="-o -v -q -X -l -h -V --lowercase --encoding --output --top --threads --verbose --keep-going --quiet --verify --serde --topic --brokers --app-id --table --connect-timeout --kafka-security-protocol --sasl-mechanism --sasl-username --sasl-password --ca-location --kafka-auth --msk-region --loglevel --log-format --help --version"
+            opts="-o -v -q -X -l -h -V --lowercase --encoding --format --max-expansion --output --top --threads --verbose --keep-going --quiet --verify --serde --topic --brokers --app-id --table --connect-timeout --kafka-security-protocol --sasl-mechanism --sasl-username --sasl-password --ca-location --kafka-auth --msk-region --loglevel --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -241,6 +247,14 @@ _wordstream() {
             case "${prev}" in
                 --encoding)
                     COMPREPLY=($(compgen -W "utf8 latin1" -- "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "auto text" -- "${cur}"))
+                    return 0
+                    ;;
+                --max-expansion)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --output)
@@ -335,7 +349,7 @@ _wordstream() {
             return 0
             ;;
         wordstream__subcmd__help)
-            opts="count-local upload consume worker completions help"
+            opts="count-local upload consume worker completions top help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -404,6 +418,20 @@ _wordstream() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        wordstream__subcmd__help__subcmd__top)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         wordstream__subcmd__help__subcmd__upload)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -425,6 +453,48 @@ _wordstream() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wordstream__subcmd__top)
+            opts="-n -l -h -V --url --top --interval --once --loglevel --log-format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --top)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --loglevel)
+                    COMPREPLY=($(compgen -W "error warn info debug trace" -- "${cur}"))
+                    return 0
+                    ;;
+                -l)
+                    COMPREPLY=($(compgen -W "error warn info debug trace" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -495,7 +565,7 @@ _wordstream() {
             return 0
             ;;
         wordstream__subcmd__worker)
-            opts="-X -l -h -V --brokers --app-id --table --connect-timeout --kafka-security-protocol --sasl-mechanism --sasl-username --sasl-password --ca-location --kafka-auth --msk-region --bucket --endpoint-url --region --s3-timeout --lowercase --encoding --prefix --interval --serde --worker-id --tally --partitions --replication --status-interval --purge-interval --max-table-memory --retry-failed --reconcile-interval --list-page-size --loglevel --log-format --help --version"
+            opts="-X -l -h -V --brokers --app-id --table --connect-timeout --kafka-security-protocol --sasl-mechanism --sasl-username --sasl-password --ca-location --kafka-auth --msk-region --bucket --endpoint-url --region --s3-timeout --lowercase --encoding --format --max-expansion --prefix --interval --serde --worker-id --tally --partitions --replication --status-interval --purge-interval --max-table-memory --retry-failed --reconcile-interval --events --list-page-size --web-port --web-bind --web-advertise --no-web --loglevel --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -569,6 +639,14 @@ _wordstream() {
                     COMPREPLY=($(compgen -W "utf8 latin1" -- "${cur}"))
                     return 0
                     ;;
+                --format)
+                    COMPREPLY=($(compgen -W "auto text" -- "${cur}"))
+                    return 0
+                    ;;
+                --max-expansion)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --prefix)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -613,7 +691,23 @@ _wordstream() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --events)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --list-page-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --web-port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --web-bind)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --web-advertise)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -30,10 +30,13 @@ set edit:completion:arg-completer[wordstream] = {|@words|
             cand consume 'Print the word counts of the changelog topic (or any topic)'
             cand worker 'Run the pipeline: poll S3, count new objects, publish totals (exactly once)'
             cand completions 'Print a shell completion script'
+            cand top 'Live top words, rates, backlog and workers from a worker''s web server'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'wordstream;count-local'= {
             cand --encoding 'How object bytes decode (latin1 is what the original app did)'
+            cand --format 'How bytes are read: `auto` detects gzip, zstd, bzip2, tar, XML, HTML, PDF (magic bytes, then Content-Type, then extension) and counts their text; `text` counts every byte as text'
+            cand --max-expansion 'Decompressed bytes may be at most N times the compressed bytes read (plus 1 MiB); past that the input fails as a decompression bomb'
             cand -o 'Output format [default: table on a terminal, tsv otherwise]'
             cand --output 'Output format [default: table on a terminal, tsv otherwise]'
             cand --top 'Print only the N most frequent words (with --verify: at most N differences; default all, 20 in a table)'
@@ -56,8 +59,8 @@ set edit:completion:arg-completer[wordstream] = {|@words|
             cand --loglevel 'Log level: error, warn, info, debug, trace (like Faust''s `-l info`). RUST_LOG, when set, takes precedence'
             cand --log-format 'Log lines as text for people, or one JSON object per line (with the worker''s typed events: `"event": "ready"`, …)'
             cand --lowercase 'Fold case with Python''s `str.lower()` (default: case preserved)'
-            cand -v 'Name what a directory walk skips (FIFOs, sockets, devices)'
-            cand --verbose 'Name what a directory walk skips (FIFOs, sockets, devices)'
+            cand -v 'Name what a directory walk skips (FIFOs, sockets, devices) and the format found in each input'
+            cand --verbose 'Name what a directory walk skips (FIFOs, sockets, devices) and the format found in each input'
             cand --keep-going 'Warn about unreadable paths and count the rest (still exits 1)'
             cand -q 'No summary line on stderr'
             cand --quiet 'No summary line on stderr'
@@ -144,6 +147,8 @@ set edit:completion:arg-completer[wordstream] = {|@words|
             cand --region 'AWS region [default: the AWS chain''s, else us-east-1]'
             cand --s3-timeout 'Seconds to wait for the S3 endpoint: to connect, and for each answer (a request that sends data gets one more second per 64 KiB)'
             cand --encoding 'How object bytes decode (latin1 is what the original app did)'
+            cand --format 'How bytes are read: `auto` detects gzip, zstd, bzip2, tar, XML, HTML, PDF (magic bytes, then Content-Type, then extension) and counts their text; `text` counts every byte as text'
+            cand --max-expansion 'Decompressed bytes may be at most N times the compressed bytes read (plus 1 MiB); past that the input fails as a decompression bomb'
             cand --prefix 'Only count objects whose key starts with this'
             cand --interval 'Seconds between bucket listings (0.1 to 86400). A new key that sorts after the keys already seen is found at the next listing; one that sorts before them (random keys) waits for the next full pass (--reconcile-interval)'
             cand --serde 'Changelog wire format'
@@ -154,13 +159,18 @@ set edit:completion:arg-completer[wordstream] = {|@words|
             cand --status-interval 'Seconds between status lines (1 to 86400)'
             cand --purge-interval 'Seconds between purges of consumed records of the repartition topic'
             cand --max-table-memory 'Warn (in the status line) when the worker''s local state (tables, done sets, known objects) is estimated above this many bytes'
-            cand --reconcile-interval 'Seconds from the end of one full listing of the bucket to the start of the next (reconciliation passes: they find keys that sort before the keys already seen, e.g. random names, and retry failed objects). A pass lists one page (1,000 keys) per loop iteration and resumes where it stood after a restart or a hand-over. Its LIST cost per hour is about objects / 1000 × 3600 / (this + the pass''s duration)'
+            cand --reconcile-interval 'Seconds from the end of one full listing of the bucket to the start of the next (reconciliation passes: they find keys that sort before the keys already seen, e.g. random names, and retry failed objects). A pass lists one page (1,000 keys) per loop iteration and resumes where it stood after a restart or a hand-over. Its LIST cost per hour is about objects / 1000 × 3600 / (this + the pass''s duration): 6,000 calls an hour on a bucket of 1 M objects at the default'
+            cand --events 'Event-driven discovery, next to the listing: S3 Event Notifications from an SQS queue (sqs:QUEUE_URL; endpoint AWS_ENDPOINT_URL_SQS, else the queue URL''s) or a Kafka topic of the same cluster that an S3 server publishes them to (kafka:TOPIC; offsets of the group <app-id>-events). New objects are found within a loop iteration, whatever their keys; the listing stays the safety net for lost events. An event is acknowledged once its objects are in the ledger'
             cand --list-page-size 'Keys per ListObjectsV2 page (tests: many pages on a small bucket)'
+            cand --web-port 'Port of the web server (/metrics, /health, /ready, /table/word_counts/WORD, /top, /objects, the dashboard at /); 0 picks a free port (announced in the log)'
+            cand --web-bind 'Address the web server listens on (loopback by default: it has no authentication; bind 0.0.0.0 only behind a firewall or a proxy)'
+            cand --web-advertise 'The URL other workers reach this one at (default: http://BIND:PORT, or the host name when bound to all interfaces)'
             cand -l 'Log level: error, warn, info, debug, trace (like Faust''s `-l info`). RUST_LOG, when set, takes precedence'
             cand --loglevel 'Log level: error, warn, info, debug, trace (like Faust''s `-l info`). RUST_LOG, when set, takes precedence'
             cand --log-format 'Log lines as text for people, or one JSON object per line (with the worker''s typed events: `"event": "ready"`, …)'
             cand --lowercase 'Fold case with Python''s `str.lower()` (default: case preserved)'
             cand --retry-failed 'Retry every object the ledger says failed (e.g. after fixing a permission) at the first listing; otherwise a failed object is retried 10 minutes after it failed, or once replaced. Takes effect on the worker that lists the bucket'
+            cand --no-web 'No web server (no metrics, no queries)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
@@ -176,12 +186,27 @@ set edit:completion:arg-completer[wordstream] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'wordstream;top'= {
+            cand --url 'Base URL of any worker''s web server'
+            cand -n 'How many words (1 to 1000)'
+            cand --top 'How many words (1 to 1000)'
+            cand --interval 'Seconds between refreshes'
+            cand -l 'Log level: error, warn, info, debug, trace (like Faust''s `-l info`). RUST_LOG, when set, takes precedence'
+            cand --loglevel 'Log level: error, warn, info, debug, trace (like Faust''s `-l info`). RUST_LOG, when set, takes precedence'
+            cand --log-format 'Log lines as text for people, or one JSON object per line (with the worker''s typed events: `"event": "ready"`, …)'
+            cand --once 'Print one frame and exit'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'wordstream;help'= {
             cand count-local 'Count words of local files or stdin with the pipeline''s exact semantics'
             cand upload 'Upload local files to the bucket (multipart for big ones)'
             cand consume 'Print the word counts of the changelog topic (or any topic)'
             cand worker 'Run the pipeline: poll S3, count new objects, publish totals (exactly once)'
             cand completions 'Print a shell completion script'
+            cand top 'Live top words, rates, backlog and workers from a worker''s web server'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'wordstream;help;count-local'= {
@@ -193,6 +218,8 @@ set edit:completion:arg-completer[wordstream] = {|@words|
         &'wordstream;help;worker'= {
         }
         &'wordstream;help;completions'= {
+        }
+        &'wordstream;help;top'= {
         }
         &'wordstream;help;help'= {
         }

@@ -38,9 +38,13 @@ complete -c wordstream -n "__fish_wordstream_needs_command" -f -a "upload" -d 'U
 complete -c wordstream -n "__fish_wordstream_needs_command" -f -a "consume" -d 'Print the word counts of the changelog topic (or any topic)'
 complete -c wordstream -n "__fish_wordstream_needs_command" -f -a "worker" -d 'Run the pipeline: poll S3, count new objects, publish totals (exactly once)'
 complete -c wordstream -n "__fish_wordstream_needs_command" -f -a "completions" -d 'Print a shell completion script'
+complete -c wordstream -n "__fish_wordstream_needs_command" -f -a "top" -d 'Live top words, rates, backlog and workers from a worker\'s web server'
 complete -c wordstream -n "__fish_wordstream_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l encoding -d 'How object bytes decode (latin1 is what the original app did)' -r -f -a "utf8\t'UTF-8; invalid bytes are separators and are counted'
 latin1\t'ISO-8859-1 (every byte is one character), what the original app used'"
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l format -d 'How bytes are read: `auto` detects gzip, zstd, bzip2, tar, XML, HTML, PDF (magic bytes, then Content-Type, then extension) and counts their text; `text` counts every byte as text' -r -f -a "auto\t'Detect compression, archives, markup (magic bytes, then Content-Type, then extension)'
+text\t'Every byte is text (no detection)'"
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l max-expansion -d 'Decompressed bytes may be at most N times the compressed bytes read (plus 1 MiB); past that the input fails as a decompression bomb' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -s o -l output -d 'Output format [default: table on a terminal, tsv otherwise]' -r -f -a "table\t'A table for people (default on a terminal)'
 tsv\t'`word<TAB>count` lines (default when stdout is not a terminal)'
 json\t'A JSON array of `{"word": ..., "count": ...}`'"
@@ -77,7 +81,7 @@ trace\t''"
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l log-format -d 'Log lines as text for people, or one JSON object per line (with the worker\'s typed events: `"event": "ready"`, …)' -r -f -a "human\t'Lines for people'
 json\t'One JSON object per line, typed events included'"
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l lowercase -d 'Fold case with Python\'s `str.lower()` (default: case preserved)'
-complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -s v -l verbose -d 'Name what a directory walk skips (FIFOs, sockets, devices)'
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -s v -l verbose -d 'Name what a directory walk skips (FIFOs, sockets, devices) and the format found in each input'
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l keep-going -d 'Warn about unreadable paths and count the rest (still exits 1)'
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -s q -l quiet -d 'No summary line on stderr'
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l verify -d 'Compare the counts with the changelog topic instead of printing them; exit 1 on any difference. The differences are printed as --output says (word, local, changelog)'
@@ -171,6 +175,9 @@ complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l region 
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l s3-timeout -d 'Seconds to wait for the S3 endpoint: to connect, and for each answer (a request that sends data gets one more second per 64 KiB)' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l encoding -d 'How object bytes decode (latin1 is what the original app did)' -r -f -a "utf8\t'UTF-8; invalid bytes are separators and are counted'
 latin1\t'ISO-8859-1 (every byte is one character), what the original app used'"
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l format -d 'How bytes are read: `auto` detects gzip, zstd, bzip2, tar, XML, HTML, PDF (magic bytes, then Content-Type, then extension) and counts their text; `text` counts every byte as text' -r -f -a "auto\t'Detect compression, archives, markup (magic bytes, then Content-Type, then extension)'
+text\t'Every byte is text (no detection)'"
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l max-expansion -d 'Decompressed bytes may be at most N times the compressed bytes read (plus 1 MiB); past that the input fails as a decompression bomb' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l prefix -d 'Only count objects whose key starts with this' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l interval -d 'Seconds between bucket listings (0.1 to 86400). A new key that sorts after the keys already seen is found at the next listing; one that sorts before them (random keys) waits for the next full pass (--reconcile-interval)' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l serde -d 'Changelog wire format' -r -f -a "faust\t'JSON key and value, byte-compatible with a Faust table (`"the"` → `120`)'
@@ -183,8 +190,12 @@ complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l replica
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l status-interval -d 'Seconds between status lines (1 to 86400)' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l purge-interval -d 'Seconds between purges of consumed records of the repartition topic' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l max-table-memory -d 'Warn (in the status line) when the worker\'s local state (tables, done sets, known objects) is estimated above this many bytes' -r
-complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l reconcile-interval -d 'Seconds from the end of one full listing of the bucket to the start of the next (reconciliation passes: they find keys that sort before the keys already seen, e.g. random names, and retry failed objects). A pass lists one page (1,000 keys) per loop iteration and resumes where it stood after a restart or a hand-over. Its LIST cost per hour is about objects / 1000 × 3600 / (this + the pass\'s duration)' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l reconcile-interval -d 'Seconds from the end of one full listing of the bucket to the start of the next (reconciliation passes: they find keys that sort before the keys already seen, e.g. random names, and retry failed objects). A pass lists one page (1,000 keys) per loop iteration and resumes where it stood after a restart or a hand-over. Its LIST cost per hour is about objects / 1000 × 3600 / (this + the pass\'s duration): 6,000 calls an hour on a bucket of 1 M objects at the default' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l events -d 'Event-driven discovery, next to the listing: S3 Event Notifications from an SQS queue (sqs:QUEUE_URL; endpoint AWS_ENDPOINT_URL_SQS, else the queue URL\'s) or a Kafka topic of the same cluster that an S3 server publishes them to (kafka:TOPIC; offsets of the group <app-id>-events). New objects are found within a loop iteration, whatever their keys; the listing stays the safety net for lost events. An event is acknowledged once its objects are in the ledger' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l list-page-size -d 'Keys per ListObjectsV2 page (tests: many pages on a small bucket)' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l web-port -d 'Port of the web server (/metrics, /health, /ready, /table/word_counts/WORD, /top, /objects, the dashboard at /); 0 picks a free port (announced in the log)' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l web-bind -d 'Address the web server listens on (loopback by default: it has no authentication; bind 0.0.0.0 only behind a firewall or a proxy)' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l web-advertise -d 'The URL other workers reach this one at (default: http://BIND:PORT, or the host name when bound to all interfaces)' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -s l -l loglevel -d 'Log level: error, warn, info, debug, trace (like Faust\'s `-l info`). RUST_LOG, when set, takes precedence' -r -f -a "error\t''
 warn\t''
 info\t''
@@ -194,6 +205,7 @@ complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l log-for
 json\t'One JSON object per line, typed events included'"
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l lowercase -d 'Fold case with Python\'s `str.lower()` (default: case preserved)'
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l retry-failed -d 'Retry every object the ledger says failed (e.g. after fixing a permission) at the first listing; otherwise a failed object is retried 10 minutes after it failed, or once replaced. Takes effect on the worker that lists the bucket'
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l no-web -d 'No web server (no metrics, no queries)'
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -s V -l version -d 'Print version'
 complete -c wordstream -n "__fish_wordstream_using_subcommand completions" -l write-dir -d 'Write the scripts for every shell into this directory instead' -r -F
@@ -206,9 +218,23 @@ complete -c wordstream -n "__fish_wordstream_using_subcommand completions" -l lo
 json\t'One JSON object per line, typed events included'"
 complete -c wordstream -n "__fish_wordstream_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c wordstream -n "__fish_wordstream_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c wordstream -n "__fish_wordstream_using_subcommand help; and not __fish_seen_subcommand_from count-local upload consume worker completions help" -f -a "count-local" -d 'Count words of local files or stdin with the pipeline\'s exact semantics'
-complete -c wordstream -n "__fish_wordstream_using_subcommand help; and not __fish_seen_subcommand_from count-local upload consume worker completions help" -f -a "upload" -d 'Upload local files to the bucket (multipart for big ones)'
-complete -c wordstream -n "__fish_wordstream_using_subcommand help; and not __fish_seen_subcommand_from count-local upload consume worker completions help" -f -a "consume" -d 'Print the word counts of the changelog topic (or any topic)'
-complete -c wordstream -n "__fish_wordstream_using_subcommand help; and not __fish_seen_subcommand_from count-local upload consume worker completions help" -f -a "worker" -d 'Run the pipeline: poll S3, count new objects, publish totals (exactly once)'
-complete -c wordstream -n "__fish_wordstream_using_subcommand help; and not __fish_seen_subcommand_from count-local upload consume worker completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c wordstream -n "__fish_wordstream_using_subcommand help; and not __fish_seen_subcommand_from count-local upload consume worker completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c wordstream -n "__fish_wordstream_using_subcommand top" -l url -d 'Base URL of any worker\'s web server' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand top" -s n -l top -d 'How many words (1 to 1000)' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand top" -l interval -d 'Seconds between refreshes' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand top" -s l -l loglevel -d 'Log level: error, warn, info, debug, trace (like Faust\'s `-l info`). RUST_LOG, when set, takes precedence' -r -f -a "error\t''
+warn\t''
+info\t''
+debug\t''
+trace\t''"
+complete -c wordstream -n "__fish_wordstream_using_subcommand top" -l log-format -d 'Log lines as text for people, or one JSON object per line (with the worker\'s typed events: `"event": "ready"`, …)' -r -f -a "human\t'Lines for people'
+json\t'One JSON object per line, typed events included'"
+complete -c wordstream -n "__fish_wordstream_using_subcommand top" -l once -d 'Print one frame and exit'
+complete -c wordstream -n "__fish_wordstream_using_subcommand top" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c wordstream -n "__fish_wordstream_using_subcommand top" -s V -l version -d 'Print version'
+complete -c wordstream -n "__fish_wordstream_using_subcommand help; and not __fish_seen_subcommand_from count-local upload consume worker completions top help" -f -a "count-local" -d 'Count words of local files or stdin with the pipeline\'s exact semantics'
+complete -c wordstream -n "__fish_wordstream_using_subcommand help; and not __fish_seen_subcommand_from count-local upload consume worker completions top help" -f -a "upload" -d 'Upload local files to the bucket (multipart for big ones)'
+complete -c wordstream -n "__fish_wordstream_using_subcommand help; and not __fish_seen_subcommand_from count-local upload consume worker completions top help" -f -a "consume" -d 'Print the word counts of the changelog topic (or any topic)'
+complete -c wordstream -n "__fish_wordstream_using_subcommand help; and not __fish_seen_subcommand_from count-local upload consume worker completions top help" -f -a "worker" -d 'Run the pipeline: poll S3, count new objects, publish totals (exactly once)'
+complete -c wordstream -n "__fish_wordstream_using_subcommand help; and not __fish_seen_subcommand_from count-local upload consume worker completions top help" -f -a "completions" -d 'Print a shell completion script'
+complete -c wordstream -n "__fish_wordstream_using_subcommand help; and not __fish_seen_subcommand_from count-local upload consume worker completions top help" -f -a "top" -d 'Live top words, rates, backlog and workers from a worker\'s web server'
+complete -c wordstream -n "__fish_wordstream_using_subcommand help; and not __fish_seen_subcommand_from count-local upload consume worker completions top help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -8,7 +8,12 @@
 //!    its own; time from the upload's start to that word in the changelog;
 //!    p50 / p90 / p99 / max;
 //! 3. memory: a fresh worker counting one generated 1 GiB object (multipart
-//!    upload); peak RSS (VmHWM in /proc/<pid>/status) and its counting time.
+//!    upload); peak RSS (VmHWM in /proc/<pid>/status) and its counting time;
+//! 4. the web server's cost: the papers counted by a worker with `--no-web`
+//!    and by one whose web server is scraped every second (`/metrics`,
+//!    `/top`, `/api/dashboard`), alternating, `--web-rounds N` (default 3)
+//!    each; words/s and CPU-seconds, medians and their ratio (`--skip-web`
+//!    skips it).
 //!
 //! The changelog is watched by a read_committed consumer of all partitions
 //! (`testkit::kafka::Tail`); the worker's readiness is its `ready` event.
@@ -264,6 +269,133 @@ async fn bench_big(o: &Opts, mib: usize, keep: bool) {
     }
 }
 
+/// A worker of app `app_id` on `bucket` with `flags`, once ready.
+async fn worker_of(o: &Opts, bucket: &str, app_id: &str, flags: &[&str]) -> Worker {
+    let mut all = vec!["--interval", o.interval.as_str()];
+    all.extend(o.extra.iter().map(String::as_str));
+    all.extend_from_slice(flags);
+    let mut w = Worker::spawn(app_id, worker::command(stack(), bucket, app_id, None, &all));
+    w.wait_ready(Duration::from_secs(60)).await;
+    w
+}
+
+/// One round of part 4: a fresh app counts the whole bucket; (words/s, worker
+/// CPU-seconds, scrapes) from the worker's ready to the final totals.
+async fn web_round(o: &Opts, bucket: &str, want: &Counts, web: bool) -> (f64, f64, usize) {
+    let app_id = unique_name(if web { "bench-web-on" } else { "bench-web-off" });
+    let flags: &[&str] = if web {
+        &["--web-port", "0"]
+    } else {
+        &["--no-web"]
+    };
+    let mut w = worker_of(o, bucket, &app_id, flags).await;
+    let t0 = Instant::now();
+    let cpu0 = w.cpu_seconds().unwrap_or(0.0);
+    // The changelog exists once the worker is ready; tailed from its start.
+    let (seen, _tail) = watch(&app_id);
+    seen.lock().unwrap().expect(want.clone());
+    let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let scraper = if web {
+        let addr = testkit::web::addr(&mut w).await;
+        let requests = requests.clone();
+        Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                for path in ["/metrics", "/top?n=20", "/api/dashboard"] {
+                    if testkit::web::get_raw(&addr, path.as_bytes())
+                        .await
+                        .is_some()
+                    {
+                        requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            }
+        }))
+    } else {
+        None
+    };
+    let done = wait_match(&seen, Duration::from_secs(600)).await;
+    let cpu = w.cpu_seconds().unwrap_or(0.0) - cpu0;
+    let secs = done.duration_since(t0).as_secs_f64();
+    if let Some(s) = scraper {
+        s.abort();
+    }
+    let scrapes = requests.load(std::sync::atomic::Ordering::Relaxed);
+    w.stop().await;
+    (want.values().sum::<i64>() as f64 / secs, cpu, scrapes)
+}
+
+/// Part 4: counting throughput with the web server scraped every second,
+/// against a worker without it (`--no-web`), alternating rounds on the same
+/// objects.
+async fn bench_web(o: &Opts, rounds: usize) {
+    let files = corpus::objects(&["papers"]);
+    let mut want = Counts::new();
+    for (_, p) in &files {
+        let d = std::fs::read(p).expect("a corpus file");
+        testkit::counts::add_counts(&mut want, &count_bytes(&d), 1);
+    }
+    let bucket = unique_name("bench-web");
+    stack().create_bucket(&bucket).await;
+    stack().put_files(&bucket, &files, 32).await;
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    for r in 0..rounds {
+        // Alternate which goes first, so a drift of the box favours neither.
+        let order = if r % 2 == 0 {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        for web in order {
+            let (wps, cpu, scrapes) = web_round(o, &bucket, &want, web).await;
+            println!(
+                "web overhead round {}: {}: {:.0} words/s, {:.2} CPU-s{}",
+                r + 1,
+                if web {
+                    "web on, scraped every second"
+                } else {
+                    "--no-web"
+                },
+                wps,
+                cpu,
+                if web {
+                    format!(" ({scrapes} requests answered)")
+                } else {
+                    String::new()
+                }
+            );
+            if web {
+                on.push((wps, cpu))
+            } else {
+                off.push((wps, cpu))
+            }
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let (mut off_w, mut off_c): (Vec<f64>, Vec<f64>) = off.into_iter().unzip();
+    let (mut on_w, mut on_c): (Vec<f64>, Vec<f64>) = on.into_iter().unzip();
+    let (ow, oc, nw, nc) = (
+        median(&mut off_w),
+        median(&mut off_c),
+        median(&mut on_w),
+        median(&mut on_c),
+    );
+    println!(
+        "web overhead ({} papers, {rounds} rounds each, medians): --no-web {:.0} words/s, {:.2} CPU-s; web on + scraped every second {:.0} words/s, {:.2} CPU-s; throughput ratio {:.3}, CPU ratio {:.3}",
+        files.len(),
+        ow,
+        oc,
+        nw,
+        nc,
+        nw / ow,
+        nc / oc
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -296,5 +428,9 @@ async fn main() {
     let mib: usize = value("--big-mib", "1024").parse().expect("MiB");
     if mib > 0 {
         bench_big(&o, mib, flag("--keep").is_some()).await;
+    }
+    if flag("--skip-web").is_none() {
+        let rounds: usize = value("--web-rounds", "3").parse().expect("N");
+        bench_web(&o, rounds.max(1)).await;
     }
 }

@@ -51,6 +51,8 @@ pub enum Command {
     Worker(cmd::worker::Args),
     /// Print a shell completion script.
     Completions(cmd::completions::Args),
+    /// Live top words, rates, backlog and workers from a worker's web server.
+    Top(cmd::top::Args),
 }
 
 /// The clap command tree (for completions and tests).

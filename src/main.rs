@@ -9,6 +9,10 @@ use wordstream::cli::{Cli, Command};
 use wordstream::{cmd, config};
 
 fn main() {
+    // A PDF extraction helper process (see wordstream::format::pdf).
+    if std::env::var_os(wordstream::format::pdf::HELPER_ENV).is_some() {
+        std::process::exit(wordstream::format::pdf::helper_main());
+    }
     // Before parsing, so that clap's env fallbacks see `.env` (flag > env > .env).
     let env_file = std::env::var_os("WORDSTREAM_ENV_FILE").map(PathBuf::from);
     let dotenv = config::load_dotenv(env_file.as_deref());
@@ -34,5 +38,6 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Consume(args) => cmd::consume::run(args),
         Command::Worker(args) => cmd::worker::run(args),
         Command::Completions(args) => cmd::completions::run(args),
+        Command::Top(args) => cmd::top::run(args),
     }
 }

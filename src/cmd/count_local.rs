@@ -37,6 +37,16 @@ pub struct CountFlags {
     #[arg(long, value_name = "N", default_value_t = format::DEFAULT_MAX_EXPANSION,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_expansion: u64,
+    /// A PDF larger than this many MiB fails (a PDF is read whole into
+    /// memory; its extractor may use 8 times as much plus 512 MiB).
+    #[arg(long, value_name = "MIB", default_value_t = format::DEFAULT_PDF_MAX_MIB,
+          value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub pdf_max_mib: u64,
+    /// A PDF whose text takes longer than this many seconds to extract
+    /// fails.
+    #[arg(long, value_name = "SECS", default_value_t = format::DEFAULT_PDF_TIMEOUT_S,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub pdf_timeout: u64,
 }
 
 impl CountFlags {
@@ -53,6 +63,8 @@ impl CountFlags {
         format::Config {
             mode: self.format,
             max_expansion: self.max_expansion,
+            pdf_max_bytes: self.pdf_max_mib << 20,
+            pdf_timeout: std::time::Duration::from_secs(self.pdf_timeout),
         }
     }
 }

@@ -4,5 +4,6 @@
 pub mod completions;
 pub mod consume;
 pub mod count_local;
+pub mod top;
 pub mod upload;
 pub mod worker;

@@ -20,6 +20,7 @@
 pub mod compress;
 pub mod detect;
 pub mod markup;
+pub mod pdf;
 pub mod sink;
 pub mod tar;
 
@@ -50,6 +51,10 @@ pub struct Config {
     /// Decompressed bytes may not exceed this many times the compressed
     /// bytes read (plus [`EXPANSION_SLACK`]): a bomb fails its document.
     pub max_expansion: u64,
+    /// A PDF larger than this fails (it is read whole into memory).
+    pub pdf_max_bytes: u64,
+    /// A PDF whose text takes longer than this to extract fails.
+    pub pdf_timeout: std::time::Duration,
 }
 
 impl Default for Config {
@@ -57,6 +62,8 @@ impl Default for Config {
         Config {
             mode: Mode::Auto,
             max_expansion: DEFAULT_MAX_EXPANSION,
+            pdf_max_bytes: DEFAULT_PDF_MAX_MIB << 20,
+            pdf_timeout: std::time::Duration::from_secs(DEFAULT_PDF_TIMEOUT_S),
         }
     }
 }
@@ -64,6 +71,10 @@ impl Default for Config {
 /// The default expansion limit: text compresses 3–10× with gzip, zstd or
 /// bzip2; a few hundred is already highly repetitive data.
 pub const DEFAULT_MAX_EXPANSION: u64 = 200;
+/// The default PDF size cap, in MiB.
+pub const DEFAULT_PDF_MAX_MIB: u64 = 128;
+/// The default time limit of a PDF's extraction, in seconds.
+pub const DEFAULT_PDF_TIMEOUT_S: u64 = 60;
 /// Decompressed bytes always allowed, whatever the ratio (small files).
 pub const EXPANSION_SLACK: u64 = 1 << 20;
 /// Containers nested deeper than this (gzip in gzip in tar…) fail.
@@ -87,6 +98,7 @@ pub trait Sink {
 pub(crate) struct Budget {
     raw: Arc<AtomicU64>,
     max_expansion: u64,
+    cfg: Config,
 }
 
 impl Budget {
@@ -140,6 +152,7 @@ pub fn extract(
     let budget = Budget {
         raw: Arc::clone(&raw),
         max_expansion: cfg.max_expansion,
+        cfg,
     };
     let reader = RawCounter { inner: reader, raw };
     let mut chain = Vec::new();
@@ -185,7 +198,12 @@ pub(crate) fn document(
             sink.end();
             r
         }
-        Kind::Pdf => bail!("PDF: text extraction is not supported yet"),
+        Kind::Pdf => {
+            sink.begin(name, kind.name(), true);
+            let r = pdf::extract(reader, budget.cfg, sink);
+            sink.end();
+            r
+        }
         Kind::Text => {
             sink.begin(name, kind.name(), false);
             let r = copy_text(reader, sink).map_err(|e| reason(chain, &e));

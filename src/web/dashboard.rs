@@ -140,3 +140,31 @@ pub async fn data(State(s): State<AppState>) -> Response {
     }))
     .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_are_per_second_over_the_last_samples() {
+        let h = History::default();
+        for i in 0..8u64 {
+            h.samples.lock().unwrap().push_back(Sample {
+                t: 100.0 + i as f64,
+                words: 1000 * i,
+                objects: 2 * i,
+            });
+        }
+        let r = h.rates();
+        assert_eq!(r.len(), 7);
+        assert_eq!(r[0], (101.0, 1000.0, 2.0));
+        assert_eq!(r[6], (107.0, 1000.0, 2.0)); // over the last 5 s
+                                                // A member gone (totals drop): no negative rate.
+        h.samples.lock().unwrap().push_back(Sample {
+            t: 108.0,
+            words: 0,
+            objects: 0,
+        });
+        assert_eq!(h.rates().last().unwrap().1, 0.0);
+    }
+}

@@ -181,8 +181,11 @@ pub fn start(
         .create_with_context(QuietContext)
         .context("cannot create the members producer")?;
     kafka::prime(producer.client());
+    // It reads the one partition by assignment and commits nothing; the
+    // group id (librdkafka wants one) is the restore consumers' (already
+    // allowed where groups need permissions, e.g. MSK IAM).
     let consumer: BaseConsumer<QuietContext> = kafka::client_config(&config.kafka)
-        .set("group.id", format!("{}-members-view", config.kafka.app_id))
+        .set("group.id", format!("{}-restore", config.kafka.app_id))
         .set("enable.auto.commit", "false")
         .set("fetch.wait.max.ms", "200")
         .create_with_context(QuietContext)

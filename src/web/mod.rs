@@ -75,6 +75,11 @@ pub struct AppState {
     pub ledger_partitions: i32,
     pub bucket: String,
     pub history: Arc<dashboard::History>,
+    /// For reading an object's ledger record (`/objects`).
+    pub kafka: Arc<KafkaArgs>,
+    pub ledger_topic: String,
+    /// One ledger read at a time.
+    pub ledger_reads: Arc<tokio::sync::Semaphore>,
 }
 
 /// The running server, as the worker's loop holds it.
@@ -145,6 +150,9 @@ pub fn start(settings: &WebSettings, p: Pipeline<'_>, rt: &tokio::runtime::Runti
         ledger_partitions: p.ledger_partitions,
         bucket: p.bucket.to_string(),
         history: Arc::clone(&history),
+        kafka: Arc::new(p.kafka.clone()),
+        ledger_topic: p.topics.ledger.clone(),
+        ledger_reads: Arc::new(tokio::sync::Semaphore::new(1)),
     };
     rt.spawn(dashboard::sample(history, Arc::clone(&registry.members)));
     rt.spawn(serve(listener, router(state)));

@@ -14,7 +14,7 @@
 //! it says which partitions the answer covers and which are missing.
 
 use super::members::{Member, Of};
-use super::view::{ObjectAnswer, Query, TopAnswer, WordAnswer, MAX_TOP};
+use super::view::{Query, TopAnswer, WordAnswer, MAX_TOP};
 use super::{error, AppState};
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -152,51 +152,59 @@ pub async fn word(
         );
     }
     let p = crate::kafka::partition_for(&s.serde.key(&word), s.partitions);
-    let snap = s.shared.snapshot();
-    if snap.repartition.contains(&p) {
-        if snap.restoring || !snap.ready {
-            return unavailable(format!("partition {p} is restoring"), &snap.worker);
+    let w = word.clone();
+    let answer = local(&s, Of::Repartition, p, |reply| Query::Word {
+        word: w,
+        partition: p,
+        reply,
+    });
+    match answer.await {
+        Ok(Some(a)) if a.count == 0 => {
+            let body = serde_json::json!({
+                "error": "unknown word",
+                "word": a.word,
+                "partition": a.partition,
+                "offset": a.offset,
+                "worker": a.worker,
+            });
+            return (StatusCode::NOT_FOUND, Json(body)).into_response();
         }
-        let w = word.clone();
-        let answer: Option<WordAnswer> = match ask(&s, |reply| Query::Word {
-            word: w,
-            partition: p,
-            reply,
-        })
-        .await
-        {
-            Ok(a) => a,
-            Err(r) => return r,
-        };
-        if let Some(a) = answer {
-            if a.count == 0 {
-                return (
-                    StatusCode::NOT_FOUND,
-                    Json(serde_json::json!({
-                        "error": "unknown word",
-                        "word": a.word,
-                        "partition": a.partition,
-                        "offset": a.offset,
-                        "worker": a.worker,
-                    })),
-                )
-                    .into_response();
-            }
-            return Json(a).into_response();
-        }
+        Ok(Some(a)) => return Json::<WordAnswer>(a).into_response(),
+        Ok(None) => {}
+        Err(r) => return r,
     }
-    owner_or_503(&s, &headers, &uri, Of::Repartition, p, &snap.worker).await
+    owner_or_503(&s, &headers, &uri, Of::Repartition, p).await
+}
+
+/// The loop's answer when this worker owns partition `p` of `of`:
+/// `Ok(None)` when it does not (or no longer does), an error response
+/// while it restores or when the loop is busy.
+async fn local<T>(
+    s: &AppState,
+    of: Of,
+    p: i32,
+    q: impl FnOnce(oneshot::Sender<Option<T>>) -> Query,
+) -> Result<Option<T>, Response> {
+    let snap = s.shared.snapshot();
+    let (owned, what) = match of {
+        Of::Repartition => (&snap.repartition, "changelog"),
+        Of::Ledger => (&snap.ledger, "ledger"),
+    };
+    if !owned.contains(&p) {
+        return Ok(None);
+    }
+    if snap.restoring || !snap.ready {
+        return Err(unavailable(
+            format!("{what} partition {p} is restoring"),
+            &snap.worker,
+        ));
+    }
+    ask(s, q).await
 }
 
 /// Forwards to the owner of `p`, or says why not.
-async fn owner_or_503(
-    s: &AppState,
-    headers: &HeaderMap,
-    uri: &Uri,
-    of: Of,
-    p: i32,
-    me: &str,
-) -> Response {
+async fn owner_or_503(s: &AppState, headers: &HeaderMap, uri: &Uri, of: Of, p: i32) -> Response {
+    let me = s.members.me();
     let what = match of {
         Of::Repartition => "changelog",
         Of::Ledger => "ledger",
@@ -329,8 +337,9 @@ fn param(raw: Option<&str>, name: &str) -> Result<Option<String>, String> {
 }
 
 /// `/objects?key=…` (an object key of the bucket, or `s3://bucket/key`):
-/// `{key, partition, state: done|pending, offset, worker}` from the owner
-/// of its ledger partition.
+/// `{key, partition, state: done|pending, offset, worker, record}` from the
+/// owner of its ledger partition; `record` is the object's latest ledger
+/// record (`{"state": "counted", "words": …}`, `null` if none).
 pub async fn object(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -354,30 +363,88 @@ pub async fn object(
         );
     }
     let p = crate::kafka::partition_for(key.as_bytes(), s.ledger_partitions);
-    let snap = s.shared.snapshot();
-    if snap.ledger.contains(&p) {
-        if snap.restoring || !snap.ready {
-            return unavailable(format!("ledger partition {p} is restoring"), &snap.worker);
+    let k = key.clone();
+    let answer = local(&s, Of::Ledger, p, |reply| Query::Object {
+        key: k,
+        partition: p,
+        reply,
+    });
+    match answer.await {
+        Ok(Some(a)) => {
+            let entry = ledger_record(&s, p, &a.key).await;
+            let mut v = serde_json::to_value(a).unwrap_or_default();
+            v["record"] = entry.unwrap_or_else(|e| serde_json::json!({ "error": e }));
+            return Json(v).into_response();
         }
-        let k = key.clone();
-        let answer: Option<ObjectAnswer> = match ask(&s, |reply| Query::Object {
-            key: k,
-            partition: p,
-            reply,
-        })
+        Ok(None) => {}
+        Err(r) => return r,
+    }
+    owner_or_503(&s, &headers, &uri, Of::Ledger, p).await
+}
+
+/// Longest read of a ledger partition for one object's record.
+const LEDGER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The latest committed ledger record of `key` (partition `p`), read from
+/// the topic off the loop: JSON, `null` when there is none. One read at a
+/// time, at most [`LEDGER_READ_TIMEOUT`] (a whole partition is read: on a
+/// very large ledger the answer says it gave up).
+async fn ledger_record(s: &AppState, p: i32, key: &str) -> Result<serde_json::Value, String> {
+    let _slot = tokio::time::timeout(LEDGER_READ_TIMEOUT, s.ledger_reads.acquire())
         .await
-        {
-            Ok(a) => a,
-            Err(r) => return r,
-        };
-        if let Some(a) = answer {
-            return Json(a).into_response();
+        .map_err(|_| "busy: another ledger read is under way".to_string())?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (kafka, topic, key) = (s.kafka.clone(), s.ledger_topic.clone(), key.to_string());
+    let read = {
+        let stop = stop.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut last = serde_json::Value::Null;
+            crate::worker::restore::read_to_end_until(&kafka, &topic, &[p], &stop, |_, k, v| {
+                if k == key.as_bytes() {
+                    last = v
+                        .and_then(|v| serde_json::from_slice(v).ok())
+                        .unwrap_or(serde_json::Value::Null);
+                }
+            })
+            .map(|_| last)
+            .map_err(|e| format!("{e:#}"))
+        })
+    };
+    match tokio::time::timeout(LEDGER_READ_TIMEOUT, read).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => Err(format!("ledger read failed: {e}")),
+        Err(_) => {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            Err(format!(
+                "ledger partition {p} not read within {} s",
+                LEDGER_READ_TIMEOUT.as_secs()
+            ))
         }
     }
-    owner_or_503(&s, &headers, &uri, Of::Ledger, p, &snap.worker).await
 }
 
 /// `/members`: the live workers as the members topic says.
 pub async fn members(State(s): State<AppState>) -> Response {
     Json(s.members.fresh()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::param;
+
+    #[test]
+    fn query_parameters_are_decoded_strictly() {
+        assert_eq!(
+            param(Some("key=a%20b+c&x=1"), "key"),
+            Ok(Some("a b c".into()))
+        );
+        assert_eq!(param(Some("x=1"), "key"), Ok(None));
+        assert_eq!(param(None, "key"), Ok(None));
+        assert_eq!(param(Some("key"), "key"), Ok(Some(String::new())));
+        assert_eq!(
+            param(Some("key=%C3%A9t%C3%A9"), "key"),
+            Ok(Some("été".into()))
+        );
+        assert!(param(Some("key=%FF"), "key").is_err());
+    }
 }

@@ -219,3 +219,97 @@ pub fn html(text: &str) -> String {
     h += "</body></html>\n";
     h
 }
+
+/// A PDF file of `objects` (object `i + 1` is `objects[i]`, a dictionary
+/// or a stream; object 1 is the catalog), with a correct cross-reference
+/// table.
+pub fn raw_pdf(objects: &[String]) -> Vec<u8> {
+    let mut out = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, body) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{} 0 obj\n{body}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = out.len();
+    out.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
+    );
+    for o in offsets {
+        out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
+    }
+    out.extend_from_slice(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
+    );
+    out
+}
+
+/// A stream object holding `data`.
+fn stream(dict: &str, data: &str) -> String {
+    format!(
+        "<< {dict} /Length {} >>\nstream\n{data}\nendstream",
+        data.len()
+    )
+}
+
+/// The objects of a one-page PDF whose page draws `content` with
+/// `resources`, followed by `more` objects (numbered from 5).
+fn one_page(content: &str, resources: &str, more: &[String]) -> Vec<u8> {
+    let mut objects = vec![
+        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
+        format!("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources {resources} >>"),
+        stream("", content),
+    ];
+    objects.extend(more.iter().cloned());
+    raw_pdf(&objects)
+}
+
+/// A PDF of `lines` of text (ASCII, no parentheses or backslashes) in
+/// Helvetica, one page.
+pub fn text_pdf(lines: &[&str]) -> Vec<u8> {
+    let mut content = String::from("BT /F1 11 Tf 14 TL 72 720 Td\n");
+    for l in lines {
+        content += &format!("({l}) Tj T*\n");
+    }
+    content += "ET";
+    one_page(
+        &content,
+        "<< /Font << /F1 5 0 R >> >>",
+        &[
+            "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
+                .to_string(),
+        ],
+    )
+}
+
+/// A PDF whose page draws a form XObject that draws itself: a content
+/// stream that loops without end.
+pub fn looping_pdf() -> Vec<u8> {
+    one_page(
+        "BT /F1 11 Tf 72 720 Td (Words before the loop) Tj ET /X1 Do",
+        "<< /Font << /F1 5 0 R >> /XObject << /X1 6 0 R >> >>",
+        &[
+            "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_string(),
+            stream(
+                "/Type /XObject /Subtype /Form /BBox [0 0 612 792] /Resources << /Font << /F1 5 0 R >> /XObject << /X1 6 0 R >> >>",
+                "BT /F1 11 Tf 72 700 Td (again) Tj ET /X1 Do",
+            ),
+        ],
+    )
+}
+
+/// A PDF whose only page is an image (a scan): no text.
+pub fn image_only_pdf() -> Vec<u8> {
+    one_page(
+        "q 200 0 0 200 100 400 cm /Im1 Do Q",
+        "<< /XObject << /Im1 5 0 R >> >>",
+        &[stream(
+            "/Type /XObject /Subtype /Image /Width 2 /Height 2 /ColorSpace /DeviceGray /BitsPerComponent 8",
+            "\u{0}\u{7f}\u{7f}\u{0}",
+        )],
+    )
+}

@@ -12,7 +12,9 @@
 //!   connections do not hold the server;
 //! - the dashboard rendered by headless Chromium (`web_dashboard`), with a
 //!   screenshot in `target/artifacts/dashboard.png`;
-//! - the Grafana dashboard's expressions use only exported metrics.
+//! - the Grafana dashboard's expressions use only exported metrics;
+//! - a taken port fails the start in one line; `--no-web` serves nothing;
+//! - `wordstream top --once` prints the dashboard's numbers.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -141,13 +143,15 @@ async fn metrics_scraped_during_a_run_match_the_ledger() {
     let (key, _) = &files[0];
     let o = get(&addr, &format!("/objects?key={key}")).await;
     assert_eq!(o.status, 200, "{}", o.text());
-    assert_eq!(o.json()["state"], "done");
-    assert_eq!(o.json()["key"], app.url(key));
+    let v = o.json();
+    assert_eq!(v["state"], "done");
+    assert_eq!(v["key"], app.url(key));
+    assert_eq!(v["record"], ledger[&app.url(key)], "the ledger record: {v}");
+    assert_eq!(v["record"]["state"], "counted");
     let o = get(&addr, "/objects?key=never/uploaded.txt").await;
-    assert_eq!(
-        (o.status, o.json()["state"].clone()),
-        (200, "pending".into())
-    );
+    let v = o.json();
+    assert_eq!((o.status, v["state"].clone()), (200, "pending".into()));
+    assert_eq!(v["record"], serde_json::Value::Null);
     w.stop().await;
 }
 
@@ -211,6 +215,14 @@ async fn table_and_top_from_each_of_three_workers() {
         assert_eq!(t.status, 200, "{}", t.text());
         assert_eq!(t.json()["complete"], true, "{}", t.text());
         assert_eq!(top_words(&t.json()), top, "w{}'s /top", i + 1);
+        // Objects of every ledger partition, from each worker.
+        for (key, _) in files.iter().take(12) {
+            let r = get(a, &format!("/objects?key={}", web::encode(key))).await;
+            assert_eq!(r.status, 200, "w{} {key}: {}", i + 1, r.text());
+            let v = r.json();
+            assert_eq!(v["state"], "done", "{v}");
+            assert_eq!(v["record"]["state"], "counted", "{v}");
+        }
         let unknown = get(a, "/table/word_counts/zzqxjv-never-seen").await;
         assert_eq!(unknown.status, 404);
         assert_eq!(unknown.json()["error"], "unknown word");
@@ -465,6 +477,60 @@ async fn dashboard_in_headless_chromium() {
         "screenshot: {} ({} bytes), chart of {points} points",
         shot.display(),
         png.len()
+    );
+
+    // The same numbers in a terminal: `wordstream top --once`.
+    let url = format!("http://{addr}");
+    let frame = testkit::cli::run(testkit::cli::offline_cmd(&[
+        "top", "--once", "-n", "5", "--url", &url,
+    ]))
+    .await
+    .ok()
+    .stdout;
+    eprintln!("{frame}");
+    assert!(frame.contains("served by web-dash-1"), "{frame}");
+    let first_row = frame
+        .lines()
+        .find(|l| l.contains(&format!(" {} ", first.0)))
+        .unwrap_or_else(|| panic!("{} not in:\n{frame}", first.0));
+    assert!(first_row.contains(&first.1.to_string()), "{first_row}");
+    w.stop().await;
+}
+
+/// A web port already taken fails the start with one line naming it; with
+/// `--no-web` the worker announces no web server and counts all the same.
+#[tokio::test(flavor = "multi_thread")]
+async fn port_taken_fails_the_start_and_no_web_serves_nothing() {
+    let _stack = shared().await;
+    let app = App::new("ws-web-port").await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let port = taken.local_addr().unwrap().port().to_string();
+    let r = testkit::cli::run_for(
+        app.worker_command(None, &["--web-port", &port]),
+        Some(Duration::from_secs(30)),
+    )
+    .await;
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    let want =
+        format!("wordstream: error: cannot listen on 127.0.0.1:{port} (--web-bind, --web-port)");
+    assert!(
+        r.stderr.lines().any(|l| l.starts_with(&want)),
+        "{want}\nnot in:\n{}",
+        r.stderr
+    );
+
+    let mut w = app.worker("web-port-1", &["--no-web"]);
+    w.wait_ready(testkit::worker::READY).await;
+    let files = papers(100, 3);
+    app.put_files(&files, 3).await;
+    app.assert_exactly_once(&files, &[], DONE, &[&w]).await;
+    assert!(
+        w.find_event(0.0, |e| matches!(
+            e,
+            wordstream::events::Event::WebListening { .. }
+        ))
+        .is_none(),
+        "--no-web announced a web server"
     );
     w.stop().await;
 }

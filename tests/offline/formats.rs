@@ -240,7 +240,13 @@ fn markup_counts_the_text_nodes_as_python_does() {
 /// Runs `count-local FILE` expecting exit 1 and one line naming the file
 /// and `reason`.
 fn fails(file: &Path, reason: &str) {
+    fails_with(&[], file, reason)
+}
+
+/// [`fails`] with more flags.
+fn fails_with(flags: &[&str], file: &Path, reason: &str) {
     let out = offline_cmd(&["count-local", "-o", "tsv"])
+        .args(flags)
         .arg(file)
         .output()
         .expect("count-local");
@@ -322,4 +328,58 @@ fn bad_inputs_fail_with_a_reason_and_the_rest_still_counts() {
         .collect();
     let one = count_local(&[write(dir, "one.txt", &good)]);
     assert_same("good inputs", &got, &testkit::counts::times(&one, 2));
+}
+
+#[test]
+fn pdf_text_counts_as_the_text_a_reader_sees() {
+    let fixtures = testkit::repo().join("tests/fixtures/formats");
+    // Typeset from a known text: hyphenated line ends, ligature glyphs.
+    let got = count_local(&[fixtures.join("typeset.pdf")]);
+    let want = count_local(&[fixtures.join("typeset.txt")]);
+    assert_same("typeset.pdf", &got, &want);
+    for word in ["influence", "officials", "waffles", "characterization"] {
+        assert!(got.contains_key(word), "{word} missing: {got:?}");
+    }
+    // A plain Helvetica PDF, compressed, in a tar.
+    let lines = [
+        "The first line of a simple PDF",
+        "and its second line of words",
+    ];
+    let pdf = fmt::text_pdf(&lines);
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let text = write(tmp.path(), "simple.txt", lines.join("\n").as_bytes());
+    let tar = fmt::tar(&[("a/simple.pdf", &pdf)]);
+    let archived = write(tmp.path(), "simple.tar.gz", &fmt::gzip(&tar));
+    assert_same(
+        "simple.pdf in a tar.gz",
+        &count_local(&[archived]),
+        &count_local(&[text]),
+    );
+}
+
+#[test]
+fn bad_pdfs_fail_with_a_reason() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path();
+    let good = fmt::text_pdf(&["some words"]);
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "encrypted.pdf",
+            std::fs::read(testkit::repo().join("tests/fixtures/formats/encrypted.pdf"))
+                .expect("fixture"),
+            "pdf: encrypted",
+        ),
+        ("image-only.pdf", fmt::image_only_pdf(), "pdf: no text"),
+        ("truncated.pdf", good[..good.len() / 3].to_vec(), "pdf: "),
+        ("looping.pdf", fmt::looping_pdf(), "pdf: "),
+    ];
+    for (name, data, reason) in &cases {
+        let started = std::time::Instant::now();
+        fails_with(&["--pdf-timeout", "5"], &write(dir, name, data), reason);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{name} took {:?}",
+            started.elapsed()
+        );
+    }
 }
