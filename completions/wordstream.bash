@@ -239,7 +239,7 @@ _wordstream() {
             return 0
             ;;
         wordstream__subcmd__count__subcmd__local)
-            opts="-o -v -q -X -l -h -V --lowercase --encoding --format --max-expansion --output --top --threads --verbose --keep-going --quiet --verify --serde --topic --brokers --app-id --table --connect-timeout --kafka-security-protocol --sasl-mechanism --sasl-username --sasl-password --ca-location --kafka-auth --msk-region --loglevel --log-format --help --version"
+            opts="-o -v -q -X -l -h -V --lowercase --encoding --format --max-expansion --pdf-max-mib --pdf-timeout --output --top --threads --verbose --keep-going --quiet --verify --serde --topic --brokers --app-id --table --connect-timeout --kafka-security-protocol --sasl-mechanism --sasl-username --sasl-password --ca-location --kafka-auth --msk-region --loglevel --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -254,6 +254,14 @@ _wordstream() {
                     return 0
                     ;;
                 --max-expansion)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pdf-max-mib)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pdf-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -565,7 +573,7 @@ _wordstream() {
             return 0
             ;;
         wordstream__subcmd__worker)
-            opts="-X -l -h -V --brokers --app-id --table --connect-timeout --kafka-security-protocol --sasl-mechanism --sasl-username --sasl-password --ca-location --kafka-auth --msk-region --bucket --endpoint-url --region --s3-timeout --lowercase --encoding --format --max-expansion --prefix --interval --serde --worker-id --tally --partitions --replication --status-interval --purge-interval --max-table-memory --retry-failed --reconcile-interval --events --list-page-size --web-port --web-bind --web-advertise --no-web --loglevel --log-format --help --version"
+            opts="-X -l -h -V --brokers --app-id --table --connect-timeout --kafka-security-protocol --sasl-mechanism --sasl-username --sasl-password --ca-location --kafka-auth --msk-region --bucket --endpoint-url --region --s3-timeout --lowercase --encoding --format --max-expansion --pdf-max-mib --pdf-timeout --prefix --interval --serde --worker-id --tally --partitions --replication --status-interval --purge-interval --max-table-memory --retry-failed --reconcile-interval --events --list-page-size --web-port --web-bind --web-advertise --no-web --loglevel --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -644,6 +652,14 @@ _wordstream() {
                     return 0
                     ;;
                 --max-expansion)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pdf-max-mib)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pdf-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

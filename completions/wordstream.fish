@@ -45,6 +45,8 @@ latin1\t'ISO-8859-1 (every byte is one character), what the original app used'"
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l format -d 'How bytes are read: `auto` detects gzip, zstd, bzip2, tar, XML, HTML, PDF (magic bytes, then Content-Type, then extension) and counts their text; `text` counts every byte as text' -r -f -a "auto\t'Detect compression, archives, markup (magic bytes, then Content-Type, then extension)'
 text\t'Every byte is text (no detection)'"
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l max-expansion -d 'Decompressed bytes may be at most N times the compressed bytes read (plus 1 MiB); past that the input fails as a decompression bomb' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l pdf-max-mib -d 'A PDF larger than this many MiB fails (a PDF is read whole into memory; its extractor may use 8 times as much plus 512 MiB)' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -l pdf-timeout -d 'A PDF whose text takes longer than this many seconds to extract fails' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand count-local" -s o -l output -d 'Output format [default: table on a terminal, tsv otherwise]' -r -f -a "table\t'A table for people (default on a terminal)'
 tsv\t'`word<TAB>count` lines (default when stdout is not a terminal)'
 json\t'A JSON array of `{"word": ..., "count": ...}`'"
@@ -178,6 +180,8 @@ latin1\t'ISO-8859-1 (every byte is one character), what the original app used'"
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l format -d 'How bytes are read: `auto` detects gzip, zstd, bzip2, tar, XML, HTML, PDF (magic bytes, then Content-Type, then extension) and counts their text; `text` counts every byte as text' -r -f -a "auto\t'Detect compression, archives, markup (magic bytes, then Content-Type, then extension)'
 text\t'Every byte is text (no detection)'"
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l max-expansion -d 'Decompressed bytes may be at most N times the compressed bytes read (plus 1 MiB); past that the input fails as a decompression bomb' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l pdf-max-mib -d 'A PDF larger than this many MiB fails (a PDF is read whole into memory; its extractor may use 8 times as much plus 512 MiB)' -r
+complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l pdf-timeout -d 'A PDF whose text takes longer than this many seconds to extract fails' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l prefix -d 'Only count objects whose key starts with this' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l interval -d 'Seconds between bucket listings (0.1 to 86400). A new key that sorts after the keys already seen is found at the next listing; one that sorts before them (random keys) waits for the next full pass (--reconcile-interval)' -r
 complete -c wordstream -n "__fish_wordstream_using_subcommand worker" -l serde -d 'Changelog wire format' -r -f -a "faust\t'JSON key and value, byte-compatible with a Faust table (`"the"` → `120`)'
