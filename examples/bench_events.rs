@@ -110,6 +110,17 @@ async fn worker(bucket: &str, flags: &[&str]) -> Worker {
     w
 }
 
+/// Waits until the lister's status says it knows `n` objects.
+async fn wait_known(w: &mut Worker, n: usize) {
+    w.wait_event(
+        0.0,
+        Duration::from_secs(300),
+        "the objects known",
+        |e| matches!(e, Event::Status(s) if s.known_objects as usize >= n),
+    )
+    .await;
+}
+
 /// When each word first appeared in the changelog of app `bucket`.
 fn first_seen(bucket: &str) -> (Arc<Mutex<HashMap<String, Instant>>>, testkit::kafka::Tail) {
     let seen = Arc::new(Mutex::new(HashMap::new()));
@@ -151,13 +162,7 @@ async fn latency(mode: &Mode, n: usize, rng: &mut Rng) -> Latency {
         .collect();
     stack().put_objects(&bucket, &old, 16).await;
     let mut w = worker(&bucket, &flags).await;
-    w.wait_event(
-        0.0,
-        Duration::from_secs(120),
-        "the old objects known",
-        |e| matches!(e, Event::Status(s) if s.known_objects as usize >= PREFILL),
-    )
-    .await;
+    wait_known(&mut w, PREFILL).await;
     let (seen, _tail) = first_seen(&bucket);
     let cpu0 = w.cpu_seconds().unwrap_or(0.0);
     let started = Instant::now();
@@ -235,13 +240,7 @@ async fn list_cost(objects: usize, page: usize, window: Duration) {
     )
     .await;
     // Wait until every object is known (the first pass ended), then measure.
-    w.wait_event(
-        0.0,
-        Duration::from_secs(300),
-        "every object known",
-        |e| matches!(e, Event::Status(s) if s.known_objects as usize >= objects),
-    )
-    .await;
+    wait_known(&mut w, objects).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (c0, t0) = (status(&w).list_calls, Instant::now());
     tokio::time::sleep(window).await;
