@@ -19,7 +19,7 @@
 //! 2. LIST calls per hour: a bucket of `--objects` (2,000) objects listed
 //!    `--page` (100) keys per page, full passes every 5 s for `--window`
 //!    (60) s: the measured calls, pages per pass and page time; then the
-//!    model, checked against that measure, extrapolated to a bucket of 1 M
+//!    model (pages × 3600 / (reconcile + pages × page time)) extrapolated to a bucket of 1 M
 //!    objects (1,000 pages of 1,000 keys) with one new object per second:
 //!    the old design (a full re-list every 30 s) against the new one at the
 //!    default `--reconcile-interval` (600 s).
@@ -110,6 +110,17 @@ async fn worker(bucket: &str, flags: &[&str]) -> Worker {
     w
 }
 
+/// Waits until the lister's status says it knows `n` objects.
+async fn wait_known(w: &mut Worker, n: usize) {
+    w.wait_event(
+        0.0,
+        Duration::from_secs(300),
+        "the objects known",
+        |e| matches!(e, Event::Status(s) if s.known_objects as usize >= n),
+    )
+    .await;
+}
+
 /// When each word first appeared in the changelog of app `bucket`.
 fn first_seen(bucket: &str) -> (Arc<Mutex<HashMap<String, Instant>>>, testkit::kafka::Tail) {
     let seen = Arc::new(Mutex::new(HashMap::new()));
@@ -151,13 +162,7 @@ async fn latency(mode: &Mode, n: usize, rng: &mut Rng) -> Latency {
         .collect();
     stack().put_objects(&bucket, &old, 16).await;
     let mut w = worker(&bucket, &flags).await;
-    w.wait_event(
-        0.0,
-        Duration::from_secs(120),
-        "the old objects known",
-        |e| matches!(e, Event::Status(s) if s.known_objects as usize >= PREFILL),
-    )
-    .await;
+    wait_known(&mut w, PREFILL).await;
     let (seen, _tail) = first_seen(&bucket);
     let cpu0 = w.cpu_seconds().unwrap_or(0.0);
     let started = Instant::now();
@@ -235,13 +240,7 @@ async fn list_cost(objects: usize, page: usize, window: Duration) {
     )
     .await;
     // Wait until every object is known (the first pass ended), then measure.
-    w.wait_event(
-        0.0,
-        Duration::from_secs(300),
-        "every object known",
-        |e| matches!(e, Event::Status(s) if s.known_objects as usize >= objects),
-    )
-    .await;
+    wait_known(&mut w, objects).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (c0, t0) = (status(&w).list_calls, Instant::now());
     tokio::time::sleep(window).await;
@@ -260,11 +259,8 @@ async fn list_cost(objects: usize, page: usize, window: Duration) {
         calls as f64 * 3600.0 / secs,
         page_time * 1000.0
     );
-    let model = pages * 3600.0 / (reconcile + pages * page_time);
-    println!(
-        "list calls, model for that run: pages × 3600 / (reconcile + pages × page time) = {model:.0} an hour (measured/model {:.2})",
-        calls as f64 * 3600.0 / secs / model
-    );
+    // The model below: pages × 3600 / (reconcile + pages × page time) calls
+    // an hour for the passes (the page time is what this run measured).
     // A bucket of 1 M objects: 1,000 pages of 1,000 keys; one new object a
     // second keeps the quick listing (one page a second) busy in both.
     let (big, quick) = (1000.0, 3600.0);

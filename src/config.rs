@@ -355,6 +355,9 @@ pub struct Topics {
     pub ledger: String,
     /// Per-object deltas keyed by word.
     pub repartition: String,
+    /// What each counted object contributed (chunks keyed by object),
+    /// compacted; `--on-change recount` only (see `worker::contrib`).
+    pub contributions: String,
 }
 
 impl Topics {
@@ -364,6 +367,7 @@ impl Topics {
             changelog: format!("{app_id}-{table}-changelog"),
             ledger: format!("{app_id}-objects"),
             repartition: format!("{app_id}-{table}-repartition"),
+            contributions: format!("{app_id}-{table}-contributions"),
         }
     }
 }

@@ -71,6 +71,10 @@ pub enum Event {
         #[serde(default)]
         text_bytes: u64,
     },
+    /// An object gone from the bucket: its contribution (`words`
+    /// occurrences) taken out of the totals (not yet committed: see
+    /// `BatchCommitted`).
+    ObjectRemoved { key: String, words: u64 },
     /// One object could not be counted (recorded as `failed` in the ledger).
     ObjectFailed { key: String, reason: String },
     /// A batch's transaction committed.
@@ -173,6 +177,7 @@ impl Event {
             Event::ListerStopped => "lister_stopped",
             Event::ObjectCounted { .. } => "object_counted",
             Event::ObjectFailed { .. } => "object_failed",
+            Event::ObjectRemoved { .. } => "object_removed",
             Event::BatchCommitted { .. } => "batch_committed",
             Event::BatchAborted { .. } => "batch_aborted",
             Event::Resync => "resync",
@@ -267,6 +272,9 @@ impl fmt::Display for Event {
             ),
             Event::ObjectFailed { key, reason } => {
                 write!(f, "failed {}: {}", escape(key), escape(reason))
+            }
+            Event::ObjectRemoved { key, words } => {
+                write!(f, "removed {}: {words} words retracted", escape(key))
             }
             Event::BatchCommitted {
                 discovered,

@@ -156,8 +156,10 @@ struct JsonRecord<'a> {
     value: Option<i64>,
 }
 
+/// A value as lines and `-f` show it: a tombstone (the word left the
+/// table: its total reached 0) is `NULL`, as kcat prints a null value.
 fn value_text(v: Option<i64>) -> String {
-    v.map_or_else(|| "null".to_string(), |v| v.to_string())
+    v.map_or_else(|| "NULL".to_string(), |v| v.to_string())
 }
 
 /// Where records go.

@@ -8,6 +8,8 @@
 //! directory walk counts regular files only and, with `-v`, names what it
 //! skips.
 
+mod s3;
+
 use crate::count::{Options, WordCounts};
 use crate::format;
 use crate::output::{self, Format};
@@ -77,7 +79,9 @@ Limits:
   counted, as the worker skips it.")]
 pub struct Args {
     /// Files and directories (recursive, sorted); `-` is stdin; FIFOs and
-    /// devices named here are read to their end. Default: `-`.
+    /// devices named here are read to their end. Default: `-`. Or one
+    /// `s3://BUCKET[/PREFIX]`: every object there, as it is now (endpoint
+    /// and region from AWS_ENDPOINT_URL, AWS_REGION).
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
@@ -548,16 +552,22 @@ pub fn run(args: Args) -> Result<()> {
         args.paths.clone()
     };
     let threads = args.threads.map_or_else(default_threads, usize::from);
-    let tally = count_paths(
-        &paths,
-        Plan {
-            opts: args.count.options(),
-            formats: args.count.formats(),
-            threads,
-            keep_going: args.keep_going,
-            verbose: args.verbose,
-        },
-    )?;
+    let plan = Plan {
+        opts: args.count.options(),
+        formats: args.count.formats(),
+        threads,
+        keep_going: args.keep_going,
+        verbose: args.verbose,
+    };
+    let bucket = match paths.as_slice() {
+        [one] => s3::parse(&one.to_string_lossy()).transpose()?,
+        _ => None,
+    };
+    let tally = match bucket {
+        // What a bucket holds now (issue 14: the totals follow the bucket).
+        Some((bucket, prefix)) => s3::count(&bucket, &prefix, plan.opts, plan.formats)?,
+        None => count_paths(&paths, plan)?,
+    };
     let secs = started.elapsed().as_secs_f64();
     if args.verify {
         if !args.quiet {

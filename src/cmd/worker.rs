@@ -102,6 +102,12 @@ pub struct Args {
     /// Keys per ListObjectsV2 page (tests: many pages on a small bucket).
     #[arg(long, value_name = "N", hide = true, value_parser = clap::value_parser!(i32).range(1..=1000))]
     pub list_page_size: Option<i32>,
+    /// What an overwritten or deleted object does to the totals: `recount`
+    /// replaces its contribution with the new version's (a delete takes it
+    /// out; a word at 0 leaves the table, a tombstone in the changelog);
+    /// `ignore` counts each key once, ever (the original's behaviour).
+    #[arg(long, value_enum, default_value_t = OnChange::Recount)]
+    pub on_change: OnChange,
     #[command(flatten)]
     pub web: WebFlags,
 }
@@ -143,6 +149,15 @@ impl WebFlags {
     }
 }
 
+/// `--on-change`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnChange {
+    /// Overwrites recount, deletes retract.
+    Recount,
+    /// Each key is counted once (its first version), ever.
+    Ignore,
+}
+
 /// Runs the subcommand.
 pub fn run(args: Args) -> Result<()> {
     if !(MIN_INTERVAL..=MAX_INTERVAL).contains(&args.interval) {
@@ -180,6 +195,7 @@ pub fn run(args: Args) -> Result<()> {
         retry_failed: args.retry_failed,
         reconcile_interval: Duration::from_secs(args.reconcile_interval.min(30 * 86_400)),
         list_page_size: args.list_page_size,
+        recount: args.on_change == OnChange::Recount,
         events: args.events,
         web: args.web.settings(),
     };

@@ -223,6 +223,36 @@ pub fn prepare_pipeline_topics(
     Ok((n, ledger.unwrap_or(n)))
 }
 
+/// Creates the contributions topic (compacted, `ledger_partitions`
+/// partitions: an object's contribution goes with its ledger partition) if
+/// it is missing; an existing one must have that many partitions.
+pub fn prepare_contributions_topic(
+    k: &KafkaArgs,
+    topics: &Topics,
+    ledger_partitions: i32,
+    replication: i32,
+    rt: &tokio::runtime::Runtime,
+) -> Result<()> {
+    let name = &topics.contributions;
+    let spec = TopicSpec {
+        name: name.clone(),
+        partitions: ledger_partitions,
+        replication,
+        config: vec![("cleanup.policy", "compact".to_string())],
+    };
+    match partition_count(k, name)? {
+        Some(n) if n != ledger_partitions => bail!(
+            "topic {name} has {n} partitions but {} has {ledger_partitions}: they must match (delete the contributions topic only together with the ledger)",
+            topics.ledger
+        ),
+        Some(_) => rt.block_on(check_compacted(k, name)),
+        None => {
+            rt.block_on(ensure_topics(k, std::slice::from_ref(&spec)))?;
+            wait_for_leaders(k, &[spec])
+        }
+    }
+}
+
 /// Waits until every partition of the topics has a leader (new topics take
 /// a moment), at most the connect timeout.
 pub fn wait_for_leaders(k: &KafkaArgs, specs: &[TopicSpec]) -> Result<()> {

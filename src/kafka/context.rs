@@ -59,6 +59,35 @@ impl ProducerContext for QuietContext {
     }
 }
 
+/// Implements `ClientContext` for a context of more behaviour by
+/// delegating to [`QuietContext`] (quiet logs, diagnosis, OAUTHBEARER).
+macro_rules! quiet_client_context {
+    ($t:ty) => {
+        impl rdkafka::client::ClientContext for $t {
+            const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+            fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, msg: &str) {
+                rdkafka::client::ClientContext::log(&$crate::kafka::QuietContext, level, fac, msg)
+            }
+
+            fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+                rdkafka::client::ClientContext::error(&$crate::kafka::QuietContext, error, reason)
+            }
+
+            fn generate_oauth_token(
+                &self,
+                config: Option<&str>,
+            ) -> std::result::Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+                rdkafka::client::ClientContext::generate_oauth_token(
+                    &$crate::kafka::QuietContext,
+                    config,
+                )
+            }
+        }
+    };
+}
+pub(crate) use quiet_client_context;
+
 /// A consumer (or metadata client) with [`QuietContext`], its first
 /// OAUTHBEARER token set ([`prime`]).
 pub fn base_consumer(config: &ClientConfig) -> Result<BaseConsumer<QuietContext>> {

@@ -5,15 +5,20 @@
 //! the batch's transaction writes. The loop ([`super::Worker`]) does the
 //! I/O around them.
 
+use super::contrib::{chunk_key, chunks, diff};
 use super::discover::{Discovery, Listed};
-use super::ledger::{listing_key, unix_now, Entry};
+use super::keyset::etag_tag;
+use super::ledger::{
+    change_key, listing_key, partition_of, split_key, unix_now, Contribution, Entry,
+};
 use super::object::Outcome;
+use super::state::Done;
 use crate::count::WordCounts;
 use crate::events::Event;
 use crate::kafka::partition_for;
 use crate::s3;
 use crate::wire::Serde;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 /// The two input topics of the group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -34,7 +39,17 @@ pub struct Polled {
     pub value: Option<Vec<u8>>,
 }
 
-/// An object to count in this batch.
+/// What a job does to an object's contribution to the totals.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Count the object as it is now (GetObject pinned to the listed ETag
+    /// first); its counts replace its old contribution, if any.
+    Count,
+    /// The object is gone: take its contribution out.
+    Retract,
+}
+
+/// An object to count (or retract) in this batch.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Job {
     /// Its ledger partition.
@@ -43,37 +58,68 @@ pub struct Job {
     pub ledger_key: String,
     /// The object's key in the bucket.
     pub object_key: String,
-    /// The ledger entry that asked for it (`discovered`).
+    /// The ledger entry that asked for it (`discovered` or `removed`).
     pub listed: Entry,
+    /// What to do.
+    pub action: Action,
+    /// Offset of the object's current contribution (to take out), if it
+    /// has one.
+    pub old: Option<i64>,
+    /// Whether a record under its change key asked for it (a tombstone
+    /// clears that key once done).
+    pub change: bool,
+}
+
+impl Job {
+    /// The ETag discovery listed (the version to read first).
+    pub fn listed_etag(&self) -> Option<&str> {
+        match &self.listed {
+            Entry::Discovered { etag, .. } if !etag.is_empty() => Some(etag),
+            _ => None,
+        }
+    }
 }
 
 /// What a batch's input asks for.
 #[derive(Debug, Default)]
 pub struct Plan {
-    /// Objects to count.
+    /// Objects to count or retract.
     pub jobs: Vec<Job>,
-    /// New totals by word: (changelog partition, total).
+    /// New totals by word: (changelog partition, total); 0 means the word
+    /// leaves the table (a tombstone in the changelog).
     pub totals: HashMap<String, (i32, i64)>,
     /// Next offset to commit per input partition.
     pub offsets: BTreeMap<(Input, i32), i64>,
-    /// Objects found done in the ledger: (ledger partition, ledger key).
-    pub done: Vec<(i32, String)>,
+    /// Objects found done in the ledger: (ledger partition, ledger key,
+    /// what is counted), or gone (`None`: a tombstone).
+    pub done: Vec<(i32, String, Option<Done>)>,
     /// Records that were skipped, and why (for a warning each).
     pub skipped: Vec<String>,
     /// A ledger key of another bucket: two buckets share one app id.
     pub foreign: Option<String>,
 }
 
-/// Plans a batch. `is_done` says whether a ledger key is already done (in
-/// the local done set); `total` gives a word's current total in its table.
+/// Plans a batch. `done` says what is counted of a ledger key (in the local
+/// done set); `total` gives a word's current total in its table. With
+/// `recount` (`--on-change recount`), a new version of a counted object is
+/// counted again and a removed one retracted; otherwise each key is counted
+/// once.
+///
+/// An object's records in one batch are taken in order, and the last one
+/// decides (a job sets the object's contribution to what the bucket holds
+/// now: two quick overwrites are one recount, an overwrite then a delete
+/// one retraction); what it replaces is what was counted before the batch.
 pub fn plan(
     polled: Vec<Polled>,
     bucket: &str,
-    is_done: impl Fn(i32, &str) -> bool,
+    recount: bool,
+    done: impl Fn(i32, &str) -> Option<Done>,
     total: impl Fn(i32, &str) -> i64,
 ) -> Plan {
     let mut plan = Plan::default();
-    let mut seen: HashSet<String> = HashSet::new();
+    let mut jobs: Vec<Option<Job>> = Vec::new();
+    let mut job_of: HashMap<String, usize> = HashMap::new();
+    let mut overlay: HashMap<String, Option<Done>> = HashMap::new();
     for rec in polled {
         plan.offsets
             .insert((rec.input, rec.partition), rec.offset + 1);
@@ -81,32 +127,84 @@ pub fn plan(
         let at = format!("[{}]@{}", rec.partition, rec.offset);
         match rec.input {
             Input::Ledger => {
-                let Some(Ok(entry)) = rec.value.as_deref().map(Entry::parse) else {
+                let (object, change) = split_key(&key);
+                let object = object.to_string();
+                let Some(value) = rec.value.as_deref() else {
+                    // A tombstone: the object's removal was applied.
+                    if !change {
+                        if let Some(i) = job_of.remove(&object) {
+                            jobs[i] = None;
+                        }
+                        overlay.insert(object.clone(), None);
+                        plan.done.push((rec.partition, object, None));
+                    }
+                    continue;
+                };
+                let Ok(entry) = Entry::parse(value) else {
                     plan.skipped
                         .push(format!("ledger record {key} at {at} is not a ledger entry"));
                     continue;
                 };
-                if entry.is_done() {
-                    seen.insert(key.clone());
-                    plan.done.push((rec.partition, key));
+                if let Entry::Counted {
+                    etag, contribution, ..
+                } = &entry
+                {
+                    let d = Done::new(etag, contribution.map(|c| c.offset));
+                    if let Some(i) = job_of.remove(&object) {
+                        jobs[i] = None;
+                    }
+                    overlay.insert(object.clone(), Some(d));
+                    plan.done.push((rec.partition, object, Some(d)));
                     continue;
                 }
-                if !matches!(entry, Entry::Discovered { .. }) {
-                    continue; // failed: discovery lists it again to retry it
-                }
-                if is_done(rec.partition, &key) || !seen.insert(key.clone()) {
-                    continue; // counted already, or twice in this batch
-                }
-                let Some(object_key) = Discovery::key_of(bucket, &key) else {
-                    plan.foreign.get_or_insert(key);
+                let action = match &entry {
+                    Entry::Discovered { .. } => Action::Count,
+                    Entry::Removed { .. } if recount && change => Action::Retract,
+                    _ => continue, // failed: discovery lists it again to retry it
+                };
+                let Some(object_key) = Discovery::key_of(bucket, &object) else {
+                    plan.foreign.get_or_insert(object);
                     continue;
                 };
-                plan.jobs.push(Job {
+                let object_key = object_key.to_string();
+                let current = match overlay.get(&object) {
+                    Some(d) => *d,
+                    None => done(rec.partition, &object),
+                };
+                if let Some(d) = current {
+                    let same = match &entry {
+                        Entry::Discovered { etag, .. } => d.etag == etag_tag(etag),
+                        _ => false,
+                    };
+                    // Counted once for good (`ignore`, or counted without a
+                    // contribution to take back), or this very version.
+                    if !recount || d.offset().is_none() || same {
+                        if let Some(i) = job_of.remove(&object) {
+                            jobs[i] = None; // an earlier change of this batch is undone
+                        }
+                        continue;
+                    }
+                }
+                let pending_change = job_of
+                    .get(&object)
+                    .and_then(|&i| jobs[i].as_ref())
+                    .is_some_and(|j| j.change);
+                let job = Job {
                     partition: rec.partition,
-                    object_key: object_key.to_string(),
-                    ledger_key: key,
+                    ledger_key: object.clone(),
+                    object_key,
                     listed: entry,
-                });
+                    action,
+                    old: current.and_then(|d| d.offset()),
+                    change: change || pending_change,
+                };
+                match job_of.get(&object) {
+                    Some(&i) => jobs[i] = Some(job),
+                    None => {
+                        job_of.insert(object, jobs.len());
+                        jobs.push(Some(job));
+                    }
+                }
             }
             Input::Repartition => {
                 let Some(delta) = rec
@@ -128,35 +226,94 @@ pub fn plan(
             }
         }
     }
+    plan.jobs = jobs.into_iter().flatten().collect();
     plan
 }
 
 /// What the batch's objects came to.
 #[derive(Debug, Default)]
 pub struct Settled {
-    /// Ledger records to write: (partition, ledger key, entry).
-    pub ledger: Vec<(i32, String, Entry)>,
-    /// Word deltas of the counted objects, merged.
+    /// Ledger records to write: (partition, ledger key, entry; `None` is a
+    /// tombstone).
+    pub ledger: Vec<(i32, String, Option<Entry>)>,
+    /// Contribution records: (partition, chunk key, value; `None` is a
+    /// tombstone), written first: their offsets go into the `counted`
+    /// entries ([`Settled::pointers`]).
+    pub contributions: Vec<(i32, String, Option<Vec<u8>>)>,
+    /// (index in `ledger` of a `counted` entry, index in `contributions`
+    /// of its chunk 0, chunks).
+    pub pointers: Vec<(usize, usize, u32)>,
+    /// Word deltas of the batch (new counts minus old contributions),
+    /// without zeros.
+    pub deltas: HashMap<String, i64>,
+    /// The counts of the objects counted, merged (for the status line).
     pub delta: WordCounts,
     /// Objects counted.
     pub counted: u64,
     /// Objects failed.
     pub failed: u64,
+    /// Objects retracted (gone from the bucket).
+    pub retracted: u64,
     /// Bytes of the counted objects.
     pub bytes: u64,
     /// One event per object.
     pub events: Vec<Event>,
 }
 
-/// Settles the outcomes of `jobs` (in the same order). `None` when an
-/// object was interrupted (shutting down): then nothing may be committed.
-pub fn settle(jobs: Vec<Job>, outcomes: Vec<Outcome>, worker: &str) -> Option<Settled> {
+/// An object's old contribution, as read back: word counts and chunks.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Old {
+    pub words: HashMap<String, u64>,
+    pub chunks: u32,
+}
+
+/// Settles the outcomes of `jobs` (in the same order; a retraction's
+/// outcome is ignored), `olds` being their old contributions read back
+/// (`None` for a job without one). `None` when an object was interrupted
+/// (shutting down): then nothing may be committed. With `recount`, counted
+/// objects keep their contribution.
+pub fn settle(
+    jobs: Vec<Job>,
+    outcomes: Vec<Outcome>,
+    olds: Vec<Option<Old>>,
+    worker: &str,
+    recount: bool,
+) -> Option<Settled> {
     if outcomes.iter().any(|o| matches!(o, Outcome::Interrupted)) {
         return None;
     }
     let mut s = Settled::default();
-    for (job, outcome) in jobs.into_iter().zip(outcomes) {
-        let entry = match outcome {
+    let add = |deltas: &mut HashMap<String, i64>, d: HashMap<String, i64>| {
+        for (w, n) in d {
+            *deltas.entry(w).or_default() += n;
+        }
+    };
+    for ((job, outcome), old) in jobs.into_iter().zip(outcomes).zip(olds) {
+        let p = job.partition;
+        let old_chunks = old.as_ref().map_or(0, |o| o.chunks);
+        let old_words = old.map(|o| o.words).unwrap_or_default();
+        let change_done = |s: &mut Settled| {
+            if job.change {
+                s.ledger.push((p, change_key(&job.ledger_key), None));
+            }
+        };
+        if job.action == Action::Retract {
+            let words: u64 = old_words.values().sum();
+            add(&mut s.deltas, diff(&WordCounts::new(), &old_words));
+            for i in 0..old_chunks {
+                s.contributions
+                    .push((p, chunk_key(&job.ledger_key, i), None));
+            }
+            s.events.push(Event::ObjectRemoved {
+                key: job.ledger_key.clone(),
+                words,
+            });
+            s.retracted += 1;
+            s.ledger.push((p, job.ledger_key.clone(), None));
+            change_done(&mut s);
+            continue;
+        }
+        match outcome {
             Outcome::Counted {
                 counts,
                 size,
@@ -175,6 +332,21 @@ pub fn settle(jobs: Vec<Job>, outcomes: Vec<Outcome>, worker: &str) -> Option<Se
                     format: text.format.clone(),
                     text_bytes: text.text_bytes,
                 });
+                add(&mut s.deltas, diff(&counts, &old_words));
+                let mut new_chunks = 0;
+                if recount {
+                    let first = s.contributions.len();
+                    for (i, v) in chunks(&etag, &counts).into_iter().enumerate() {
+                        s.contributions
+                            .push((p, chunk_key(&job.ledger_key, i as u32), Some(v)));
+                        new_chunks += 1;
+                    }
+                    s.pointers.push((s.ledger.len(), first, new_chunks));
+                }
+                for i in new_chunks..old_chunks {
+                    s.contributions
+                        .push((p, chunk_key(&job.ledger_key, i), None));
+                }
                 let e = Entry::Counted {
                     etag,
                     size,
@@ -184,34 +356,43 @@ pub fn settle(jobs: Vec<Job>, outcomes: Vec<Outcome>, worker: &str) -> Option<Se
                     skipped_tokens: counts.skipped_tokens,
                     ms,
                     worker: worker.to_string(),
+                    contribution: None,
                     text,
                 };
                 s.counted += 1;
                 s.bytes += size;
                 s.delta.merge(counts);
-                e
+                s.ledger.push((p, job.ledger_key.clone(), Some(e)));
+                change_done(&mut s);
             }
             Outcome::Failed(reason) => {
                 s.events.push(Event::ObjectFailed {
                     key: job.ledger_key.clone(),
                     reason: reason.clone(),
                 });
-                let (etag, size) = match job.listed {
-                    Entry::Discovered { etag, size } => (etag, size),
+                let (etag, size) = match &job.listed {
+                    Entry::Discovered { etag, size } => (etag.clone(), *size),
                     _ => (String::new(), 0),
                 };
                 s.failed += 1;
-                Entry::Failed {
+                let e = Entry::Failed {
                     etag,
                     size,
                     reason,
                     worker: worker.to_string(),
                     at: unix_now(),
+                };
+                // A counted object keeps its record (and contribution): the
+                // failure of its new version goes under its change key.
+                if job.old.is_some() {
+                    s.ledger.push((p, change_key(&job.ledger_key), Some(e)));
+                } else {
+                    s.ledger.push((p, job.ledger_key.clone(), Some(e)));
+                    change_done(&mut s);
                 }
             }
             Outcome::Interrupted => unreachable!("checked above"),
-        };
-        s.ledger.push((job.partition, job.ledger_key, entry));
+        }
     }
     Some(s)
 }
@@ -222,15 +403,16 @@ pub enum Output {
     Ledger,
     Repartition,
     Changelog,
+    Contributions,
 }
 
-/// One record of a batch's transaction.
+/// One record of a batch's transaction (`value` `None`: a tombstone).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
     pub topic: Output,
     pub partition: i32,
     pub key: Vec<u8>,
-    pub value: Vec<u8>,
+    pub value: Option<Vec<u8>>,
 }
 
 /// How records are laid out: partition counts and the changelog's format.
@@ -239,59 +421,109 @@ pub struct Layout<'a> {
     pub bucket: &'a str,
     /// Partitions of the changelog (= repartition) topic.
     pub partitions: i32,
-    /// Partitions of the ledger.
+    /// Partitions of the ledger (= contributions topic).
     pub ledger_partitions: i32,
     pub serde: Serde,
 }
 
-/// Everything a batch writes, in order: the listing's progress and
-/// `discovered` records, word deltas
-/// (repartition), the objects' ledger entries, the new totals (changelog).
+/// Says in each `counted` entry where its contribution landed (`offsets`
+/// of [`first_records`], in their order).
+pub fn fill_pointers(settled: &mut Settled, offsets: &[i64]) {
+    for &(l, first, chunks) in &settled.pointers {
+        if let Some(Entry::Counted { contribution, .. }) = settled.ledger[l].2.as_mut() {
+            *contribution = offsets
+                .get(first)
+                .map(|&offset| Contribution { offset, chunks });
+        }
+    }
+}
+
+/// The records a batch's transaction writes first: the objects'
+/// contribution chunks (their offsets go into the `counted` entries, see
+/// [`records`]).
+pub fn first_records(settled: &Settled) -> Vec<Record> {
+    settled
+        .contributions
+        .iter()
+        .map(|(p, key, value)| Record {
+            topic: Output::Contributions,
+            partition: *p,
+            key: key.as_bytes().to_vec(),
+            value: value.clone(),
+        })
+        .collect()
+}
+
+/// Everything else a batch writes, in order: the listing's progress and
+/// `discovered` / `removed` records, word deltas (repartition), the
+/// objects' ledger entries (with where their contributions landed:
+/// `offsets` are those of [`first_records`]), the new totals (changelog;
+/// a tombstone for a word whose total is 0).
 pub fn records(
     layout: Layout<'_>,
     listed: &Listed,
     settled: &Settled,
     totals: &HashMap<String, (i32, i64)>,
+    offsets: &[i64],
 ) -> Vec<Record> {
     let mut out = Vec::with_capacity(
-        listed.found.len() + 1 + settled.delta.distinct() + settled.ledger.len() + totals.len(),
+        listed.found.len() + 1 + settled.deltas.len() + settled.ledger.len() + totals.len(),
     );
     if let Some(progress) = &listed.progress {
         let key = listing_key(layout.bucket).into_bytes();
         out.push(Record {
             topic: Output::Ledger,
             partition: partition_for(&key, layout.ledger_partitions),
-            value: progress.to_bytes(),
+            value: Some(progress.to_bytes()),
             key,
         });
     }
     for f in &listed.found {
-        let key = s3::url(layout.bucket, &f.key).into_bytes();
+        let object = s3::url(layout.bucket, &f.key);
+        let key = if f.change {
+            change_key(&object)
+        } else {
+            object.clone()
+        };
         out.push(Record {
             topic: Output::Ledger,
-            partition: partition_for(&key, layout.ledger_partitions),
-            value: Entry::Discovered {
-                etag: f.etag.clone(),
-                size: f.size,
-            }
-            .to_bytes(),
-            key,
+            partition: partition_of(&object, layout.ledger_partitions),
+            value: Some(
+                Entry::Discovered {
+                    etag: f.etag.clone(),
+                    size: f.size,
+                }
+                .to_bytes(),
+            ),
+            key: key.into_bytes(),
         });
     }
-    for (word, n) in settled.delta.iter() {
+    for key in &listed.removed {
+        let object = s3::url(layout.bucket, key);
+        out.push(Record {
+            topic: Output::Ledger,
+            partition: partition_of(&object, layout.ledger_partitions),
+            value: Some(Entry::Removed { at: unix_now() }.to_bytes()),
+            key: change_key(&object).into_bytes(),
+        });
+    }
+    let mut deltas: Vec<(&String, &i64)> = settled.deltas.iter().collect();
+    deltas.sort_unstable();
+    for (word, n) in deltas {
         out.push(Record {
             topic: Output::Repartition,
             partition: partition_for(&layout.serde.key(word), layout.partitions),
             key: word.as_bytes().to_vec(),
-            value: n.to_string().into_bytes(),
+            value: Some(n.to_string().into_bytes()),
         });
     }
+    debug_assert!(settled.pointers.is_empty() || !offsets.is_empty());
     for (partition, key, entry) in &settled.ledger {
         out.push(Record {
             topic: Output::Ledger,
             partition: *partition,
             key: key.as_bytes().to_vec(),
-            value: entry.to_bytes(),
+            value: entry.as_ref().map(Entry::to_bytes),
         });
     }
     for (word, (partition, total)) in totals {
@@ -299,219 +531,11 @@ pub fn records(
             topic: Output::Changelog,
             partition: *partition,
             key: layout.serde.key(word),
-            value: layout.serde.value(*total),
+            value: (*total != 0).then(|| layout.serde.value(*total)),
         });
     }
     out
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::count::{Counter, Options};
-    use std::time::Duration;
-
-    fn ledger(p: i32, offset: i64, key: &str, e: &Entry) -> Polled {
-        Polled {
-            input: Input::Ledger,
-            partition: p,
-            offset,
-            key: key.as_bytes().to_vec(),
-            value: Some(e.to_bytes()),
-        }
-    }
-
-    fn delta(p: i32, offset: i64, word: &str, n: i64) -> Polled {
-        Polled {
-            input: Input::Repartition,
-            partition: p,
-            offset,
-            key: word.as_bytes().to_vec(),
-            value: Some(n.to_string().into_bytes()),
-        }
-    }
-
-    fn discovered() -> Entry {
-        Entry::Discovered {
-            etag: "e".into(),
-            size: 3,
-        }
-    }
-
-    fn counted() -> Entry {
-        Entry::Counted {
-            etag: "e".into(),
-            size: 3,
-            words: 1,
-            distinct: 1,
-            invalid_bytes: 0,
-            skipped_tokens: 0,
-            ms: 1,
-            worker: "w".into(),
-            text: Default::default(),
-        }
-    }
-
-    fn failed() -> Entry {
-        Entry::Failed {
-            etag: "e".into(),
-            size: 3,
-            reason: "AccessDenied".into(),
-            worker: "w".into(),
-            at: 1,
-        }
-    }
-
-    /// A failed object is not done: a later discovery (a retry) counts it,
-    /// but the failed record itself asks for nothing.
-    #[test]
-    fn plan_counts_a_failed_object_when_it_is_discovered_again() {
-        let polled = vec![
-            ledger(0, 1, "s3://b/f", &failed()),
-            ledger(0, 2, "s3://b/f", &discovered()),
-            ledger(1, 7, "s3://b/g", &failed()),
-        ];
-        let p = plan(polled, "b", |_, _| false, |_, _| 0);
-        let keys: Vec<&str> = p.jobs.iter().map(|j| j.object_key.as_str()).collect();
-        assert_eq!(keys, ["f"]);
-        assert!(p.done.is_empty());
-        assert_eq!(p.offsets[&(Input::Ledger, 1)], 8);
-    }
-
-    #[test]
-    fn plan_counts_each_object_once_and_skips_done_ones() {
-        let polled = vec![
-            ledger(0, 5, "s3://b/a", &discovered()),
-            ledger(0, 6, "s3://b/a", &discovered()), // duplicate discovery
-            ledger(1, 2, "s3://b/done", &discovered()), // done locally
-            ledger(1, 3, "s3://b/c", &counted()),    // done in this batch
-            ledger(1, 4, "s3://b/c", &discovered()), // ... so skipped
-            ledger(2, 0, "s3://other/x", &discovered()), // another bucket
-        ];
-        let p = plan(polled, "b", |_, k| k == "s3://b/done", |_, _| 0);
-        let keys: Vec<&str> = p.jobs.iter().map(|j| j.object_key.as_str()).collect();
-        assert_eq!(keys, ["a"]);
-        assert_eq!(p.foreign.as_deref(), Some("s3://other/x"));
-        assert_eq!(p.done, [(1, "s3://b/c".to_string())]);
-        assert_eq!(
-            p.offsets,
-            BTreeMap::from([
-                ((Input::Ledger, 0), 7),
-                ((Input::Ledger, 1), 5),
-                ((Input::Ledger, 2), 1)
-            ])
-        );
-    }
-
-    #[test]
-    fn plan_adds_deltas_to_the_table_totals() {
-        let polled = vec![
-            delta(3, 10, "the", 2),
-            delta(3, 11, "the", 5),
-            delta(4, 1, "cat", 1),
-            Polled {
-                value: Some(b"junk".to_vec()),
-                ..delta(4, 2, "dog", 0)
-            },
-        ];
-        let p = plan(
-            polled,
-            "b",
-            |_, _| false,
-            |_, w| if w == "the" { 100 } else { 0 },
-        );
-        assert_eq!(p.totals["the"], (3, 107));
-        assert_eq!(p.totals["cat"], (4, 1));
-        assert!(!p.totals.contains_key("dog"));
-        assert_eq!(p.skipped.len(), 1);
-        assert_eq!(p.offsets[&(Input::Repartition, 4)], 3);
-    }
-
-    fn job(key: &str) -> Job {
-        Job {
-            partition: 0,
-            ledger_key: format!("s3://b/{key}"),
-            object_key: key.into(),
-            listed: discovered(),
-        }
-    }
-
-    fn counts_of(text: &str) -> WordCounts {
-        let mut c = Counter::new(Options::default());
-        c.feed(text.as_bytes());
-        c.finish()
-    }
-
-    #[test]
-    fn settle_merges_counts_and_records_failures() {
-        let outcomes = vec![
-            Outcome::Counted {
-                counts: counts_of("a b a"),
-                size: 5,
-                etag: "x".into(),
-                elapsed: Duration::from_millis(3),
-                text: Default::default(),
-            },
-            Outcome::Failed("NoSuchKey".into()),
-        ];
-        let s = settle(vec![job("one"), job("two")], outcomes, "w").unwrap();
-        assert_eq!((s.counted, s.failed, s.bytes), (1, 1, 5));
-        assert_eq!(s.delta.words, 3);
-        assert!(matches!(s.ledger[1].2, Entry::Failed { ref reason, .. } if reason == "NoSuchKey"));
-        assert_eq!(s.events.len(), 2);
-        let layout = Layout {
-            bucket: "b",
-            partitions: 8,
-            ledger_partitions: 8,
-            serde: Serde::Faust,
-        };
-        let totals = HashMap::from([("a".to_string(), (partition_for(b"\"a\"", 8), 9))]);
-        let recs = records(layout, &Listed::default(), &s, &totals);
-        let by = |t: Output| recs.iter().filter(|r| r.topic == t).count();
-        assert_eq!(
-            (
-                by(Output::Repartition),
-                by(Output::Ledger),
-                by(Output::Changelog)
-            ),
-            (2, 2, 1)
-        );
-        let total = recs.iter().find(|r| r.topic == Output::Changelog).unwrap();
-        assert_eq!(
-            (&total.key[..], &total.value[..]),
-            (&b"\"a\""[..], &b"9"[..])
-        );
-    }
-
-    #[test]
-    fn settle_records_skipped_tokens_in_the_counted_entry() {
-        let text = format!("a {} b", "z".repeat(crate::tokenize::MAX_TOKEN_BYTES + 1));
-        let outcomes = vec![Outcome::Counted {
-            counts: counts_of(&text),
-            size: text.len() as u64,
-            etag: "x".into(),
-            elapsed: Duration::from_millis(3),
-            text: Default::default(),
-        }];
-        let s = settle(vec![job("long")], outcomes, "w").unwrap();
-        assert!(matches!(
-            s.ledger[0].2,
-            Entry::Counted {
-                words: 2,
-                skipped_tokens: 1,
-                ..
-            }
-        ));
-        assert_eq!(s.delta.skipped_tokens, 1);
-    }
-
-    #[test]
-    fn an_interrupted_object_settles_nothing() {
-        let s = settle(
-            vec![job("one"), job("two")],
-            vec![Outcome::Failed("x".into()), Outcome::Interrupted],
-            "w",
-        );
-        assert!(s.is_none());
-    }
-}
+mod tests;

@@ -15,6 +15,16 @@
 //! Discovery learns of failures from the ledger when it starts and from the
 //! batches its own process commits.
 //!
+//! Under `--on-change recount` (the default) discovery also follows
+//! changes: it keeps a 31-bit fingerprint of each known key's ETag, and a
+//! listed object whose ETag differs is reported as a change (a `discovered`
+//! record under the object's change key, see [`super::ledger::change_key`]);
+//! a full pass that this process ran from the start marks each key it lists,
+//! and the known keys it did not list are gone: their ledger keys are found
+//! by reading the ledger once ([`names_of`], only when some are gone) and a
+//! `removed` record goes under each one's change key. One bit of each
+//! entry marks the pass; the map stays at 17 bytes a slot.
+//!
 //! Listings ask for `encoding-type=url` and decode the keys when the answer
 //! says they are encoded, as AWS requires for keys with control characters
 //! (which XML 1.0 cannot carry): without it such keys come back with U+FFFD
@@ -22,9 +32,11 @@
 //! there keys with characters below U+0020 other than tab, newline and
 //! carriage return stay unreadable.)
 
-use super::keyset::KeySet;
-use super::ledger::{unix_now, Entry};
+use super::keyset::{etag_tag, fp96, Fp, KeyMap};
+use super::ledger::{split_key, unix_now, Entry};
 use super::notify::{Ack, Notice};
+use super::restore;
+use crate::config::KafkaArgs;
 use crate::s3;
 use anyhow::Result;
 use aws_sdk_s3::types::EncodingType;
@@ -56,6 +68,23 @@ pub struct Found {
     pub etag: String,
     /// Its size.
     pub size: u64,
+    /// A new version (or a retry) of an object the ledger knows: its
+    /// `discovered` record goes under the object's change key.
+    pub change: bool,
+}
+
+/// A known key's entry: bit 31 marks the full pass that last listed it,
+/// the others fingerprint its ETag ([`tag31`]; [`UNKNOWN`], [`REMOVED`]).
+type Seen = u32;
+const MARK: u32 = 1 << 31;
+/// The version is not known (any listed ETag is a change).
+const UNKNOWN: u32 = 0;
+/// Its removal is recorded and waits for the count stage.
+const REMOVED: u32 = 1;
+
+/// The 31-bit fingerprint of an ETag (never [`UNKNOWN`] or [`REMOVED`]).
+fn tag31(etag: &str) -> u32 {
+    (etag_tag(etag) & !MARK).max(2)
 }
 
 /// A failed object: when it failed, and its ETag then.
@@ -63,6 +92,9 @@ pub struct Found {
 struct Failure {
     at: u64,
     etag: String,
+    /// Recorded under the object's change key (a counted object's new
+    /// version failed): retried there.
+    change: bool,
 }
 
 impl Failure {
@@ -78,7 +110,8 @@ impl Failure {
 #[derive(Default)]
 pub struct Known {
     bucket: String,
-    seen: KeySet,
+    prefix: String,
+    seen: KeyMap<Seen>,
     /// The greatest key seen.
     greatest: Option<String>,
     failed: HashMap<String, Failure>,
@@ -95,27 +128,55 @@ impl Known {
         }
     }
 
+    /// Only keys under `prefix` (those the listings show).
+    pub fn with_prefix(mut self, prefix: &str) -> Self {
+        self.prefix = prefix.to_string();
+        self
+    }
+
     /// Takes in one ledger record (in ledger order: the latest one wins).
     pub fn add(&mut self, ledger_key: &[u8], value: Option<&[u8]>) {
-        let Some(key) = std::str::from_utf8(ledger_key)
-            .ok()
-            .and_then(|k| Discovery::key_of(&self.bucket, k))
-        else {
+        let Some((key, change)) = std::str::from_utf8(ledger_key).ok().and_then(|k| {
+            let (object, change) = split_key(k);
+            Some((Discovery::key_of(&self.bucket, object)?, change))
+        }) else {
             return;
         };
-        match value.map(Entry::parse) {
+        let tag = match value.map(Entry::parse) {
             Some(Ok(listing @ Entry::Listing { .. })) => {
-                self.listing = Some(listing);
+                if !change {
+                    self.listing = Some(listing);
+                }
                 return;
             }
+            None if change => return, // a change applied
+            None => {
+                // Gone, and its removal applied.
+                self.seen.remove(key);
+                self.failed.remove(key);
+                return;
+            }
+            _ if !key.starts_with(self.prefix.as_str()) => return,
+            Some(Ok(Entry::Removed { .. })) => {
+                self.failed.remove(key);
+                REMOVED
+            }
             Some(Ok(Entry::Failed { at, etag, .. })) => {
-                self.failed.insert(key.to_string(), Failure { at, etag });
+                let tag = tag31(&etag);
+                self.failed
+                    .insert(key.to_string(), Failure { at, etag, change });
+                tag
+            }
+            Some(Ok(Entry::Discovered { etag, .. } | Entry::Counted { etag, .. })) => {
+                self.failed.remove(key);
+                tag31(&etag)
             }
             _ => {
                 self.failed.remove(key);
+                UNKNOWN
             }
-        }
-        self.seen.insert(key);
+        };
+        self.seen.set(key, tag);
         if self.greatest.as_deref().is_none_or(|g| key > g) {
             self.greatest = Some(key.to_string());
         }
@@ -148,7 +209,14 @@ impl Known {
 pub struct Discovery {
     bucket: String,
     prefix: String,
-    seen: KeySet,
+    seen: KeyMap<Seen>,
+    /// `--on-change recount`: report new versions and removals.
+    recount: bool,
+    /// The mark of the current full pass (bit 31 of [`Seen`]).
+    parity: u32,
+    /// Whether the current full pass started in this process, from the
+    /// first key: only such a pass says which keys are gone.
+    full_from_start: bool,
     /// Seen keys whose latest ledger entry is `failed`, as far as this
     /// process knows.
     failed: HashMap<String, Failure>,
@@ -174,6 +242,9 @@ pub struct Discovery {
     undecodable: HashSet<String>,
     /// Event notices taken in (see [`Discovery::notified`]).
     pub notices: crate::events::Notices,
+    /// Keys an event said were removed, to confirm (HeadObject) before
+    /// their removal is recorded.
+    removal_notices: std::collections::BTreeSet<String>,
 }
 
 /// A listing in progress, one page at a time.
@@ -207,6 +278,11 @@ pub struct Listed {
     pub found: Vec<Found>,
     /// The full pass's progress to write with them, if it moved.
     pub progress: Option<Entry>,
+    /// Known keys a completed full pass did not list (by fingerprint):
+    /// gone from the bucket; [`names_of`] finds their keys.
+    pub gone: Vec<Fp>,
+    /// The keys of the objects gone (a `removed` record each).
+    pub removed: Vec<String>,
     /// Why a page could not be listed (it is listed again next time).
     pub error: Option<anyhow::Error>,
     /// Acknowledges the event messages whose objects are in `found` (or
@@ -255,6 +331,9 @@ impl Discovery {
             bucket: bucket.to_string(),
             prefix: prefix.to_string(),
             seen,
+            recount: true,
+            parity: 0,
+            full_from_start: false,
             failed,
             watermark,
             history: VecDeque::new(),
@@ -266,6 +345,7 @@ impl Discovery {
             page_size: None,
             undecodable: HashSet::new(),
             notices: crate::events::Notices::default(),
+            removal_notices: std::collections::BTreeSet::new(),
         }
     }
 
@@ -326,6 +406,8 @@ impl Discovery {
         if self.full_due() {
             self.full = Some(Pass::new(None, unix));
             self.committed_after = None;
+            self.parity ^= MARK;
+            self.full_from_start = true;
         }
         for full in [false, true] {
             let pass = if full { &self.full } else { &self.quick };
@@ -348,16 +430,23 @@ impl Discovery {
             };
             let last = objects.last().map(|o| o.key.clone()).or(pass.last.clone());
             let mut retried = Vec::new();
-            for obj in objects {
-                let retry = full
-                    && self
-                        .failed
-                        .get(&obj.key)
-                        .is_some_and(|f| f.due(unix, &obj.etag));
+            for mut obj in objects {
+                let failure = self.failed.get(&obj.key);
+                let retry = full && failure.is_some_and(|f| f.due(unix, &obj.etag));
+                let retry_change = failure.is_some_and(|f| f.change);
                 if retry {
                     retried.push(obj.key.clone());
                 }
-                if retry || !self.seen.contains(&obj.key) {
+                let seen = self.seen.get(&obj.key);
+                if let (true, Some(v)) = (full, seen) {
+                    self.seen.set(&obj.key, (v & !MARK) | self.parity);
+                }
+                let changed = self.recount
+                    && !retry
+                    && !obj.etag.is_empty()
+                    && seen.is_some_and(|v| v & !MARK != tag31(&obj.etag));
+                if retry || changed || seen.is_none() {
+                    obj.change = seen.is_some() && (changed || retry_change);
                     listed.found.push(obj);
                 }
             }
@@ -385,6 +474,9 @@ impl Discovery {
                     finished: done.then_some(unix),
                 });
                 if done {
+                    if self.recount && self.full_from_start {
+                        listed.gone = self.unmarked();
+                    }
                     self.full = None;
                     self.full_done = Some(unix);
                 } else {
@@ -397,7 +489,7 @@ impl Discovery {
         listed.found.sort_by(|a, b| a.key.cmp(&b.key));
         listed.found.dedup_by(|a, b| a.key == b.key);
         for f in &listed.found {
-            self.seen.insert(&f.key);
+            self.seen.set(&f.key, tag31(&f.etag) | self.parity);
             if self.watermark.as_ref().is_none_or(|w| f.key > *w) {
                 self.watermark = Some(f.key.clone());
             }
@@ -448,6 +540,7 @@ impl Discovery {
                 key,
                 etag: obj.e_tag().unwrap_or_default().to_string(),
                 size: obj.size().unwrap_or(0).max(0) as u64,
+                change: false,
             });
         }
         let next = match resp.next_continuation_token() {
@@ -475,33 +568,128 @@ impl Discovery {
         }
     }
 
-    /// Takes in a ledger entry this process committed for `ledger_key`: the
-    /// key is in the ledger (seen, even if another lister discovered it); a
-    /// failed object waits for a retry, any other is not failed.
-    pub fn settled(&mut self, ledger_key: &str, entry: &Entry) {
-        let Some(key) = Self::key_of(&self.bucket, ledger_key) else {
+    /// Takes in a ledger entry this process committed for `ledger_key`
+    /// (`None`: a tombstone): the key is in the ledger (seen, even if
+    /// another lister discovered it), or gone for good; a failed object
+    /// waits for a retry, any other is not failed.
+    pub fn settled(&mut self, ledger_key: &str, entry: Option<&Entry>) {
+        let (object, change) = split_key(ledger_key);
+        let Some(key) = Self::key_of(&self.bucket, object) else {
             return;
         };
-        self.seen.insert(key);
         match entry {
-            Entry::Failed { at, etag, .. } => {
+            None if change => {}
+            None => {
+                self.seen.remove(key);
+                self.failed.remove(key);
+            }
+            Some(Entry::Failed { at, etag, .. }) => {
                 let failure = Failure {
                     at: *at,
                     etag: etag.clone(),
+                    change,
                 };
+                self.seen.set(key, tag31(etag) | self.parity);
                 self.failed.insert(key.to_string(), failure);
             }
-            _ => {
+            Some(e) => {
+                let tag = match e {
+                    Entry::Counted { etag, .. } | Entry::Discovered { etag, .. } => tag31(etag),
+                    _ => UNKNOWN,
+                };
+                self.seen.set(key, tag | self.parity);
                 self.failed.remove(key);
             }
         }
     }
 
-    /// Forgets keys whose discovery was not committed (a retried failed
-    /// key, no longer seen, is then found again as new).
-    pub fn forget(&mut self, keys: impl IntoIterator<Item = String>) {
-        for k in keys {
-            self.seen.remove(&k);
+    /// Known keys the current full pass did not mark, now marked removed.
+    fn unmarked(&mut self) -> Vec<Fp> {
+        let parity = self.parity;
+        let mut gone = Vec::new();
+        for (fp, v) in self.seen.entries_mut() {
+            if *v & MARK != parity && *v & !MARK != REMOVED {
+                *v = REMOVED | (*v & MARK);
+                gone.push(*fp);
+            }
+        }
+        gone
+    }
+
+    /// Confirms the removal notices (see [`Discovery::removed`]): a key
+    /// that HeadObject says is absent has its removal recorded in
+    /// `listed`; one that is there is dropped (a re-upload, found by the
+    /// listings and events); one that cannot be checked waits for the next
+    /// call.
+    pub async fn confirm_removals(&mut self, client: &Client, listed: &mut Listed) {
+        let keys = std::mem::take(&mut self.removal_notices);
+        for key in keys {
+            let head = client.head_object().bucket(&self.bucket).key(&key).send();
+            match tokio::time::timeout(Duration::from_secs(10), head).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) if e.as_service_error().is_some_and(|se| se.is_not_found()) => {
+                    self.notice_removed(&key, listed);
+                }
+                _ => {
+                    self.removal_notices.insert(key);
+                }
+            }
+        }
+    }
+
+    /// The seam for S3 `ObjectRemoved` notices (the events path, issue 13):
+    /// `key` is gone from the bucket, so its contribution is to be taken
+    /// out. Adds it to `listed.removed` (a `removed` record under its
+    /// change key, in the batch's transaction) when it is known and its
+    /// removal is not recorded yet; returns whether it did. Notices may
+    /// come late or out of order: hand in only a key confirmed absent
+    /// (HeadObject says 404), or a re-upload could be taken out until the
+    /// next full pass finds it again. `forget` undoes it with the batch.
+    pub fn notice_removed(&mut self, key: &str, listed: &mut Listed) -> bool {
+        if !self.recount || !key.starts_with(self.prefix.as_str()) {
+            return false;
+        }
+        match self.seen.get(key) {
+            Some(v) if v & !MARK != REMOVED => {
+                self.seen.set(key, REMOVED | (v & MARK));
+                listed.removed.push(key.to_string());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Follows new versions and removals (`--on-change recount`) or not.
+    pub fn with_recount(mut self, recount: bool) -> Self {
+        self.recount = recount;
+        self
+    }
+
+    /// Forgets what an uncommitted batch found: new keys are unknown again,
+    /// changed ones of unknown version, removed ones unmarked (the pass
+    /// goes on from its last committed position and finds them again).
+    pub fn forget(&mut self, listed: Listed) {
+        for f in listed.found {
+            match self.seen.get(&f.key) {
+                Some(v) if f.change => {
+                    self.seen.set(&f.key, UNKNOWN | (v & MARK));
+                }
+                _ => self.seen.remove(&f.key),
+            }
+        }
+        let unmarked = self.parity ^ MARK;
+        for key in &listed.removed {
+            if self.seen.contains(key) {
+                self.seen.set(key, UNKNOWN | unmarked);
+            }
+        }
+        let gone: std::collections::HashSet<Fp> = listed.gone.into_iter().collect();
+        if !gone.is_empty() {
+            for (fp, v) in self.seen.entries_mut() {
+                if gone.contains(fp) {
+                    *v = UNKNOWN | unmarked;
+                }
+            }
         }
         // The next quick listing starts after the watermark as it was about
         // [`WATERMARK_LAG`] ago (its history is kept): before the forgotten
@@ -535,18 +723,30 @@ impl Discovery {
                     key, etag, size, ..
                 } => {
                     self.notices.created += 1;
-                    let replaced = self
-                        .failed
-                        .get(&key)
+                    let failure = self.failed.get(&key);
+                    let replaced = failure
                         .is_some_and(|f| !f.etag.is_empty() && !etag.is_empty() && f.etag != etag);
+                    let failed_change = failure.is_some_and(|f| f.change);
+                    let seen = self.seen.get(&key);
+                    // A new version of a known object (`--on-change recount`).
+                    let changed = self.recount
+                        && !etag.is_empty()
+                        && seen.is_some_and(|v| v & !MARK != tag31(&etag));
                     if replaced {
                         self.failed.remove(&key);
-                    } else if self.seen.contains(&key) {
+                    } else if seen.is_some() && !changed {
                         continue;
                     }
-                    self.seen.insert(&key);
+                    let mark = seen.map_or(self.parity, |v| v & MARK);
+                    self.seen.set(&key, tag31(&etag) | mark);
                     self.notices.found += 1;
-                    found.push(Found { key, etag, size });
+                    let change = seen.is_some() && (changed || failed_change);
+                    found.push(Found {
+                        key,
+                        etag,
+                        size,
+                        change,
+                    });
                 }
                 Notice::Removed { key, sequencer, .. } => self.removed(&key, &sequencer),
             }
@@ -555,10 +755,15 @@ impl Discovery {
     }
 
     /// An object of this bucket and prefix was deleted (an event notice).
-    /// Counted once counts stay (see the README's Guarantees); this is the
-    /// seam where retraction of deleted objects (issue 14) plugs in.
+    /// Under `--on-change recount` a known key waits in
+    /// [`Discovery::removal_notices`] until [`Discovery::confirm_removals`]
+    /// finds it absent (a notice may come after a re-upload); then its
+    /// removal is recorded ([`Discovery::notice_removed`]).
     pub fn removed(&mut self, key: &str, sequencer: &str) {
         self.notices.removed += 1;
+        if self.recount && self.seen.contains(key) && !self.removal_notices.contains(key) {
+            self.removal_notices.insert(key.to_string());
+        }
         tracing::debug!(
             "s3://{}/{} was removed (sequencer {sequencer})",
             self.bucket,
@@ -596,150 +801,35 @@ impl Discovery {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn start_after_lags_behind_the_watermark() {
-        let mut d = Discovery::new("b", "", Known::new("b"), RECONCILE_EVERY);
-        let t0 = Instant::now();
-        let at = |s: u64| t0 + Duration::from_secs(s);
-        assert_eq!(d.start_after(at(0)), None);
-        // listings at 0 s (before: none), 4 s (before: "c"), 12 s (before: "f")
-        d.history.push_back((at(0), None));
-        d.watermark = Some("c".into());
-        d.history.push_back((at(4), Some("c".into())));
-        d.watermark = Some("f".into());
-        d.history.push_back((at(12), Some("f".into())));
-        d.watermark = Some("k".into());
-        // at 13 s: the latest listing at least 10 s old is the one at 0 s
-        assert_eq!(d.start_after(at(13)), None);
-        // at 15 s: the one at 4 s; the one at 0 s is dropped
-        assert_eq!(d.start_after(at(15)), Some("c".into()));
-        assert_eq!(d.history.len(), 2);
-        // at 30 s: the one at 12 s
-        assert_eq!(d.start_after(at(30)), Some("f".into()));
-        assert_eq!(d.history.len(), 1);
-    }
-
-    #[test]
-    fn listed_keys_are_url_decoded() {
-        assert_eq!(decode_key("plain/a.txt").as_deref(), Some("plain/a.txt"));
-        assert!(matches!(decode_key("plain/a.txt"), Some(Cow::Borrowed(_))));
-        assert_eq!(decode_key("a+b%2Bc.txt").as_deref(), Some("a b+c.txt"));
-        assert_eq!(
-            decode_key("names/ctl%01x%0Ay%1B%5B1m.txt").as_deref(),
-            Some("names/ctl\u{1}x\ny\u{1b}[1m.txt")
-        );
-        assert_eq!(decode_key("na%C3%AFve").as_deref(), Some("naïve"));
-        assert_eq!(decode_key("bad%FFkey"), None);
-    }
-
-    #[test]
-    fn ledger_keys() {
-        assert_eq!(Discovery::key_of("b", "s3://b/x/y.txt"), Some("x/y.txt"));
-        assert_eq!(Discovery::key_of("b", "s3://bb/x"), None);
-    }
-
-    fn failed(at: u64, etag: &str) -> Vec<u8> {
-        Entry::Failed {
-            etag: etag.into(),
-            size: 1,
-            reason: "AccessDenied".into(),
-            worker: "w".into(),
-            at,
+/// The object keys of `bucket` whose fingerprints are `gone`, found by
+/// reading the whole ledger (`ledger`, `partitions` partitions).
+pub fn names_of(
+    kafka: &KafkaArgs,
+    ledger: &str,
+    partitions: i32,
+    bucket: &str,
+    gone: &[Fp],
+) -> Result<Vec<String>> {
+    let mut want: std::collections::HashSet<Fp> = gone.iter().copied().collect();
+    let mut names = Vec::new();
+    let all: Vec<i32> = (0..partitions).collect();
+    restore::read_to_end(kafka, ledger, &all, |_, k, _| {
+        if want.is_empty() {
+            return;
         }
-        .to_bytes()
-    }
-
-    #[test]
-    fn known_failed_keys_follow_the_latest_ledger_entry() {
-        let discovered = Entry::Discovered {
-            etag: "e".into(),
-            size: 1,
+        let Ok(k) = std::str::from_utf8(k) else {
+            return;
+        };
+        let Some(key) = Discovery::key_of(bucket, split_key(k).0) else {
+            return;
+        };
+        if want.remove(&fp96(key)) {
+            names.push(key.to_string());
         }
-        .to_bytes();
-        let mut k = Known::new("b");
-        k.add(b"s3://b/again", Some(&failed(5, "e")));
-        k.add(b"s3://b/again", Some(&discovered));
-        k.add(b"s3://b/still", Some(&discovered));
-        k.add(b"s3://b/still", Some(&failed(7, "e")));
-        k.add(b"s3://other/x", Some(&failed(7, "e")));
-        k.add(b"s3://b/junk", Some(b"not json"));
-        assert_eq!((k.len(), k.failed()), (3, 1));
-        assert_eq!(
-            k.failed["still"],
-            Failure {
-                at: 7,
-                etag: "e".into()
-            }
-        );
-        k.retry_failed_now();
-        assert!(k.failed["still"].due(unix_now(), "e"));
-        let mut d = Discovery::new("b", "", k, RECONCILE_EVERY);
-        d.settled("s3://b/still", &Entry::parse(&discovered).unwrap());
-        d.settled("s3://b/late", &Entry::parse(&failed(9, "f")).unwrap());
-        assert_eq!(d.failed.keys().collect::<Vec<_>>(), ["late"]);
-        assert!(d.seen.contains("late"));
-    }
-
-    #[test]
-    fn notices_find_unknown_keys_of_the_bucket_and_prefix_once() {
-        let created = |bucket: &str, key: &str, etag: &str| Notice::Created {
-            bucket: bucket.into(),
-            key: key.into(),
-            etag: etag.into(),
-            size: 3,
-            sequencer: "1".into(),
-        };
-        let mut k = Known::new("b");
-        k.add(b"s3://b/in/known", Some(&failed(5, "\"e\"")));
-        k.add(b"s3://b/in/failed", Some(&failed(5, "\"e\"")));
-        let mut d = Discovery::new("b", "in/", k, RECONCILE_EVERY);
-        let found = d.notified(vec![
-            created("b", "in/new", "\"n\""),
-            created("b", "in/new", "\"n\""),
-            created("other", "in/x", "\"x\""),
-            created("b", "out/x", "\"x\""),
-            created("b", "in/known", "\"e\""),
-            created("b", "in/failed", "\"replaced\""),
-            Notice::Removed {
-                bucket: "b".into(),
-                key: "in/new".into(),
-                sequencer: "2".into(),
-            },
-        ]);
-        let keys: Vec<_> = found.iter().map(|f| f.key.as_str()).collect();
-        assert_eq!(keys, ["in/new", "in/failed"]);
-        assert_eq!(
-            d.notices,
-            crate::events::Notices {
-                created: 4,
-                found: 2,
-                removed: 1,
-                ignored: 2
-            }
-        );
-        // a duplicate later is known; a forgotten (abandoned) one is found again
-        assert!(d.notified(vec![created("b", "in/new", "\"n\"")]).is_empty());
-        d.forget(["in/new".to_string()]);
-        assert_eq!(d.notified(vec![created("b", "in/new", "\"n\"")]).len(), 1);
-    }
-
-    #[test]
-    fn a_failed_object_is_due_after_ten_minutes_or_once_replaced() {
-        let f = Failure {
-            at: 1_000,
-            etag: "\"e\"".into(),
-        };
-        assert!(!f.due(1_000 + 599, "\"e\""));
-        assert!(f.due(1_000 + 600, "\"e\""));
-        assert!(f.due(1_001, "\"other\""));
-        let unknown = Failure {
-            at: 1_000,
-            etag: String::new(),
-        };
-        assert!(!unknown.due(1_001, "\"other\""));
-    }
+    })?;
+    names.sort();
+    Ok(names)
 }
+
+#[cfg(test)]
+mod tests;

@@ -17,10 +17,8 @@ use super::txn::FENCE_WINDOW;
 use super::Fatal;
 use crate::config::{KafkaArgs, Topics};
 use crate::events::{Event, Partitions};
-use crate::kafka::{self, QuietContext};
+use crate::kafka;
 use anyhow::{anyhow, bail, Context, Result};
-use rdkafka::client::{ClientContext, OAuthToken};
-use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{
     BaseConsumer, Consumer, ConsumerContext, ConsumerGroupMetadata, Rebalance,
 };
@@ -50,24 +48,7 @@ pub struct GroupContext {
     epoch: AtomicU64,
 }
 
-impl ClientContext for GroupContext {
-    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
-
-    fn log(&self, level: RDKafkaLogLevel, fac: &str, msg: &str) {
-        QuietContext.log(level, fac, msg)
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        QuietContext.error(error, reason)
-    }
-
-    fn generate_oauth_token(
-        &self,
-        config: Option<&str>,
-    ) -> std::result::Result<OAuthToken, Box<dyn std::error::Error>> {
-        QuietContext.generate_oauth_token(config)
-    }
-}
+kafka::context::quiet_client_context!(GroupContext);
 
 impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {

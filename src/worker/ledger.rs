@@ -42,6 +42,13 @@ pub enum Entry {
         ms: u64,
         /// The worker that counted it.
         worker: String,
+        /// Where its word counts are kept in the contributions topic, so
+        /// that an overwrite or a delete can take them back out of the
+        /// totals (`--on-change recount`; absent under `ignore` and in
+        /// records older than this field: such an object is never
+        /// recounted).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        contribution: Option<Contribution>,
         /// Its format: `format`, `text_bytes`, tar `members` (see
         /// [`crate::format::Record`]).
         #[serde(flatten)]
@@ -62,6 +69,13 @@ pub enum Entry {
         #[serde(default)]
         at: u64,
     },
+    /// The object is gone from the bucket (a full pass did not list it):
+    /// its contribution is to be taken out of the totals. Written under
+    /// the object's [`change_key`] only.
+    Removed {
+        /// When discovery found it gone (Unix seconds).
+        at: u64,
+    },
     /// Not an object: where the bucket's full listing (reconciliation pass)
     /// stands, under the reserved key `s3://bucket/` ([`listing_key`]; an S3
     /// key is never empty). Written with the `discovered` records a page of
@@ -74,6 +88,45 @@ pub enum Entry {
         /// When it completed (Unix seconds), if it did.
         finished: Option<u64>,
     },
+}
+
+/// Where an object's word counts are in the contributions topic: the
+/// partition is the object's ledger partition; `offset` is that of its
+/// first chunk (see [`super::contrib`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contribution {
+    /// Offset of chunk 0.
+    pub offset: i64,
+    /// Chunks (records) it spans.
+    pub chunks: u32,
+}
+
+/// The prefix of an object's change key.
+pub const CHANGE_PREFIX: &str = "change:";
+
+/// The ledger key of pending changes to an object already in the ledger
+/// (a new version, a removal): `change:s3://bucket/key`, in the same
+/// partition as the object's own key ([`partition_of`]). The object's own
+/// key keeps what the totals hold for it (`counted`, with where its
+/// contribution is), so compaction can never drop that while a change
+/// waits; the count stage writes a tombstone here once the change is done.
+pub fn change_key(ledger_key: &str) -> String {
+    format!("{CHANGE_PREFIX}{ledger_key}")
+}
+
+/// A ledger key, split: the object's ledger key and whether it is its
+/// change key.
+pub fn split_key(key: &str) -> (&str, bool) {
+    match key.strip_prefix(CHANGE_PREFIX) {
+        Some(k) => (k, true),
+        None => (key, false),
+    }
+}
+
+/// The ledger partition of a ledger key (a change key goes with its
+/// object's key).
+pub fn partition_of(key: &str, partitions: i32) -> i32 {
+    crate::kafka::partition_for(split_key(key).0.as_bytes(), partitions)
 }
 
 /// The ledger key of a bucket's listing progress.
@@ -103,6 +156,24 @@ impl Entry {
     /// The record value.
     pub fn to_bytes(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("ledger entries serialize")
+    }
+
+    /// A `counted` entry of version `etag` (one word, no contribution), for
+    /// tests.
+    #[cfg(test)]
+    pub fn counted_for_tests(etag: &str) -> Entry {
+        Entry::Counted {
+            etag: etag.into(),
+            size: 3,
+            words: 1,
+            distinct: 1,
+            invalid_bytes: 0,
+            skipped_tokens: 0,
+            ms: 1,
+            worker: "w".into(),
+            contribution: None,
+            text: Default::default(),
+        }
     }
 }
 
@@ -152,6 +223,7 @@ mod tests {
             skipped_tokens: 0,
             ms: 1,
             worker: "w".into(),
+            contribution: None,
             text: crate::format::Record {
                 format: "gzip+tar".into(),
                 text_bytes: 12,

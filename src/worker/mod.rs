@@ -28,13 +28,16 @@
 //! With the default id (hostname-pid), a stopping worker leaves at once.
 
 pub mod batch;
+pub mod contrib;
 pub mod discover;
 pub mod group;
 pub mod keyset;
 pub mod ledger;
 pub mod notify;
 pub mod object;
+mod process;
 pub mod purge;
+mod report;
 pub mod restore;
 pub mod state;
 mod throttle;
@@ -53,9 +56,10 @@ use batch::{Layout, Polled};
 use discover::Listed;
 use futures::StreamExt;
 use group::{Group, GroupConfig, Poll};
+use ledger::Entry;
 use object::Outcome;
 use purge::Purger;
-use state::{Restore, State};
+use state::{Done, Restore, State};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
@@ -103,6 +107,9 @@ pub struct Settings {
     pub reconcile_interval: Duration,
     /// Keys per listed page (`None`: S3's default, 1,000).
     pub list_page_size: Option<i32>,
+    /// `--on-change recount`: overwrites recount, deletes retract
+    /// (otherwise each key is counted once).
+    pub recount: bool,
     /// Event notifications to read (`--events`), next to the listing.
     pub events: Option<notify::Spec>,
     /// The web server (`None`: `--no-web`).
@@ -184,6 +191,8 @@ pub struct Worker {
     kafka_warnings: Throttle,
     s3_warnings: Throttle,
     memory_warnings: Throttle,
+    /// Reads old contributions back (`--on-change recount`).
+    contributions: Option<contrib::Reader>,
     /// `--events`: the event source, while this worker lists the bucket.
     events: notify::Events,
     /// The web server's view of this worker (see [`crate::web`]).
@@ -230,6 +239,21 @@ impl Worker {
             settings.replication,
             &rt,
         )?;
+        let contributions = if settings.recount {
+            kafka::admin::prepare_contributions_topic(
+                &settings.kafka,
+                &topics,
+                ledger_partitions,
+                settings.replication,
+                &rt,
+            )?;
+            Some(contrib::Reader::new(
+                &settings.kafka,
+                &topics.contributions,
+            )?)
+        } else {
+            None
+        };
         let txn = Txn::start(
             TxnConfig {
                 kafka: settings.kafka.clone(),
@@ -289,6 +313,7 @@ impl Worker {
             kafka_warnings: Throttle::new(Duration::from_secs(10)),
             s3_warnings: Throttle::new(Duration::from_secs(10)),
             memory_warnings: Throttle::new(Duration::from_secs(60)),
+            contributions,
             events: notify::Events::new(settings.events.clone()),
             web,
             settings,
@@ -418,7 +443,11 @@ impl Worker {
             self.abandon(listed);
             return Ok(());
         }
-        if polled.is_empty() && listed.found.is_empty() && listed.progress.is_none() {
+        if polled.is_empty()
+            && listed.found.is_empty()
+            && listed.removed.is_empty()
+            && listed.progress.is_none()
+        {
             // Nothing to commit: the events taken named known keys only.
             self.events.ack(listed.ack);
             return Ok(());
@@ -443,6 +472,7 @@ impl Worker {
             retry_failed: self.settings.retry_failed,
             reconcile: self.settings.reconcile_interval,
             page_size: self.settings.list_page_size,
+            recount: self.settings.recount,
         };
         if !owned.is_empty() {
             failpoint::hit("restore.slow"); // a test's long restore
@@ -480,6 +510,12 @@ impl Worker {
             Some(d) if !self.state.parked => {
                 let (k, s3) = (&self.settings.kafka, &self.settings.s3);
                 self.events.take(&self.rt, k, s3, d, &mut listed);
+                // Removal notices, once HeadObject confirms the objects are
+                // gone (`--on-change recount`).
+                let (stop, client) = (&self.stop, &self.s3);
+                let confirm = d.confirm_removals(client, &mut listed);
+                self.rt
+                    .block_on(async move { object::unless_stopped(stop, confirm).await });
             }
             // Another worker lists: its own source reads the events; the
             // ones this one took and did not acknowledge come again.
@@ -518,271 +554,24 @@ impl Worker {
             self.s3_warnings.warn(format_args!("{e:#} (retrying)"));
             crate::web::metrics::error("s3_list");
         }
-        Some(listed)
-    }
-
-    /// Counts the batch's objects, applies its deltas to the totals, and
-    /// commits all of it in one transaction with the input offsets.
-    fn process(&mut self, polled: Vec<Polled>, mut listed: Listed) -> Result<()> {
-        let epoch = self.group.epoch();
-        let state = &self.state;
-        let plan = batch::plan(
-            polled,
-            &self.settings.s3.bucket,
-            |p, k| state.is_done(p, k),
-            |p, w| state.total(p, w),
-        );
-        for why in &plan.skipped {
-            tracing::warn!("{}; skipped", crate::output::escape(why));
-        }
-        crate::web::metrics::skipped(plan.skipped.len());
-        if let Some(key) = &plan.foreign {
-            self.abandon(listed);
-            return Err(state::foreign_bucket(
-                &self.settings.kafka.app_id,
-                key,
+        if !listed.gone.is_empty() {
+            // A full pass found objects gone: their keys, from the ledger.
+            match discover::names_of(
+                &self.settings.kafka,
                 &self.topics.ledger,
+                self.ledger_partitions,
                 &self.settings.s3.bucket,
-            ));
-        }
-        for (p, key) in &plan.done {
-            self.state.done.entry(*p).or_default().insert(key);
-        }
-        let started = Instant::now();
-        let outcomes = match self.count_objects(&plan.jobs) {
-            Ok(outcomes) => outcomes,
-            Err(e) => {
-                self.abandon(listed);
-                return Err(e);
-            }
-        };
-        let count_ms = started.elapsed().as_millis() as u64;
-        if self.group.epoch() != epoch {
-            // A rebalance while counting: some input may have moved away.
-            // Commit nothing; the next iteration rewinds.
-            self.abandon(listed);
-            return Ok(());
-        }
-        let Some(mut settled) = batch::settle(plan.jobs, outcomes, &self.settings.worker_id) else {
-            // Shutting down mid-batch: commit nothing; the records come again.
-            self.abandon(listed);
-            return Ok(());
-        };
-        for e in settled.events.drain(..) {
-            e.emit();
-        }
-        let layout = Layout {
-            bucket: &self.settings.s3.bucket,
-            partitions: self.partitions,
-            ledger_partitions: self.ledger_partitions,
-            serde: self.settings.serde,
-        };
-        let records = batch::records(layout, &listed, &settled, &plan.totals);
-        let offsets = if plan.offsets.is_empty() {
-            // Only `discovered` records: fenced all the same.
-            failpoint::hit("commit.discovery_only");
-            self.group.fence_offsets()?
-        } else {
-            self.group.offsets(&plan.offsets)?
-        };
-        let started = Instant::now();
-        match self
-            .txn
-            .commit(&records, &offsets, self.group.metadata().as_ref())
-        {
-            Ok(()) => {
-                Event::BatchCommitted {
-                    discovered: listed.found.len() as u64,
-                    objects: settled.ledger.len() as u64,
-                    failed: settled.failed,
-                    deltas: settled.delta.distinct() as u64,
-                    totals: plan.totals.len() as u64,
-                    count_ms,
-                    txn_ms: started.elapsed().as_millis() as u64,
-                }
-                .emit();
-                self.events.ack(std::mem::take(&mut listed.ack));
-                crate::web::metrics::committed(
-                    settled.counted,
-                    settled.failed,
-                    settled.bytes,
-                    settled.delta.words,
-                );
-                self.stats.transactions += 1;
-                self.stats.objects += settled.counted;
-                self.stats.failed += settled.failed;
-                self.stats.bytes += settled.bytes;
-                self.stats.words += settled.delta.words;
-                self.purge.committed(&plan.offsets);
-                self.state.committed.extend(&plan.offsets);
-                if let (Some(d), Some(progress)) =
-                    (self.state.discovery.as_mut(), listed.progress.as_ref())
-                {
-                    d.committed(progress);
-                }
-                self.stats.skipped_tokens += settled.delta.skipped_tokens;
-                for (p, key, entry) in settled.ledger {
-                    if let Some(d) = self.state.discovery.as_mut() {
-                        d.settled(&key, &entry);
-                    }
-                    if entry.is_done() {
-                        self.state.done.entry(p).or_default().insert(&key);
-                    }
-                }
-                let changed = !plan.totals.is_empty();
-                for (word, (p, total)) in plan.totals {
-                    self.state.tables.entry(p).or_default().insert(word, total);
-                }
-                if changed {
-                    self.print_tally();
-                }
-                self.publish_web();
-                Ok(())
-            }
-            Err(e) => {
-                self.stats.aborted += 1;
-                self.abandon(listed);
-                self.resync = true;
-                match e {
-                    TxnError::Retry(e) => Event::BatchAborted {
-                        reason: format!("{e:#}"),
-                    }
-                    .emit(),
-                    TxnError::Lost(e) => tracing::warn!(
-                        "transactional producer lost ({e:#}); re-initialising it and retrying the batch"
-                    ),
-                    TxnError::Fatal(e) => return Err(e),
-                }
-                Ok(())
-            }
-        }
-    }
-
-    /// Reads and counts the batch's objects, [`COUNT_CONCURRENCY`] at a
-    /// time; outcomes in the order of `jobs`. The group is served meanwhile,
-    /// however long it takes (see [`Group::serve_while`]).
-    fn count_objects(&mut self, jobs: &[batch::Job]) -> Result<Vec<Outcome>> {
-        if jobs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let handle = self.rt.handle().clone();
-        let tasks: Vec<_> = jobs
-            .iter()
-            .map(|job| {
-                let count = object::count(
-                    self.s3.clone(),
-                    self.settings.s3.bucket.clone(),
-                    job.object_key.clone(),
-                    self.settings.count,
-                    self.settings.formats,
-                    Arc::clone(&self.stop),
-                );
-                async move {
-                    // A test's slow object (see crate::failpoint).
-                    let _ = tokio::task::spawn_blocking(|| failpoint::hit("count.slow")).await;
-                    count.await
-                }
-            })
-            .collect();
-        let (done, outcomes) = std::sync::mpsc::channel();
-        let spawner = handle.clone();
-        let (state, mut web) = (&self.state, self.web.as_mut());
-        handle.spawn(async move {
-            let all: Vec<Outcome> =
-                futures::stream::iter(tasks.into_iter().map(|t| spawner.spawn(t)))
-                    .buffered(COUNT_CONCURRENCY)
-                    .map(|r| {
-                        r.unwrap_or_else(|e| Outcome::Failed(format!("counting panicked: {e}")))
-                    })
-                    .collect()
-                    .await;
-            let _ = done.send(all);
-        });
-        self.group.serve_while(|wait| {
-            if let Some(w) = web.as_mut() {
-                w.served.serve(state);
-            }
-            match outcomes.recv_timeout(wait) {
-                Ok(all) => Some(all),
-                Err(RecvTimeoutError::Timeout) => None,
-                // The counting task is gone: nothing of the batch commits.
-                Err(RecvTimeoutError::Disconnected) => {
-                    Some(jobs.iter().map(|_| Outcome::Interrupted).collect())
+                &listed.gone,
+            ) {
+                Ok(names) => listed.removed.extend(names),
+                Err(e) => {
+                    self.kafka_warnings
+                        .warn(format_args!("{e:#} (finding removed objects; retrying)"));
+                    self.abandon(listed);
+                    return Some(Listed::default());
                 }
             }
-        })
-    }
-
-    /// Hands the state's summary to the web server (after an alignment or
-    /// a commit).
-    fn publish_web(&mut self) {
-        if let Some(w) = self.web.as_mut() {
-            w.served.publish(&self.state, self.ready);
         }
-    }
-
-    /// Forgets an uncommitted batch's discoveries.
-    fn abandon(&mut self, listed: Listed) {
-        if let Some(d) = self.state.discovery.as_mut() {
-            d.forget(listed.found.into_iter().map(|f| f.key));
-        }
-        // Their events must come again.
-        self.events.nack(listed.ack);
-    }
-
-    fn status(&mut self) {
-        let memory = self.state.memory();
-        if let Some(max) = self.settings.max_table_memory {
-            if memory.total() > max {
-                self.memory_warnings.warn(format_args!(
-                    "local state takes about {} bytes, over --max-table-memory {max}",
-                    memory.total()
-                ));
-            }
-        }
-        Event::Status(Status {
-            objects: self.stats.objects,
-            failed: self.stats.failed,
-            bytes: self.stats.bytes,
-            words: self.stats.words,
-            transactions: self.stats.transactions,
-            aborted: self.stats.aborted,
-            ledger: self.state.done.keys().copied().collect(),
-            repartition: self.state.tables.keys().copied().collect(),
-            lister: self.state.lists(),
-            table_words: self.state.table_words() as u64,
-            table_bytes: memory.tables,
-            done_objects: memory.done_objects,
-            known_objects: memory.known_objects,
-            known_bytes: memory.known,
-            state_bytes: memory.total(),
-            junk_records: self.state.junk_records,
-            list_calls: discover::LIST_CALLS.load(Ordering::Relaxed),
-            notices: self
-                .state
-                .discovery
-                .as_ref()
-                .map(|d| d.notices)
-                .unwrap_or_default(),
-            skipped_tokens: self.stats.skipped_tokens,
-        })
-        .emit();
-    }
-
-    /// `--tally N`: the top N words of the owned tables on stdout, as the
-    /// original printed its "$$ TALLY $$". A closed stdout is not an error.
-    fn print_tally(&self) {
-        let Some(n) = self.settings.tally else { return };
-        let mut rows: Vec<(&str, u64)> = self
-            .state
-            .tables
-            .values()
-            .flat_map(|t| t.iter().map(|(w, &c)| (w.as_str(), c.max(0) as u64)))
-            .collect();
-        rows.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-        rows.truncate(n);
-        let mut out = std::io::stdout().lock();
-        let _ =
-            writeln!(out, "$$ TALLY $$\n{}", output::tally_table(&rows)).and_then(|()| out.flush());
+        Some(listed)
     }
 }

@@ -81,7 +81,12 @@ enum Retry {
 
 /// One failed attempt.
 enum AttemptError {
-    Failed { message: String, retry: Retry },
+    Failed {
+        message: String,
+        retry: Retry,
+    },
+    /// The pinned version is no longer there (`412 Precondition Failed`).
+    Changed,
     Interrupted,
 }
 
@@ -104,7 +109,11 @@ pub async fn unless_stopped<T>(stop: &AtomicBool, fut: impl Future<Output = T>) 
     }
 }
 
-/// Reads and counts `s3://bucket/key`, retrying as described above.
+/// Reads and counts `s3://bucket/key`, retrying as described above. With
+/// `pin` (the ETag discovery listed), reads ask for that version
+/// (`If-Match`); when the object changed since, the read goes on with the
+/// version there is now, and every later attempt asks for that one: the
+/// counts are always of one version, the one [`Outcome::Counted`] names.
 pub async fn count(
     client: Client,
     bucket: String,
@@ -112,13 +121,15 @@ pub async fn count(
     opts: Options,
     formats: format::Config,
     stop: Arc<AtomicBool>,
+    mut pin: Option<String>,
 ) -> Outcome {
     let started = Instant::now();
     let mut backoff = FIRST_BACKOFF;
     let mut denied = 0;
     let mut warnings = Throttle::new(WARN_EVERY);
     for attempt in 1.. {
-        let pause = match attempt_count(&client, &bucket, &key, opts, formats, &stop).await {
+        let read = attempt_count(&client, &bucket, &key, opts, formats, &stop, &mut pin);
+        let pause = match read.await {
             Ok(Read {
                 counts,
                 size,
@@ -134,6 +145,7 @@ pub async fn count(
                 }
             }
             Err(AttemptError::Interrupted) => return Outcome::Interrupted,
+            Err(AttemptError::Changed) => continue, // at once, unpinned
             Err(AttemptError::Failed { message, retry }) => {
                 let pause = match retry {
                     Retry::Never => return Outcome::Failed(message),
@@ -168,6 +180,11 @@ pub async fn count(
         }
     }
     unreachable!("attempts are numbered without end")
+}
+
+/// Whether an S3 error says the `If-Match` version is gone.
+fn is_changed<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    matches!(e, SdkError::ServiceError(se) if se.err().code() == Some("PreconditionFailed"))
 }
 
 /// Whether an S3 error says the object cannot be read (rather than that S3
@@ -240,8 +257,14 @@ async fn attempt_count(
     opts: Options,
     formats: format::Config,
     stop: &AtomicBool,
+    pin: &mut Option<String>,
 ) -> Result<Read, AttemptError> {
-    let request = client.get_object().bucket(bucket).key(key).send();
+    let request = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .set_if_match(pin.clone())
+        .send();
     let resp = match unless_stopped(stop, tokio::time::timeout(IDLE_TIMEOUT, request)).await {
         None => return Err(AttemptError::Interrupted),
         Some(Err(_)) => {
@@ -256,6 +279,10 @@ async fn attempt_count(
         Some(Ok(r)) => r,
     };
     let resp = resp.map_err(|e| {
+        if is_changed(&e) {
+            *pin = None;
+            return AttemptError::Changed;
+        }
         let retry = if is_denied(&e) {
             Retry::Denied
         } else {
@@ -264,6 +291,9 @@ async fn attempt_count(
         failed(format!("{:#}", s3::describe("cannot read", &e)), retry)
     })?;
     let etag = resp.e_tag().unwrap_or_default().to_string();
+    if !etag.is_empty() {
+        *pin = Some(etag.clone()); // a retry reads this version again
+    }
     let hints = format::Hints {
         name: key.to_string(),
         content_type: resp.content_type().map(String::from),

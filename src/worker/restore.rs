@@ -17,6 +17,23 @@ use std::time::{Duration, Instant};
 /// retries it later): the brokers are gone.
 const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// A read_committed consumer for assigned partitions (no group
+/// membership, no commits) that reports each partition's end, its group
+/// id `<app id>-<purpose>`.
+pub fn reader(args: &KafkaArgs, purpose: &str) -> Result<BaseConsumer<QuietContext>> {
+    let consumer: BaseConsumer<QuietContext> = kafka::client_config(args)
+        .set("group.id", format!("{}-{purpose}", args.app_id))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed")
+        // The end shows as an empty fetch: do not let the broker hold it.
+        .set("fetch.wait.max.ms", "10")
+        .create_with_context(QuietContext)
+        .context("cannot create Kafka consumer")?;
+    kafka::prime(consumer.client()); // OAUTHBEARER: a token before the first poll
+    Ok(consumer)
+}
+
 /// Calls `f(partition, key, value)` for every committed record of the given
 /// partitions of `topic`, from the start to the end as of now. Logs progress
 /// like Faust's recovery. Fails when the brokers do not answer for
@@ -41,18 +58,9 @@ pub fn read_to_end_until(
     if partitions.is_empty() {
         return Ok(0);
     }
-    let consumer: BaseConsumer<QuietContext> = kafka::client_config(args)
-        .set("group.id", format!("{}-restore", args.app_id))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .set("isolation.level", "read_committed")
-        // The end shows as an empty fetch: do not let the broker hold it.
-        .set("fetch.wait.max.ms", "10")
-        .create_with_context(QuietContext)
-        .context("cannot create Kafka consumer")?;
-    kafka::prime(consumer.client()); // OAUTHBEARER: a token before the first poll
-                                     // The log's true end (read_uncommitted): under read_committed the
-                                     // watermarks stop at the last stable offset, before open transactions.
+    let consumer = reader(args, "restore")?;
+    // The log's true end (read_uncommitted): under read_committed the
+    // watermarks stop at the last stable offset, before open transactions.
     let log_end = kafka::base_consumer(
         kafka::client_config(args).set("isolation.level", "read_uncommitted"),
     )?;

@@ -9,8 +9,8 @@
 use super::batch::Input;
 use super::discover::{Discovery, Known};
 use super::group::{Assignment, Committed};
-use super::keyset::KeySet;
-use super::ledger::Entry;
+use super::keyset::{etag_tag, KeyMap};
+use super::ledger::{split_key, Entry};
 use super::restore;
 use super::Fatal;
 use crate::config::{KafkaArgs, Topics};
@@ -20,6 +20,35 @@ use anyhow::{anyhow, Result};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
+
+/// What is counted of a done object: its version (ETag fingerprint) and
+/// where its contribution is (offset of chunk 0 in its partition of the
+/// contributions topic; -1 when it has none). 12 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Done {
+    pub etag: u32,
+    offset: [u32; 2],
+}
+
+impl Done {
+    /// Version `etag`, its contribution at `offset`.
+    pub fn new(etag: &str, offset: Option<i64>) -> Done {
+        let o = offset.unwrap_or(-1) as u64;
+        Done {
+            etag: etag_tag(etag),
+            offset: [(o >> 32) as u32, o as u32],
+        }
+    }
+
+    /// Where its contribution is, if it has one.
+    pub fn offset(&self) -> Option<i64> {
+        let o = ((u64::from(self.offset[0]) << 32) | u64::from(self.offset[1])) as i64;
+        (o >= 0).then_some(o)
+    }
+}
+
+/// Done objects of a ledger partition.
+pub type DoneSet = KeyMap<Done>;
 
 /// Tables by changelog partition: word → total.
 pub type Tables = BTreeMap<i32, HashMap<String, i64>>;
@@ -40,6 +69,8 @@ pub struct Restore<'a> {
     pub reconcile: Duration,
     /// Keys per listed page (`None`: S3's default).
     pub page_size: Option<i32>,
+    /// `--on-change recount`.
+    pub recount: bool,
 }
 
 /// Local state of the owned partitions.
@@ -48,7 +79,7 @@ pub struct State {
     /// Owned repartition (= changelog) partitions and their tables.
     pub tables: Tables,
     /// Owned ledger partitions: for each, the keys already done.
-    pub done: BTreeMap<i32, KeySet>,
+    pub done: BTreeMap<i32, DoneSet>,
     /// Discovery, when this worker owns ledger partition 0.
     pub discovery: Option<Discovery>,
     /// When the bucket was last listed.
@@ -76,9 +107,9 @@ impl State {
         self.discovery.is_some() && !self.parked
     }
 
-    /// Whether `key` of ledger partition `p` is done.
-    pub fn is_done(&self, p: i32, key: &str) -> bool {
-        self.done.get(&p).is_some_and(|d| d.contains(key))
+    /// What is counted of `key` of ledger partition `p`, if it is done.
+    pub fn done(&self, p: i32, key: &str) -> Option<Done> {
+        self.done.get(&p).and_then(|d| d.get(key))
     }
 
     /// The current total of `word` in changelog partition `p`.
@@ -102,7 +133,7 @@ impl State {
             .values()
             .map(|t| table_bytes(t.capacity(), t.keys().map(String::len)))
             .sum();
-        let done = self.done.values().map(KeySet::memory).sum();
+        let done = self.done.values().map(DoneSet::memory).sum();
         let (known_objects, known) = self
             .discovery
             .as_ref()
@@ -251,7 +282,7 @@ fn restored(
 }
 
 /// The done sets of ledger partitions `parts`, read to their end.
-fn restore_done(r: &Restore<'_>, parts: &[i32]) -> Result<BTreeMap<i32, KeySet>> {
+fn restore_done(r: &Restore<'_>, parts: &[i32]) -> Result<BTreeMap<i32, DoneSet>> {
     let started = Instant::now();
     let mut records = 0u64;
     // Objects of another bucket still waiting to be counted (latest entry
@@ -259,23 +290,32 @@ fn restore_done(r: &Restore<'_>, parts: &[i32]) -> Result<BTreeMap<i32, KeySet>>
     // each would skip the other's objects. Another bucket's finished
     // objects are only history (e.g. an earlier run on another bucket).
     let mut foreign: HashMap<String, bool> = HashMap::new();
-    let mut done: BTreeMap<i32, KeySet> = parts.iter().map(|&p| (p, KeySet::default())).collect();
+    let mut done: BTreeMap<i32, DoneSet> = parts.iter().map(|&p| (p, DoneSet::default())).collect();
     restore::read_to_end_until(r.kafka, &r.topics.ledger, parts, r.stop, |p, k, v| {
         records += 1;
-        let key = String::from_utf8_lossy(k);
-        if Discovery::key_of(r.bucket, &key).is_none() {
+        let full = String::from_utf8_lossy(k);
+        let (key, change) = split_key(&full);
+        if Discovery::key_of(r.bucket, key).is_none() {
             let pending = matches!(v.map(Entry::parse), Some(Ok(Entry::Discovered { .. })));
-            foreign.insert(key.into_owned(), pending);
+            foreign.insert(key.to_string(), pending);
             return;
         }
-        // Done once is done for good: a later discovery of the same key is a
-        // duplicate.
-        if let Some(Ok(e)) = v.map(Entry::parse) {
-            if e.is_done() {
+        if change {
+            return; // pending changes: the object's own key says what is counted
+        }
+        // Counted is counted until the count stage records otherwise (a new
+        // `counted`, or a tombstone once the object is gone); a later
+        // discovery of the same version is a duplicate.
+        match v.map(Entry::parse) {
+            Some(Ok(Entry::Counted {
+                etag, contribution, ..
+            })) => {
                 done.entry(p)
                     .or_default()
-                    .insert(&String::from_utf8_lossy(k));
+                    .set(key, Done::new(&etag, contribution.map(|c| c.offset)));
             }
+            None => done.entry(p).or_default().remove(key),
+            _ => {}
         }
     })?;
     if let Some((key, _)) = foreign.into_iter().find(|(_, pending)| *pending) {
@@ -286,7 +326,7 @@ fn restore_done(r: &Restore<'_>, parts: &[i32]) -> Result<BTreeMap<i32, KeySet>>
             r.bucket,
         ));
     }
-    let entries = done.values().map(KeySet::len).sum::<usize>();
+    let entries = done.values().map(DoneSet::len).sum::<usize>();
     restored("ledger", &r.topics.ledger, parts, records, entries, started);
     Ok(done)
 }
@@ -294,7 +334,7 @@ fn restore_done(r: &Restore<'_>, parts: &[i32]) -> Result<BTreeMap<i32, KeySet>>
 /// Discovery, knowing every key of the whole ledger and the failed ones.
 fn start_discovery(r: &Restore<'_>) -> Result<Discovery> {
     let all: Vec<i32> = (0..r.ledger_partitions).collect();
-    let mut known = Known::new(r.bucket);
+    let mut known = Known::new(r.bucket).with_prefix(r.prefix);
     restore::read_to_end_until(r.kafka, &r.topics.ledger, &all, r.stop, |_, k, v| {
         known.add(k, v)
     })?;
@@ -319,7 +359,9 @@ fn start_discovery(r: &Restore<'_>) -> Result<Discovery> {
             }
         );
     }
-    Ok(Discovery::new(r.bucket, r.prefix, known, r.reconcile).with_page_size(r.page_size))
+    Ok(Discovery::new(r.bucket, r.prefix, known, r.reconcile)
+        .with_page_size(r.page_size)
+        .with_recount(r.recount))
 }
 
 /// The error for a ledger record of another bucket: two buckets share one

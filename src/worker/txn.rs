@@ -12,14 +12,50 @@
 use super::batch::{Output, Record};
 use super::Fatal;
 use crate::config::{KafkaArgs, Topics};
-use crate::kafka::{self, QuietContext};
-use anyhow::{anyhow, Context, Result};
+use crate::kafka;
+use anyhow::{anyhow, bail, Context, Result};
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::TopicPartitionList;
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// The producer's context: [`QuietContext`], plus the offsets the records
+/// sent with an index (their delivery opaque) landed at, so that a record
+/// of the transaction can say where an earlier one is (see
+/// [`Txn::commit_staged`]).
+#[derive(Default)]
+pub struct DeliveryContext {
+    offsets: Mutex<HashMap<usize, i64>>,
+}
+
+/// The delivery opaque of records whose offset nobody needs.
+const UNTRACKED: usize = usize::MAX;
+
+kafka::context::quiet_client_context!(DeliveryContext);
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, index: usize) {
+        match result {
+            Ok(m) if index != UNTRACKED => {
+                if let Ok(mut o) = self.offsets.lock() {
+                    o.insert(index, m.offset());
+                }
+            }
+            Ok(_) => {}
+            // A failed delivery fails the transaction's commit.
+            Err((e, _)) => tracing::debug!("delivery failed: {e}"),
+        }
+    }
+}
+
+type TxnProducer = ThreadedProducer<DeliveryContext>;
 
 /// Timeout of transactional calls.
 pub const TXN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -58,7 +94,7 @@ pub struct Txn {
     config: TxnConfig,
     topics: Topics,
     /// `None` after the producer was lost: recreated by [`Txn::ensure`].
-    producer: Option<ThreadedProducer<QuietContext>>,
+    producer: Option<TxnProducer>,
     fenced_at: Option<Instant>,
 }
 
@@ -92,18 +128,44 @@ impl Txn {
         offsets: &TopicPartitionList,
         cgm: Option<&ConsumerGroupMetadata>,
     ) -> std::result::Result<(), TxnError> {
+        self.commit_staged(&[], |_| records.to_vec(), offsets, cgm)
+    }
+
+    /// [`Txn::commit`] in two stages: `first` is sent and delivered (not
+    /// committed) before `rest` is made from the offsets it landed at (in
+    /// the order of `first`) and sent; then all of it commits at once.
+    pub fn commit_staged(
+        &mut self,
+        first: &[Record],
+        rest: impl FnOnce(&[i64]) -> Vec<Record>,
+        offsets: &TopicPartitionList,
+        cgm: Option<&ConsumerGroupMetadata>,
+    ) -> std::result::Result<(), TxnError> {
         let Some(p) = self.producer.as_ref() else {
             return Err(TxnError::Lost(anyhow!("no transactional producer")));
         };
+        let topic_of = |o: Output| match o {
+            Output::Ledger => &self.topics.ledger,
+            Output::Repartition => &self.topics.repartition,
+            Output::Changelog => &self.topics.changelog,
+            Output::Contributions => &self.topics.contributions,
+        };
         let result = (|| -> Result<()> {
             p.begin_transaction()?;
-            for r in records {
-                let topic = match r.topic {
-                    Output::Ledger => &self.topics.ledger,
-                    Output::Repartition => &self.topics.repartition,
-                    Output::Changelog => &self.topics.changelog,
-                };
-                send(p, topic, r.partition, &r.key, &r.value)?;
+            let mut landed = Vec::new();
+            if !first.is_empty() {
+                if let Ok(mut o) = p.context().offsets.lock() {
+                    o.clear();
+                }
+                for (i, r) in first.iter().enumerate() {
+                    send(p, topic_of(r.topic), r, i)?;
+                }
+                p.flush(TXN_TIMEOUT)?;
+                landed = delivered(p, first.len())?;
+            }
+            let records = rest(&landed);
+            for r in &records {
+                send(p, topic_of(r.topic), r, UNTRACKED)?;
             }
             if offsets.count() > 0 {
                 let cgm = cgm.ok_or_else(|| anyhow!("no consumer group metadata"))?;
@@ -165,7 +227,7 @@ impl Txn {
 }
 
 /// The transactional producer, with its transactions initialised.
-fn create(config: &TxnConfig) -> Result<ThreadedProducer<QuietContext>> {
+fn create(config: &TxnConfig) -> Result<TxnProducer> {
     let mut c = kafka::client_config(&config.kafka);
     // As Kafka Streams under exactly-once: a transaction is open only while
     // a batch's output is sent and committed (counting happens before), and
@@ -175,9 +237,9 @@ fn create(config: &TxnConfig) -> Result<ThreadedProducer<QuietContext>> {
         .set("linger.ms", "5")
         .set("queue.buffering.max.messages", "1000000");
     kafka::reapply_properties(&mut c, &config.kafka, config.own_properties);
-    let producer: ThreadedProducer<QuietContext> = c
+    let producer: TxnProducer = c
         .set("transactional.id", config.transactional_id())
-        .create_with_context(QuietContext)
+        .create_with_context(DeliveryContext::default())
         .context("cannot create Kafka producer")?;
     kafka::prime(producer.client()); // OAUTHBEARER: the first token at once
     producer
@@ -191,18 +253,35 @@ fn create(config: &TxnConfig) -> Result<ThreadedProducer<QuietContext>> {
     Ok(producer)
 }
 
-/// Sends one record, waiting while the producer's queue is full.
-fn send(
-    p: &ThreadedProducer<QuietContext>,
-    topic: &str,
-    partition: i32,
-    key: &[u8],
-    value: &[u8],
-) -> Result<()> {
-    let mut record = BaseRecord::to(topic)
-        .partition(partition)
-        .key(key)
-        .payload(value);
+/// The offsets records `0..n` landed at (their deliveries are reported
+/// right after the flush that waited for them).
+fn delivered(p: &TxnProducer, n: usize) -> Result<Vec<i64>> {
+    let started = Instant::now();
+    loop {
+        {
+            let o = p
+                .context()
+                .offsets
+                .lock()
+                .map_err(|_| anyhow!("delivery offsets poisoned"))?;
+            if (0..n).all(|i| o.contains_key(&i)) {
+                return Ok((0..n).map(|i| o[&i]).collect());
+            }
+        }
+        if started.elapsed() > Duration::from_secs(5) {
+            bail!("no delivery report for records of the transaction");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Sends one record (with delivery opaque `index`), waiting while the
+/// producer's queue is full.
+fn send(p: &TxnProducer, topic: &str, r: &Record, index: usize) -> Result<()> {
+    let mut record: BaseRecord<'_, [u8], [u8], usize> = BaseRecord::with_opaque_to(topic, index);
+    record.partition = Some(r.partition);
+    record.key = Some(&r.key[..]);
+    record.payload = r.value.as_deref();
     loop {
         match p.send(record) {
             Ok(()) => return Ok(()),

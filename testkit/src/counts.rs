@@ -78,7 +78,31 @@ pub fn count_local(paths: &[PathBuf]) -> Counts {
         .output()
         .expect("running count-local");
     assert!(out.status.success(), "count-local failed: {:?}", out.status);
-    let text = String::from_utf8(out.stdout).expect("count-local prints UTF-8");
+    parse_tsv(&out.stdout)
+}
+
+/// `wordstream count-local --output tsv s3://BUCKET` against the stack:
+/// the counts of what the bucket holds now.
+pub fn count_local_s3(bucket: &str) -> Counts {
+    let url = format!("s3://{bucket}");
+    let out = crate::cli::cmd(
+        crate::stack::stack(),
+        &["count-local", "--output", "tsv", &url],
+    )
+    .stderr(std::process::Stdio::inherit())
+    .output()
+    .expect("running count-local");
+    assert!(
+        out.status.success(),
+        "count-local {url} failed: {:?}",
+        out.status
+    );
+    parse_tsv(&out.stdout)
+}
+
+/// `word<TAB>count` lines.
+fn parse_tsv(stdout: &[u8]) -> Counts {
+    let text = std::str::from_utf8(stdout).expect("count-local prints UTF-8");
     text.lines()
         .filter(|l| !l.is_empty())
         .map(|l| {

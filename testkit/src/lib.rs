@@ -11,6 +11,7 @@
 //! - [`events`]: those log lines, parsed into typed [`wordstream::events::Event`]s;
 //! - [`group`]: several workers of one group: who owns what, who lists;
 //! - [`app`]: one test's application (bucket, app id, topics) and its checks;
+//! - [`bucket`]: a model of a test bucket's contents as objects come and go;
 //! - [`corpus`]: the test corpus (`tests/corpus`) and generated inputs;
 //! - [`counts`]: expected word counts, from the core or `count-local`;
 //! - [`formats`]: compressed, archived, XML, HTML copies of texts, and
@@ -24,6 +25,7 @@
 //! - [`web`]: the worker's web server: its address, raw GETs, `/metrics` parsed.
 
 pub mod app;
+pub mod bucket;
 pub mod cli;
 pub mod corpus;
 pub mod counts;

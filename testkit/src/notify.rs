@@ -207,6 +207,15 @@ impl Notifier {
         self.send(&bodies).await;
     }
 
+    /// `ObjectRemoved:Delete` of each key in `bucket`, one message each.
+    pub async fn removed(&self, bucket: &str, keys: &[String]) {
+        let bodies: Vec<String> = keys
+            .iter()
+            .map(|k| s3_event("ObjectRemoved:Delete", bucket, k, "", 0))
+            .collect();
+        self.send(&bodies).await;
+    }
+
     /// Removes the queue or topic (a source going away mid-run).
     pub async fn remove(&self) {
         match self {

@@ -56,7 +56,7 @@ async fn changelog_topic(serde: Serde) -> String {
 }
 
 const LINES: &str = "the\t1\ncat\t1\nsat\t1\non\t1\nthe\t2\n\
-                     naïve\t3\ncat\t2\nmat\t1\nZoë\t4\nsat\tnull\nthe\t3\n";
+                     naïve\t3\ncat\t2\nmat\t1\nZoë\t4\nsat\tNULL\nthe\t3\n";
 
 /// The committed records of [`CHANGELOG`] as consume shows them: (offset,
 /// timestamp - TS0, key, value). Offsets skip the commit marker (5) and the

@@ -269,20 +269,8 @@ async fn a_missing_or_unreachable_source_is_one_line_and_exit_1() {
         ),
     ];
     for (flag, line) in cases {
-        let c = testkit::cli::cmd(
-            stack(),
-            &[
-                "worker",
-                "--bucket",
-                &app.bucket,
-                "--app-id",
-                &app.app_id,
-                "--connect-timeout",
-                "5",
-                "--events",
-                &flag,
-            ],
-        );
+        let flags = ["--connect-timeout", "5", "--events", &flag];
+        let c = app.worker_command(Some("bad"), &flags);
         let run = testkit::cli::run_for(c, Some(Duration::from_secs(60))).await;
         assert_eq!(run.code, Some(1), "--events {flag}: {run:?}");
         assert_eq!(

@@ -21,6 +21,7 @@
 //! - `formats`: compressed, archived, XML, HTML objects (issue 16) count as
 //!   `count-local` counts them; bad ones fail alone;
 //! - `faust`: a real Faust app recovers its table from our changelog;
+//! - `on_change`: overwrites recount, deletes retract, tombstones (issue 14);
 //! - `web`: the worker's web server (metrics against the ledger, queries
 //!   from three workers, bad requests, the dashboard in headless Chromium).
 //!
@@ -40,6 +41,7 @@ mod faust;
 mod formats;
 mod long_faults;
 mod long_faults_s3;
+mod on_change;
 mod scaleout;
 mod security;
 mod stack_smoke;

@@ -1,0 +1,270 @@
+//! One batch of the loop: count its objects (streamed, off the loop's
+//! thread, the group served meanwhile), settle their outcomes, and commit
+//! everything in one transaction with the consumed offsets (docs/design.md
+//! §3); or forget an uncommitted batch.
+
+use super::*;
+
+impl Worker {
+    /// Counts the batch's objects, applies its deltas to the totals, and
+    /// commits all of it in one transaction with the input offsets.
+    pub(super) fn process(&mut self, polled: Vec<Polled>, mut listed: Listed) -> Result<()> {
+        let epoch = self.group.epoch();
+        let state = &self.state;
+        let plan = batch::plan(
+            polled,
+            &self.settings.s3.bucket,
+            self.settings.recount,
+            |p, k| state.done(p, k),
+            |p, w| state.total(p, w),
+        );
+        for why in &plan.skipped {
+            tracing::warn!("{}; skipped", crate::output::escape(why));
+        }
+        crate::web::metrics::skipped(plan.skipped.len());
+        if let Some(key) = &plan.foreign {
+            self.abandon(listed);
+            return Err(state::foreign_bucket(
+                &self.settings.kafka.app_id,
+                key,
+                &self.topics.ledger,
+                &self.settings.s3.bucket,
+            ));
+        }
+        for (p, key, done) in &plan.done {
+            let set = self.state.done.entry(*p).or_default();
+            match done {
+                Some(d) => {
+                    set.set(key, *d);
+                }
+                None => set.remove(key),
+            }
+        }
+        let olds = match self.old_contributions(&plan.jobs) {
+            Ok(olds) => olds,
+            Err(e) => {
+                self.abandon(listed);
+                return Err(e);
+            }
+        };
+        let started = Instant::now();
+        let outcomes = match self.count_objects(&plan.jobs) {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                self.abandon(listed);
+                return Err(e);
+            }
+        };
+        let count_ms = started.elapsed().as_millis() as u64;
+        if self.group.epoch() != epoch {
+            // A rebalance while counting: some input may have moved away.
+            // Commit nothing; the next iteration rewinds.
+            self.abandon(listed);
+            return Ok(());
+        }
+        let Some(mut settled) = batch::settle(
+            plan.jobs,
+            outcomes,
+            olds,
+            &self.settings.worker_id,
+            self.settings.recount,
+        ) else {
+            // Shutting down mid-batch: commit nothing; the records come again.
+            self.abandon(listed);
+            return Ok(());
+        };
+        for e in settled.events.drain(..) {
+            e.emit();
+        }
+        let layout = Layout {
+            bucket: &self.settings.s3.bucket,
+            partitions: self.partitions,
+            ledger_partitions: self.ledger_partitions,
+            serde: self.settings.serde,
+        };
+        let first = batch::first_records(&settled);
+        let offsets = if plan.offsets.is_empty() {
+            // Only `discovered` records: fenced all the same.
+            failpoint::hit("commit.discovery_only");
+            self.group.fence_offsets()?
+        } else {
+            self.group.offsets(&plan.offsets)?
+        };
+        let started = Instant::now();
+        let settled_ref = &mut settled;
+        let (listed_ref, totals) = (&listed, &plan.totals);
+        let rest = move |landed: &[i64]| {
+            batch::fill_pointers(settled_ref, landed);
+            batch::records(layout, listed_ref, settled_ref, totals, landed)
+        };
+        match self
+            .txn
+            .commit_staged(&first, rest, &offsets, self.group.metadata().as_ref())
+        {
+            Ok(()) => {
+                Event::BatchCommitted {
+                    discovered: listed.found.len() as u64,
+                    objects: settled.counted + settled.failed + settled.retracted,
+                    failed: settled.failed,
+                    deltas: settled.deltas.len() as u64,
+                    totals: plan.totals.len() as u64,
+                    count_ms,
+                    txn_ms: started.elapsed().as_millis() as u64,
+                }
+                .emit();
+                self.events.ack(std::mem::take(&mut listed.ack));
+                crate::web::metrics::committed(
+                    settled.counted,
+                    settled.failed,
+                    settled.bytes,
+                    settled.delta.words,
+                );
+                self.stats.transactions += 1;
+                self.stats.objects += settled.counted;
+                self.stats.failed += settled.failed;
+                self.stats.bytes += settled.bytes;
+                self.stats.words += settled.delta.words;
+                self.purge.committed(&plan.offsets);
+                self.state.committed.extend(&plan.offsets);
+                if let (Some(d), Some(progress)) =
+                    (self.state.discovery.as_mut(), listed.progress.as_ref())
+                {
+                    d.committed(progress);
+                }
+                self.stats.skipped_tokens += settled.delta.skipped_tokens;
+                for (p, key, entry) in settled.ledger {
+                    if let Some(d) = self.state.discovery.as_mut() {
+                        d.settled(&key, entry.as_ref());
+                    }
+                    if ledger::split_key(&key).1 {
+                        continue;
+                    }
+                    let set = self.state.done.entry(p).or_default();
+                    match entry {
+                        Some(Entry::Counted {
+                            etag, contribution, ..
+                        }) => {
+                            set.set(&key, Done::new(&etag, contribution.map(|c| c.offset)));
+                        }
+                        None => set.remove(&key),
+                        Some(_) => {}
+                    }
+                }
+                let changed = !plan.totals.is_empty();
+                for (word, (p, total)) in plan.totals {
+                    let table = self.state.tables.entry(p).or_default();
+                    if total == 0 {
+                        table.remove(&word); // as Faust's `del table[word]`
+                    } else {
+                        table.insert(word, total);
+                    }
+                }
+                if changed {
+                    self.print_tally();
+                }
+                self.publish_web();
+                Ok(())
+            }
+            Err(e) => {
+                self.stats.aborted += 1;
+                self.abandon(listed);
+                self.resync = true;
+                match e {
+                    TxnError::Retry(e) => Event::BatchAborted {
+                        reason: format!("{e:#}"),
+                    }
+                    .emit(),
+                    TxnError::Lost(e) => tracing::warn!(
+                        "transactional producer lost ({e:#}); re-initialising it and retrying the batch"
+                    ),
+                    TxnError::Fatal(e) => return Err(e),
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The old contributions of the batch's jobs that have one (read back
+    /// from the contributions topic), in the order of `jobs`.
+    pub(super) fn old_contributions(&self, jobs: &[batch::Job]) -> Result<Vec<Option<batch::Old>>> {
+        jobs.iter()
+            .map(|job| {
+                let (Some(offset), Some(reader)) = (job.old, self.contributions.as_ref()) else {
+                    return Ok(None);
+                };
+                let (words, chunks) = reader.read(job.partition, &job.ledger_key, offset)?;
+                Ok(Some(batch::Old { words, chunks }))
+            })
+            .collect()
+    }
+
+    /// Reads and counts the batch's objects, [`COUNT_CONCURRENCY`] at a
+    /// time; outcomes in the order of `jobs` (a retraction reads nothing). The group is served meanwhile,
+    /// however long it takes (see [`Group::serve_while`]).
+    pub(super) fn count_objects(&mut self, jobs: &[batch::Job]) -> Result<Vec<Outcome>> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let handle = self.rt.handle().clone();
+        let tasks: Vec<_> = jobs
+            .iter()
+            .map(|job| {
+                let retract = job.action == batch::Action::Retract;
+                let count = object::count(
+                    self.s3.clone(),
+                    self.settings.s3.bucket.clone(),
+                    job.object_key.clone(),
+                    self.settings.count,
+                    self.settings.formats,
+                    Arc::clone(&self.stop),
+                    job.listed_etag().map(str::to_string),
+                );
+                async move {
+                    if retract {
+                        return Outcome::Failed(String::new()); // not read
+                    }
+                    // A test's slow object (see crate::failpoint).
+                    let _ = tokio::task::spawn_blocking(|| failpoint::hit("count.slow")).await;
+                    count.await
+                }
+            })
+            .collect();
+        let (done, outcomes) = std::sync::mpsc::channel();
+        let spawner = handle.clone();
+        let (state, mut web) = (&self.state, self.web.as_mut());
+        handle.spawn(async move {
+            let all: Vec<Outcome> =
+                futures::stream::iter(tasks.into_iter().map(|t| spawner.spawn(t)))
+                    .buffered(COUNT_CONCURRENCY)
+                    .map(|r| {
+                        r.unwrap_or_else(|e| Outcome::Failed(format!("counting panicked: {e}")))
+                    })
+                    .collect()
+                    .await;
+            let _ = done.send(all);
+        });
+        self.group.serve_while(|wait| {
+            if let Some(w) = web.as_mut() {
+                w.served.serve(state);
+            }
+            match outcomes.recv_timeout(wait) {
+                Ok(all) => Some(all),
+                Err(RecvTimeoutError::Timeout) => None,
+                // The counting task is gone: nothing of the batch commits.
+                Err(RecvTimeoutError::Disconnected) => {
+                    Some(jobs.iter().map(|_| Outcome::Interrupted).collect())
+                }
+            }
+        })
+    }
+
+    /// Forgets an uncommitted batch's discoveries.
+    pub(super) fn abandon(&mut self, mut listed: Listed) {
+        let ack = std::mem::take(&mut listed.ack);
+        if let Some(d) = self.state.discovery.as_mut() {
+            d.forget(listed);
+        }
+        // Their events must come again.
+        self.events.nack(ack);
+    }
+}
