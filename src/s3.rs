@@ -102,8 +102,7 @@ where
     let detail = match err {
         SdkError::ServiceError(se) => {
             let e = se.err();
-            let code = e.code().unwrap_or("error");
-            let hint = match code {
+            let hint = match e.code().unwrap_or_default() {
                 "NoSuchBucket" => " (create it, e.g. with `wordstream upload --create-bucket`)",
                 // XAdminUserNotFound: versitygw's unknown access key
                 "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "XAdminUserNotFound" => {
@@ -111,10 +110,7 @@ where
                 }
                 _ => "",
             };
-            match e.message() {
-                Some(m) if !m.is_empty() => format!("{code}: {m}{hint}"),
-                _ => format!("{code}{hint}"),
-            }
+            format!("{}{hint}", service_error(e))
         }
         SdkError::TimeoutError(_) => timed_out(),
         SdkError::DispatchFailure(d) if d.is_timeout() => timed_out(),
@@ -128,7 +124,17 @@ where
 }
 
 /// The innermost error message of a chain (the useful part of SDK errors).
-fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+/// `Code: message` of an AWS service error (any AWS SDK), or the code alone.
+pub fn service_error(e: &impl ProvideErrorMetadata) -> String {
+    let code = e.code().unwrap_or("error");
+    match e.message() {
+        Some(m) if !m.is_empty() => format!("{code}: {m}"),
+        _ => code.to_string(),
+    }
+}
+
+/// The innermost non-empty message of an error's chain (any AWS SDK).
+pub fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     let mut cur = err;
     let mut msgs = vec![cur.to_string()];
     while let Some(next) = cur.source() {

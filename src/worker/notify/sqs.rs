@@ -84,27 +84,9 @@ where
     R: std::fmt::Debug + 'static,
 {
     let detail = match err {
-        SdkError::ServiceError(se) => {
-            let e = se.err();
-            let code = e.code().unwrap_or("error");
-            match e.message() {
-                Some(m) if !m.is_empty() => format!("{code}: {m}"),
-                _ => code.to_string(),
-            }
-        }
+        SdkError::ServiceError(se) => crate::s3::service_error(se.err()),
         SdkError::TimeoutError(_) => "no answer in time".to_string(),
-        _ => {
-            let mut cur: &(dyn std::error::Error + 'static) = err;
-            let mut last = cur.to_string();
-            while let Some(next) = cur.source() {
-                let m = next.to_string();
-                if !m.is_empty() {
-                    last = m;
-                }
-                cur = next;
-            }
-            last
-        }
+        _ => crate::s3::root_cause(err),
     };
     anyhow!("{what} SQS queue {url}: {detail}")
 }
