@@ -32,6 +32,7 @@ pub mod contrib;
 pub mod discover;
 pub mod group;
 pub mod keyset;
+mod known;
 pub mod ledger;
 pub mod notify;
 pub mod object;
