@@ -26,7 +26,7 @@
 //! 3. memory per known object: the lister's estimate (`known_bytes` /
 //!    `known_objects` of its status) for that bucket.
 //!
-//! Flags: `--objects-per-mode N` (30), `--random-poll-objects N` (8),
+//! Flags: `--objects-per-mode N` (30), `--random-poll-objects N` (8; 0 skips that mode),
 //! `--objects N`, `--page N`, `--window SECS`, `--skip-latency`,
 //! `--skip-list`. Settings come from the environment (`eval "$(scripts/stack
 //! env)"`): the SQS server is `AWS_ENDPOINT_URL_SQS`.
@@ -317,6 +317,9 @@ async fn main() {
             } else {
                 value("--objects-per-mode", "30")
             };
+            if n == 0 {
+                continue; // this mode skipped (`--random-poll-objects 0`)
+            }
             let l = latency(m, n, &mut rng).await;
             if !m.random_keys {
                 baseline = Some(l.pct(0.5));
