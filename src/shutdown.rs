@@ -5,19 +5,25 @@
 //! systemd and a closed terminal must not leave a multipart upload or an
 //! open transaction behind); a second signal while stopping exits at once,
 //! with 128 + the signal's number, from the signal handler itself, so a
-//! process stuck in a blocking call still goes. Sync code polls
+//! process stuck in a blocking call still goes. "Second" means at least
+//! [`REPEAT_AFTER`] after the first: one request often arrives twice at
+//! once (`timeout` signals its child and then the child's process group). Sync code polls
 //! [`Shutdown::is_requested`] (or sleeps with [`Shutdown::sleep`]); async
 //! code awaits [`Shutdown::requested`].
 
 use anyhow::{anyhow, Result};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// The signals that ask for a clean stop.
 pub const SIGNALS: [i32; 3] = [SIGINT, SIGTERM, SIGHUP];
+
+/// A signal this soon after the first is the same request delivered twice
+/// (to the process and to its group), not someone insisting: it is ignored.
+pub const REPEAT_AFTER: Duration = Duration::from_secs(1);
 
 /// What every handle of one process shares.
 struct Shared {
@@ -131,15 +137,30 @@ impl Shutdown {
     }
 }
 
-/// Registers, per signal: exit at once if a stop was already asked for,
-/// else ask for one; and a thread that records the signal and wakes async
-/// waiters.
+/// Registers, per signal: ask for a stop, or exit at once if one was asked
+/// for by a signal [`REPEAT_AFTER`] ago or more; and a thread that records
+/// the signal and wakes async waiters.
 fn install_handlers() -> Result<Arc<Shared>> {
     let shared = Shared::new();
+    let start = Instant::now();
+    // ms after `start` of the first signal; u64::MAX: none yet
+    let first = Arc::new(AtomicU64::new(u64::MAX));
+    let repeat_ms = REPEAT_AFTER.as_millis() as u64;
     for sig in SIGNALS {
-        // Handlers run in the order registered: the check comes first.
-        signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, shared.flag.clone())?;
-        signal_hook::flag::register(sig, shared.flag.clone())?;
+        let flag = Arc::clone(&shared.flag);
+        let first = Arc::clone(&first);
+        let handler = move || {
+            // async-signal-safe: atomics, clock_gettime and _exit only
+            let now = start.elapsed().as_millis() as u64;
+            match first.compare_exchange(u64::MAX, now, Ordering::SeqCst, Ordering::SeqCst) {
+                Err(at) if now.saturating_sub(at) >= repeat_ms => {
+                    signal_hook::low_level::exit(128 + sig)
+                }
+                _ => flag.store(true, Ordering::SeqCst),
+            }
+        };
+        // SAFETY: the handler allocates nothing and takes no lock.
+        unsafe { signal_hook::low_level::register(sig, handler) }?;
     }
     let mut signals = signal_hook::iterator::Signals::new(SIGNALS)?;
     let s = Arc::clone(&shared);
@@ -198,5 +219,42 @@ mod tests {
         assert_eq!(again.signal(), Some(SIGHUP));
         assert_eq!(s.signal_name(), Some("SIGHUP"));
         // (a second signal would end the test process: not raised here)
+    }
+
+    /// Runs in a child process of [`a_repeat_at_once_is_ignored_a_later_one_exits`].
+    #[test]
+    #[ignore = "run by a_repeat_at_once_is_ignored_a_later_one_exits"]
+    fn signalled_child() {
+        if std::env::var_os("WORDSTREAM_SIGNALLED_CHILD").is_none() {
+            return;
+        }
+        let s = Shutdown::install().unwrap();
+        // one request delivered twice at once (as `timeout` does): a stop
+        signal_hook::low_level::raise(SIGTERM).unwrap();
+        signal_hook::low_level::raise(SIGTERM).unwrap();
+        assert!(s.is_requested());
+        println!("still running after the repeat");
+        std::thread::sleep(REPEAT_AFTER + Duration::from_millis(100));
+        // someone insisting: exit at once, 128 + SIGINT
+        signal_hook::low_level::raise(SIGINT).unwrap();
+        std::thread::sleep(Duration::from_secs(5));
+        println!("still running after the second signal");
+    }
+
+    #[test]
+    fn a_repeat_at_once_is_ignored_a_later_one_exits() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "shutdown::tests::signalled_child"])
+            .args(["--ignored", "--nocapture", "--test-threads", "1"])
+            .env("WORDSTREAM_SIGNALLED_CHILD", "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("still running after the repeat"),
+            "{stdout}"
+        );
+        assert!(!stdout.contains("after the second signal"), "{stdout}");
+        assert_eq!(out.status.code(), Some(128 + SIGINT), "{stdout}");
     }
 }
