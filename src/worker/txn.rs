@@ -160,7 +160,7 @@ impl Txn {
                 for (i, r) in first.iter().enumerate() {
                     send(p, topic_of(r.topic), r, i)?;
                 }
-                p.flush(TXN_TIMEOUT)?;
+                drain(p)?;
                 landed = delivered(p, first.len())?;
             }
             let records = rest(&landed);
@@ -175,6 +175,7 @@ impl Txn {
                     crate::failpoint::hit("commit.after_offsets_with_totals");
                 }
             }
+            drain(p)?; // commit_transaction's own flush then returns at once
             p.commit_transaction(TXN_TIMEOUT)?;
             Ok(())
         })();
@@ -251,6 +252,29 @@ fn create(config: &TxnConfig) -> Result<TxnProducer> {
             )
         })?;
     Ok(producer)
+}
+
+/// Waits until every record sent is delivered and its report served.
+///
+/// Not `flush`: rust-rdkafka's flush polls the producer's queue in 100 ms
+/// slices that always run to their end, while the ThreadedProducer's own
+/// thread serves the delivery reports; every flush with a record in flight
+/// cost 100 ms, three times per object (docs/design.md §3).
+fn drain(p: &TxnProducer) -> Result<()> {
+    let started = Instant::now();
+    let mut pause = Duration::from_micros(100);
+    while p.in_flight_count() > 0 {
+        if started.elapsed() > TXN_TIMEOUT {
+            bail!(
+                "{} records not delivered within {} s",
+                p.in_flight_count(),
+                TXN_TIMEOUT.as_secs()
+            );
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(2));
+    }
+    Ok(())
 }
 
 /// The offsets records `0..n` landed at (their deliveries are reported
