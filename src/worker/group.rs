@@ -272,11 +272,21 @@ impl Group {
     }
 
     /// Serves the group while `work` runs on other threads (reading and
-    /// counting objects can take longer than `max.poll.interval.ms`): the
-    /// assigned partitions are paused, the consumer is polled every 100 ms
+    /// counting objects can take longer than `max.poll.interval.ms`): after
+    /// [`SERVE_AFTER`], the assigned partitions are paused, the consumer is polled every 100 ms
     /// so that the member stays in the group, then the partitions resume at
     /// the positions they had. Returns `work`'s output.
     pub fn serve_while<T>(&mut self, mut work: impl FnMut(Duration) -> Option<T>) -> Result<T> {
+        // Most batches are done long before the group needs a poll
+        // (`max.poll.interval.ms`, 300 s; heartbeats have their own
+        // thread): pausing costs the prefetched records, so only work that
+        // lasts goes on with the partitions paused.
+        let started = Instant::now();
+        while started.elapsed() < SERVE_AFTER {
+            if let Some(out) = work(Duration::from_millis(100)) {
+                return Ok(out);
+            }
+        }
         let assignment = self
             .consumer
             .assignment()
@@ -455,6 +465,10 @@ fn subscribe(consumer: &BaseConsumer<GroupContext>, topics: &Topics) -> Result<(
         .subscribe(&[&topics.ledger, &topics.repartition])
         .context("cannot subscribe")
 }
+
+/// How long a batch's counting runs before [`Group::serve_while`] starts
+/// polling the consumer (with the partitions paused) to stay in the group.
+const SERVE_AFTER: Duration = Duration::from_secs(2);
 
 /// The group consumer of the ledger and repartition topics, subscribed.
 fn create(config: &GroupConfig, topics: &Topics) -> Result<BaseConsumer<GroupContext>> {
