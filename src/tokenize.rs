@@ -249,6 +249,31 @@ pub fn last_boundary_from(buf: &[u8], from: usize, enc: Encoding) -> Option<usiz
         .map(|i| i + 1)
 }
 
+/// How many bytes before a cut [`resume_at`] needs to see.
+pub const RESUME_BACK: usize = 4;
+
+/// Where counting resumes when a stream is cut at byte `x` into ranges
+/// counted apart (ranged reads of a big object): the first `p >= x` after
+/// which splitting the stream changes nothing (the unit before `p`
+/// certainly ends a token). A token that started before `x` is finished by
+/// the range before the cut, and a range counts its bytes from its own
+/// resume point to the next range's, so ranges cut anywhere (inside a word,
+/// inside a UTF-8 sequence, inside a run of separators) add up exactly to
+/// the whole stream's counts, invalid bytes included.
+///
+/// `window` holds the stream from `x - back` on, where `back` is
+/// `min(x, RESUME_BACK)`; `back == 0` means `x` is the stream's start (0).
+/// Returns the resume point as an offset into `window`, or `None` when no
+/// such point is in `window` yet (read on; at the stream's end, the end is
+/// the resume point). Pure: both ranges around a cut compute it from the
+/// same bytes, so they agree on it.
+pub fn resume_at(window: &[u8], back: usize, enc: Encoding) -> Option<usize> {
+    if back == 0 {
+        return Some(0);
+    }
+    (back..=window.len()).find(|&p| boundary_after(window, p - 1, enc))
+}
+
 /// What [`Splitter`] emits for a word over [`MAX_TOKEN_BYTES`] that it
 /// dropped: a word just over the limit, which counts exactly as the dropped
 /// one does (skipped, and counted as skipped).
@@ -478,6 +503,61 @@ fn last_token(seg: &[u8], enc: Encoding) -> (usize, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Counts `s` cut into ranges at `cuts` as ranged reads do: each range
+    /// from its resume point to the next one's.
+    fn count_cut(s: &[u8], cuts: &[usize], enc: Encoding) -> crate::count::WordCounts {
+        let resume = |x: usize| {
+            let back = x.min(RESUME_BACK);
+            resume_at(&s[x - back..], back, enc).map_or(s.len(), |p| x - back + p)
+        };
+        let opts = crate::count::Options {
+            encoding: enc,
+            lowercase: false,
+        };
+        let mut points: Vec<usize> = cuts.iter().map(|&c| resume(c)).collect();
+        points.insert(0, 0);
+        points.push(s.len());
+        let mut total = crate::count::WordCounts::new();
+        for w in points.windows(2) {
+            let mut c = crate::count::Counter::new(opts);
+            c.feed(&s[w[0]..w[1].max(w[0])]);
+            total.merge(c.finish());
+        }
+        total
+    }
+
+    #[test]
+    fn ranges_cut_anywhere_count_like_the_whole() {
+        let text = "Zoë naïve   ünïcödé 日本語の文章 x1 __ a\u{1F600}b ΣΑΣ  \t\n€uro ok".to_string();
+        let mut bytes = text.clone().into_bytes();
+        bytes.extend_from_slice(b" bad\xff\xfe\xc3 half \xe2\x82 \xf0\x9f\x98 tail\xc3\xa9t\xe9 end");
+        for enc in [Encoding::Utf8, Encoding::Latin1] {
+            let opts = crate::count::Options {
+                encoding: enc,
+                lowercase: false,
+            };
+            let whole = crate::count::count_bytes(&bytes, opts, 1);
+            for size in 1..=bytes.len() {
+                let cuts: Vec<usize> = (1..).map(|i| i * size).take_while(|&c| c < bytes.len()).collect();
+                let got = count_cut(&bytes, &cuts, enc);
+                assert_eq!(got, whole, "{enc:?}, ranges of {size} bytes");
+                assert_eq!(got.invalid_bytes, whole.invalid_bytes, "{enc:?}, {size}");
+            }
+            // Every single cut.
+            for c in 1..bytes.len() {
+                assert_eq!(count_cut(&bytes, &[c], enc), whole, "{enc:?}, cut at {c}");
+            }
+        }
+    }
+
+    #[test]
+    fn resume_needs_more_bytes_inside_a_word() {
+        assert_eq!(resume_at(b"abcdef", 4, Encoding::Utf8), None);
+        assert_eq!(resume_at(b"abcd ef", 4, Encoding::Utf8), Some(5));
+        assert_eq!(resume_at(b"ab  ef", 4, Encoding::Utf8), Some(4));
+        assert_eq!(resume_at(b"x", 0, Encoding::Utf8), Some(0));
+    }
 
     fn words(s: &[u8], enc: Encoding) -> (Vec<String>, u64) {
         let mut out = Vec::new();
