@@ -453,7 +453,8 @@ impl RangeCounter {
             let n = chunk.len().min((self.end - self.pos) as usize);
             self.counter.feed(&chunk[..n]);
             self.pos += n as u64;
-            self.recent.extend_from_slice(&chunk[n.saturating_sub(back)..n]);
+            self.recent
+                .extend_from_slice(&chunk[n.saturating_sub(back)..n]);
             let extra = self.recent.len().saturating_sub(back);
             self.recent.drain(..extra);
             if self.pos < self.end {
@@ -570,7 +571,9 @@ mod tests {
 
     #[test]
     fn range_counters_add_up_to_the_whole() {
-        let mut text = "Zoë naïve  ünïcödé 日本語 x1 a\u{1F600}b ΣΑΣ\n€uro ".repeat(3).into_bytes();
+        let mut text = "Zoë naïve  ünïcödé 日本語 x1 a\u{1F600}b ΣΑΣ\n€uro "
+            .repeat(3)
+            .into_bytes();
         text.extend_from_slice(b"bad\xff\xc3 half \xe2\x82 \xf0\x9f\x98 t\xc3\xa9t end");
         text.extend_from_slice(&[b'w'; 300]);
         text.extend_from_slice(b" last");
@@ -593,7 +596,10 @@ mod tests {
                     total.merge(r.finish());
                     a = b;
                 }
-                assert_eq!(total, whole, "ranges of {size}, pushed {piece} bytes at a time");
+                assert_eq!(
+                    total, whole,
+                    "ranges of {size}, pushed {piece} bytes at a time"
+                );
                 assert_eq!(total.invalid_bytes, whole.invalid_bytes);
             }
         }

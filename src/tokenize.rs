@@ -529,9 +529,12 @@ mod tests {
 
     #[test]
     fn ranges_cut_anywhere_count_like_the_whole() {
-        let text = "Zoë naïve   ünïcödé 日本語の文章 x1 __ a\u{1F600}b ΣΑΣ  \t\n€uro ok".to_string();
+        let text =
+            "Zoë naïve   ünïcödé 日本語の文章 x1 __ a\u{1F600}b ΣΑΣ  \t\n€uro ok".to_string();
         let mut bytes = text.clone().into_bytes();
-        bytes.extend_from_slice(b" bad\xff\xfe\xc3 half \xe2\x82 \xf0\x9f\x98 tail\xc3\xa9t\xe9 end");
+        bytes.extend_from_slice(
+            b" bad\xff\xfe\xc3 half \xe2\x82 \xf0\x9f\x98 tail\xc3\xa9t\xe9 end",
+        );
         for enc in [Encoding::Utf8, Encoding::Latin1] {
             let opts = crate::count::Options {
                 encoding: enc,
@@ -539,7 +542,10 @@ mod tests {
             };
             let whole = crate::count::count_bytes(&bytes, opts, 1);
             for size in 1..=bytes.len() {
-                let cuts: Vec<usize> = (1..).map(|i| i * size).take_while(|&c| c < bytes.len()).collect();
+                let cuts: Vec<usize> = (1..)
+                    .map(|i| i * size)
+                    .take_while(|&c| c < bytes.len())
+                    .collect();
                 let got = count_cut(&bytes, &cuts, enc);
                 assert_eq!(got, whole, "{enc:?}, ranges of {size} bytes");
                 assert_eq!(got.invalid_bytes, whole.invalid_bytes, "{enc:?}, {size}");

@@ -74,6 +74,16 @@ pub struct Args {
     /// done sets, known objects) is estimated above this many bytes.
     #[arg(long, value_name = "BYTES")]
     pub max_table_memory: Option<u64>,
+    /// Plain-text objects larger than this are read as byte ranges of this
+    /// size, several ranged GETs at a time (e.g. 64MiB, 512KiB; 0: never
+    /// split). Compressed files, archives, PDF and markup are read whole.
+    #[arg(long, value_name = "SIZE", default_value = "64MiB",
+          value_parser = crate::cmd::upload::plan::parse_size)]
+    pub range_size: u64,
+    /// Ranges of one big object read and counted at the same time.
+    #[arg(long, value_name = "N", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub range_concurrency: u16,
     /// Retry every object the ledger says failed (e.g. after fixing a
     /// permission) at the first listing; otherwise a failed object is
     /// retried 10 minutes after it failed, or once replaced. Takes effect
@@ -198,6 +208,10 @@ pub fn run(args: Args) -> Result<()> {
         recount: args.on_change == OnChange::Recount,
         events: args.events,
         web: args.web.settings(),
+        ranged: crate::worker::ranged::Ranged {
+            size: args.range_size,
+            concurrency: usize::from(args.range_concurrency),
+        },
     };
     Worker::start(settings, stop)?.run()
 }

@@ -38,6 +38,7 @@ pub mod notify;
 pub mod object;
 mod process;
 pub mod purge;
+pub mod ranged;
 mod report;
 pub mod restore;
 pub mod state;
@@ -115,6 +116,8 @@ pub struct Settings {
     pub events: Option<notify::Spec>,
     /// The web server (`None`: `--no-web`).
     pub web: Option<crate::web::WebSettings>,
+    /// Big objects read in ranges (`--range-size`, `--range-concurrency`).
+    pub ranged: ranged::Ranged,
 }
 
 /// Objects read and counted at the same time (small objects are bound by

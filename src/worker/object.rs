@@ -19,6 +19,7 @@
 //! format fails (corrupt, truncated, a bomb), the object is failed at once
 //! with that reason: reading it again would give the same bytes.
 
+use super::ranged::{self, Ranged};
 use super::throttle::Throttle;
 use crate::count::{Counter, Options, WordCounts};
 use crate::format;
@@ -47,6 +48,12 @@ pub const DENIED_PAUSES: [Duration; 2] = [Duration::from_secs(3), Duration::from
 /// level in between).
 const WARN_EVERY: Duration = Duration::from_secs(30);
 
+/// Objects read whole, never in ranges.
+pub const NO_RANGES: Ranged = Ranged {
+    size: 0,
+    concurrency: 1,
+};
+
 /// What became of an object.
 pub enum Outcome {
     /// Read completely and counted.
@@ -70,7 +77,7 @@ pub enum Outcome {
 
 /// How an attempt's failure is retried.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Retry {
+pub(super) enum Retry {
     /// For as long as it lasts: the object may well be readable.
     Transient,
     /// [`DENIED_PAUSES`] apart, then failed: S3 says it cannot be read.
@@ -80,7 +87,7 @@ enum Retry {
 }
 
 /// One failed attempt.
-enum AttemptError {
+pub(super) enum AttemptError {
     Failed {
         message: String,
         retry: Retry,
@@ -90,7 +97,7 @@ enum AttemptError {
     Interrupted,
 }
 
-fn failed(message: String, retry: Retry) -> AttemptError {
+pub(super) fn failed(message: String, retry: Retry) -> AttemptError {
     AttemptError::Failed { message, retry }
 }
 
@@ -122,13 +129,16 @@ pub async fn count(
     formats: format::Config,
     stop: Arc<AtomicBool>,
     mut pin: Option<String>,
+    ranged: Ranged,
 ) -> Outcome {
     let started = Instant::now();
     let mut backoff = FIRST_BACKOFF;
     let mut denied = 0;
     let mut warnings = Throttle::new(WARN_EVERY);
     for attempt in 1.. {
-        let read = attempt_count(&client, &bucket, &key, opts, formats, &stop, &mut pin);
+        let read = attempt_count(
+            &client, &bucket, &key, opts, formats, &stop, &mut pin, ranged,
+        );
         let pause = match read.await {
             Ok(Read {
                 counts,
@@ -183,13 +193,13 @@ pub async fn count(
 }
 
 /// Whether an S3 error says the `If-Match` version is gone.
-fn is_changed<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+pub(super) fn is_changed<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
     matches!(e, SdkError::ServiceError(se) if se.err().code() == Some("PreconditionFailed"))
 }
 
 /// Whether an S3 error says the object cannot be read (rather than that S3
 /// could not answer).
-fn is_denied<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+pub(super) fn is_denied<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
     matches!(e, SdkError::ServiceError(se)
         if matches!(se.err().code(), Some("NoSuchKey" | "AccessDenied" | "InvalidObjectState" | "NoSuchBucket")))
 }
@@ -204,16 +214,16 @@ struct Read {
 
 /// The body of a GetObject, chunk by chunk, with the idle timeout and the
 /// stop flag applied.
-struct Body<'a> {
-    body: aws_sdk_s3::primitives::ByteStream,
-    stop: &'a AtomicBool,
+pub(super) struct Body<'a> {
+    pub(super) body: aws_sdk_s3::primitives::ByteStream,
+    pub(super) stop: &'a AtomicBool,
     /// Bytes received so far.
-    bytes: u64,
+    pub(super) bytes: u64,
 }
 
 impl Body<'_> {
     /// The next chunk, `None` at the end.
-    async fn next(&mut self) -> Result<Option<bytes::Bytes>, AttemptError> {
+    pub(super) async fn next(&mut self) -> Result<Option<bytes::Bytes>, AttemptError> {
         let next = match unless_stopped(
             self.stop,
             tokio::time::timeout(IDLE_TIMEOUT, self.body.try_next()),
@@ -256,8 +266,9 @@ async fn attempt_count(
     key: &str,
     opts: Options,
     formats: format::Config,
-    stop: &AtomicBool,
+    stop: &Arc<AtomicBool>,
     pin: &mut Option<String>,
+    ranged: Ranged,
 ) -> Result<Read, AttemptError> {
     let request = client
         .get_object()
@@ -299,6 +310,7 @@ async fn attempt_count(
         content_type: resp.content_type().map(String::from),
         content_encoding: resp.content_encoding().map(String::from),
     };
+    let resp_size = resp.content_length().unwrap_or(0).max(0) as u64;
     let mut body = Body {
         body: resp.body,
         stop,
@@ -321,6 +333,29 @@ async fn attempt_count(
         if format::detect(sniffed, &hints) != format::Kind::Text {
             return extract(body, prefix, ended, hints, opts, formats, etag).await;
         }
+    }
+    let size = resp_size;
+    if !ended && !etag.is_empty() && ranged.splits(size) {
+        let target = ranged::Target {
+            client,
+            bucket,
+            key,
+            etag: &etag,
+            size,
+        };
+        return match ranged::count(target, body, prefix, opts, stop, ranged).await {
+            Ok(counts) => Ok(Read {
+                counts,
+                size,
+                etag,
+                text: format::Record::text(size),
+            }),
+            Err(AttemptError::Changed) => {
+                *pin = None; // read again at the version there is now
+                Err(AttemptError::Changed)
+            }
+            Err(e) => Err(e),
+        };
     }
     let mut counter = Counter::new(opts);
     counter.feed(&prefix);

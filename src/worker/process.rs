@@ -218,6 +218,7 @@ impl Worker {
                     self.settings.formats,
                     Arc::clone(&self.stop),
                     job.listed_etag().map(str::to_string),
+                    self.settings.ranged,
                 );
                 async move {
                     if retract {

@@ -85,6 +85,9 @@ async fn count_async(
             formats,
             Arc::clone(&stop),
             None,
+            // Whole objects: the reference the worker's ranged reads are
+            // checked against.
+            object::NO_RANGES,
         );
         async move { (key, read.await) }
     }))

@@ -1,0 +1,233 @@
+//! Ranged reads of a big plain-text object (docs/design.md §9): an object
+//! larger than `--range-size` whose first bytes say it is plain text is
+//! counted as byte ranges read with concurrent ranged GETs
+//! (`Range: bytes=a-b`), each pinned with `If-Match` to the ETag the
+//! object's first GetObject returned, and counted on its own thread of the
+//! runtime. The ranges add up exactly to the whole object
+//! ([`crate::count::RangeCounter`]: a word belongs to the range it starts
+//! in). The object's counts are then committed like any object's, in one
+//! transaction, so exactly-once is the object's.
+//!
+//! An object overwritten while its ranges are read fails the pinned GETs
+//! (`412`): the attempt fails as [`AttemptError::Changed`] and the object
+//! is read again whole-consistently at its new version (the newer version
+//! wins; counts never mix two versions). Any other error of a range fails
+//! the attempt and [`super::object::count`] retries the object as it
+//! retries any read. Compressed files, archives, PDF and markup are never
+//! split: the format is decided from the first bytes (and the key and
+//! Content-Type) before splitting.
+
+use super::object::unless_stopped;
+use super::object::{failed, is_changed, is_denied, AttemptError, Body, Retry, IDLE_TIMEOUT};
+use crate::count::{Options, RangeCounter, WordCounts};
+use crate::s3;
+use aws_sdk_s3::Client;
+use futures::StreamExt;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+/// Default `--range-size`: objects above it are read in ranges of it.
+pub const DEFAULT_RANGE_SIZE: u64 = 64 << 20;
+/// Default `--range-concurrency`: ranges of one object read at once.
+pub const DEFAULT_CONCURRENCY: usize = 4;
+/// Bytes asked for past a range's end to finish its last word (a longer
+/// word is rare: the rest of the object is then asked for).
+const TAIL: u64 = crate::tokenize::MAX_TOKEN_BYTES as u64 + 1024;
+
+/// How big objects are split.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ranged {
+    /// Range size in bytes; objects above it are split (0: never).
+    pub size: u64,
+    /// Ranges of one object read at the same time.
+    pub concurrency: usize,
+}
+
+impl Default for Ranged {
+    fn default() -> Self {
+        Ranged {
+            size: DEFAULT_RANGE_SIZE,
+            concurrency: DEFAULT_CONCURRENCY,
+        }
+    }
+}
+
+impl Ranged {
+    /// Whether an object of `size` bytes is read in ranges.
+    pub fn splits(&self, size: u64) -> bool {
+        self.size > 0 && size > self.size
+    }
+
+    /// The ranges `[start, end)` of an object of `size` bytes.
+    pub fn ranges(&self, size: u64) -> Vec<(u64, u64)> {
+        let step = self.size.max(crate::tokenize::RESUME_BACK as u64 * 2);
+        (0..size.div_ceil(step))
+            .map(|i| (i * step, ((i + 1) * step).min(size)))
+            .collect()
+    }
+}
+
+/// What the object to split is: its version, size and where it is.
+pub(super) struct Target<'a> {
+    pub client: &'a Client,
+    pub bucket: &'a str,
+    pub key: &'a str,
+    pub etag: &'a str,
+    pub size: u64,
+}
+
+/// Counts a plain-text object in ranges: range 0 from `first` (the object's
+/// GetObject, whose first bytes `prefix` were read already), the others with
+/// ranged GETs, `cfg.concurrency` at a time (range 0 included).
+pub(super) async fn count(
+    t: Target<'_>,
+    mut first: Body<'_>,
+    prefix: Vec<u8>,
+    opts: Options,
+    stop: &Arc<AtomicBool>,
+    cfg: Ranged,
+) -> Result<WordCounts, AttemptError> {
+    let ranges = cfg.ranges(t.size);
+    tracing::debug!(
+        "{}: {} bytes read in {} ranges",
+        crate::output::escape(&s3::url(t.bucket, t.key)),
+        t.size,
+        ranges.len()
+    );
+    let (s0, e0) = ranges[0];
+    let zero = async {
+        let mut r = RangeCounter::new(opts, s0, e0);
+        let mut done = r.push(&prefix);
+        while !done {
+            match first.next().await? {
+                Some(chunk) => done = r.push(&chunk),
+                None => break,
+            }
+        }
+        Ok::<_, AttemptError>(r.finish())
+    };
+    let rest = futures::stream::iter(ranges[1..].to_vec().into_iter().map(|(a, b)| {
+        tokio::spawn(count_range(
+            t.client.clone(),
+            t.bucket.to_string(),
+            t.key.to_string(),
+            t.etag.to_string(),
+            t.size,
+            (a, b),
+            opts,
+            Arc::clone(stop),
+        ))
+    }))
+    .buffer_unordered(cfg.concurrency.max(2) - 1)
+    .map(|joined| {
+        joined.unwrap_or_else(|e| {
+            Err(failed(
+                format!("counting a range panicked: {e}"),
+                Retry::Never,
+            ))
+        })
+    })
+    .collect::<Vec<_>>();
+    let (zero, rest) = futures::join!(zero, rest);
+    let mut total = zero?;
+    for counts in rest {
+        total.merge(counts?);
+    }
+    Ok(total)
+}
+
+/// Counts the range `[a, b)` of version `etag` with ranged GETs.
+#[allow(clippy::too_many_arguments)]
+async fn count_range(
+    client: Client,
+    bucket: String,
+    key: String,
+    etag: String,
+    size: u64,
+    (a, b): (u64, u64),
+    opts: Options,
+    stop: Arc<AtomicBool>,
+) -> Result<WordCounts, AttemptError> {
+    let mut r = RangeCounter::new(opts, a, b);
+    let mut last = (b + TAIL).min(size);
+    while !r.is_done() && r.position() < size {
+        let from = r.position();
+        if from >= last {
+            last = size; // a word runs past the tail: read on to the end
+        }
+        let request = client
+            .get_object()
+            .bucket(&bucket)
+            .key(&key)
+            .range(format!("bytes={from}-{}", last - 1))
+            .if_match(&etag)
+            .send();
+        let resp = match unless_stopped(&stop, tokio::time::timeout(IDLE_TIMEOUT, request)).await {
+            None => return Err(AttemptError::Interrupted),
+            Some(Err(_)) => {
+                return Err(failed(
+                    format!(
+                        "cannot read bytes {from}-{}: no response within {} s",
+                        last - 1,
+                        IDLE_TIMEOUT.as_secs()
+                    ),
+                    Retry::Transient,
+                ))
+            }
+            Some(Ok(r)) => r,
+        };
+        let resp = resp.map_err(|e| {
+            if is_changed(&e) {
+                return AttemptError::Changed;
+            }
+            let retry = if is_denied(&e) {
+                Retry::Denied
+            } else {
+                Retry::Transient
+            };
+            failed(
+                format!(
+                    "{:#}",
+                    s3::describe(&format!("cannot read bytes {from}-{}", last - 1), &e)
+                ),
+                retry,
+            )
+        })?;
+        let mut body = Body {
+            body: resp.body,
+            stop: &stop,
+            bytes: 0,
+        };
+        let before = r.position();
+        while let Some(chunk) = body.next().await? {
+            if r.push(&chunk) {
+                break;
+            }
+        }
+        if !r.is_done() && r.position() == before {
+            return Err(failed(
+                format!("bytes {from}-{}: an empty answer", last - 1),
+                Retry::Transient,
+            ));
+        }
+    }
+    Ok(r.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_cover_the_object() {
+        let cfg = Ranged {
+            size: 10,
+            concurrency: 2,
+        };
+        assert!(!cfg.splits(10));
+        assert!(cfg.splits(11));
+        assert_eq!(cfg.ranges(25), vec![(0, 10), (10, 20), (20, 25)]);
+        assert_eq!(cfg.ranges(20), vec![(0, 10), (10, 20)]);
+        assert!(!Ranged { size: 0, ..cfg }.splits(1 << 40));
+    }
+}
