@@ -46,6 +46,10 @@ pub struct Record {
     /// Tar members counted (all of them, listed or not).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub member_count: u64,
+    /// Byte ranges it was read in (ranged reads of a big object,
+    /// `--range-size`; absent: read whole).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub ranges: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -107,6 +111,7 @@ impl DocCounter {
                 text_bytes: self.text_bytes,
                 members: self.members,
                 member_count: self.member_count,
+                ranges: 0,
             },
             input_bytes,
         }

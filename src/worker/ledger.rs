@@ -234,6 +234,7 @@ mod tests {
                     words: 2,
                 }],
                 member_count: 1,
+                ranges: 0,
             },
         };
         let json = String::from_utf8(e.to_bytes()).unwrap();

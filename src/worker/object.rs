@@ -344,11 +344,14 @@ async fn attempt_count(
             size,
         };
         return match ranged::count(target, body, prefix, opts, stop, ranged).await {
-            Ok(counts) => Ok(Read {
+            Ok((counts, ranges)) => Ok(Read {
                 counts,
                 size,
                 etag,
-                text: format::Record::text(size),
+                text: format::Record {
+                    ranges,
+                    ..format::Record::text(size)
+                },
             }),
             Err(AttemptError::Changed) => {
                 *pin = None; // read again at the version there is now

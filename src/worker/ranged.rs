@@ -78,7 +78,8 @@ pub(super) struct Target<'a> {
 
 /// Counts a plain-text object in ranges: range 0 from `first` (the object's
 /// GetObject, whose first bytes `prefix` were read already), the others with
-/// ranged GETs, `cfg.concurrency` at a time (range 0 included).
+/// ranged GETs, `cfg.concurrency` at a time (range 0 included). Returns the
+/// counts and the number of ranges.
 pub(super) async fn count(
     t: Target<'_>,
     mut first: Body<'_>,
@@ -86,7 +87,7 @@ pub(super) async fn count(
     opts: Options,
     stop: &Arc<AtomicBool>,
     cfg: Ranged,
-) -> Result<WordCounts, AttemptError> {
+) -> Result<(WordCounts, u64), AttemptError> {
     let ranges = cfg.ranges(t.size);
     tracing::debug!(
         "{}: {} bytes read in {} ranges",
@@ -133,7 +134,7 @@ pub(super) async fn count(
     for counts in rest {
         total.merge(counts?);
     }
-    Ok(total)
+    Ok((total, ranges.len() as u64))
 }
 
 /// Counts the range `[a, b)` of version `etag` with ranged GETs.
@@ -148,6 +149,9 @@ async fn count_range(
     opts: Options,
     stop: Arc<AtomicBool>,
 ) -> Result<WordCounts, AttemptError> {
+    // A test's range in flight (see crate::failpoint): held, or the
+    // process killed mid-read.
+    let _ = tokio::task::spawn_blocking(|| crate::failpoint::hit("range.read")).await;
     let mut r = RangeCounter::new(opts, a, b);
     let mut last = (b + TAIL).min(size);
     while !r.is_done() && r.position() < size {

@@ -12,6 +12,7 @@
 //! - [`group`]: several workers of one group: who owns what, who lists;
 //! - [`app`]: one test's application (bucket, app id, topics) and its checks;
 //! - [`bucket`]: a model of a test bucket's contents as objects come and go;
+//! - [`ranges`]: texts whose words straddle every range boundary (ranged reads);
 //! - [`corpus`]: the test corpus (`tests/corpus`) and generated inputs;
 //! - [`counts`]: expected word counts, from the core or `count-local`;
 //! - [`formats`]: compressed, archived, XML, HTML copies of texts, and
@@ -37,6 +38,7 @@ pub mod names;
 pub mod notify;
 pub mod procfs;
 pub mod proxy;
+pub mod ranges;
 pub mod s3;
 pub mod stack;
 pub mod wait;

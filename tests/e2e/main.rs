@@ -21,6 +21,8 @@
 //! - `formats`: compressed, archived, XML, HTML objects (issue 16) count as
 //!   `count-local` counts them; bad ones fail alone;
 //! - `faust`: a real Faust app recovers its table from our changelog;
+//! - `ranged`: big objects read in byte ranges count exactly (issue 15):
+//!   words straddling every boundary, a kill mid-read, an overwrite in flight;
 //! - `on_change`: overwrites recount, deletes retract, tombstones (issue 14);
 //! - `web`: the worker's web server (metrics against the ledger, queries
 //!   from three workers, bad requests, the dashboard in headless Chromium).
@@ -42,6 +44,7 @@ mod formats;
 mod long_faults;
 mod long_faults_s3;
 mod on_change;
+mod ranged;
 mod scaleout;
 mod security;
 mod stack_smoke;
