@@ -107,7 +107,7 @@ pub(super) async fn count(
         }
         Ok::<_, AttemptError>(r.finish())
     };
-    let rest = futures::stream::iter(ranges[1..].to_vec().into_iter().map(|(a, b)| {
+    let rest = futures::stream::iter(ranges[1..].iter().copied().map(|(a, b)| {
         tokio::spawn(count_range(
             t.client.clone(),
             t.bucket.to_string(),

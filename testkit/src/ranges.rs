@@ -51,7 +51,7 @@ pub fn straddling_text(rng: &mut Rng, range_size: usize, ranges: usize) -> Vec<u
         while out.len() < start {
             let w = FILLER[rng.below(FILLER.len())].as_bytes();
             let room = start - out.len();
-            if w.len() + 1 <= room {
+            if w.len() < room {
                 out.extend_from_slice(w);
                 out.push(if rng.below(9) == 0 { b'\n' } else { b' ' });
             } else {
