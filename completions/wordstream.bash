@@ -573,7 +573,7 @@ _wordstream() {
             return 0
             ;;
         wordstream__subcmd__worker)
-            opts="-X -l -h -V --brokers --app-id --table --connect-timeout --kafka-security-protocol --sasl-mechanism --sasl-username --sasl-password --ca-location --kafka-auth --msk-region --bucket --endpoint-url --region --s3-timeout --lowercase --encoding --format --max-expansion --pdf-max-mib --pdf-timeout --prefix --interval --serde --worker-id --tally --partitions --replication --status-interval --purge-interval --max-table-memory --retry-failed --reconcile-interval --events --list-page-size --on-change --web-port --web-bind --web-advertise --no-web --loglevel --log-format --help --version"
+            opts="-X -l -h -V --brokers --app-id --table --connect-timeout --kafka-security-protocol --sasl-mechanism --sasl-username --sasl-password --ca-location --kafka-auth --msk-region --bucket --endpoint-url --region --s3-timeout --lowercase --encoding --format --max-expansion --pdf-max-mib --pdf-timeout --prefix --interval --serde --worker-id --tally --partitions --replication --status-interval --purge-interval --max-table-memory --range-size --range-concurrency --retry-failed --reconcile-interval --events --list-page-size --on-change --web-port --web-bind --web-advertise --no-web --loglevel --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -700,6 +700,14 @@ _wordstream() {
                     return 0
                     ;;
                 --max-table-memory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --range-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --range-concurrency)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
