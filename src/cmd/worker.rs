@@ -80,9 +80,9 @@ pub struct Args {
     #[arg(long, value_name = "SIZE", default_value = "64MiB",
           value_parser = crate::cmd::upload::plan::parse_size)]
     pub range_size: u64,
-    /// Ranges of one big object read and counted at the same time.
+    /// Ranges of one big object read and counted at the same time (2 to 64).
     #[arg(long, value_name = "N", default_value_t = 4,
-          value_parser = clap::value_parser!(u16).range(1..=64))]
+          value_parser = clap::value_parser!(u16).range(2..=64))]
     pub range_concurrency: u16,
     /// Retry every object the ledger says failed (e.g. after fixing a
     /// permission) at the first listing; otherwise a failed object is

@@ -11,9 +11,10 @@
 //! An object overwritten while its ranges are read fails the pinned GETs
 //! (`412`): the attempt fails as [`AttemptError::Changed`] and the object
 //! is read again whole-consistently at its new version (the newer version
-//! wins; counts never mix two versions). Any other error of a range fails
-//! the attempt and [`super::object::count`] retries the object as it
-//! retries any read. Compressed files, archives, PDF and markup are never
+//! wins; counts never mix two versions). A transient error of a range is
+//! retried for that range alone a few times; then, like any other error,
+//! it fails the attempt and [`super::object::count`] retries the object as
+//! it retries any read. Compressed files, archives, PDF and markup are never
 //! split: the format is decided from the first bytes (and the key and
 //! Content-Type) before splitting.
 
@@ -137,7 +138,13 @@ pub(super) async fn count(
     Ok((total, ranges.len() as u64))
 }
 
-/// Counts the range `[a, b)` of version `etag` with ranged GETs.
+/// Transient failures of one range retried on their own (the range read
+/// again from its start) before the object's attempt fails.
+const RANGE_ATTEMPTS: u32 = 4;
+
+/// Counts the range `[a, b)` of version `etag`, a transient failure
+/// retried on its own [`RANGE_ATTEMPTS`] times (250 ms, 0.5 s, 1 s apart),
+/// so that a hiccup does not read the whole object again.
 #[allow(clippy::too_many_arguments)]
 async fn count_range(
     client: Client,
@@ -145,9 +152,49 @@ async fn count_range(
     key: String,
     etag: String,
     size: u64,
-    (a, b): (u64, u64),
+    range: (u64, u64),
     opts: Options,
     stop: Arc<AtomicBool>,
+) -> Result<WordCounts, AttemptError> {
+    let mut pause = std::time::Duration::from_millis(250);
+    for attempt in 1.. {
+        let read = read_range(&client, &bucket, &key, &etag, size, range, opts, &stop);
+        match read.await {
+            Err(AttemptError::Failed {
+                message,
+                retry: Retry::Transient,
+            }) if attempt < RANGE_ATTEMPTS => {
+                tracing::debug!(
+                    "{}: {} (range attempt {attempt}; again in {:.2} s)",
+                    crate::output::escape(&s3::url(&bucket, &key)),
+                    crate::output::escape(&message),
+                    pause.as_secs_f64()
+                );
+                if unless_stopped(&stop, tokio::time::sleep(pause))
+                    .await
+                    .is_none()
+                {
+                    return Err(AttemptError::Interrupted);
+                }
+                pause *= 2;
+            }
+            other => return other,
+        }
+    }
+    unreachable!("attempts are numbered without end")
+}
+
+/// Reads and counts the range `[a, b)` of version `etag` with ranged GETs.
+#[allow(clippy::too_many_arguments)]
+async fn read_range(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    etag: &str,
+    size: u64,
+    (a, b): (u64, u64),
+    opts: Options,
+    stop: &AtomicBool,
 ) -> Result<WordCounts, AttemptError> {
     // A test's range in flight (see crate::failpoint): held, or the
     // process killed mid-read.
@@ -161,12 +208,12 @@ async fn count_range(
         }
         let request = client
             .get_object()
-            .bucket(&bucket)
-            .key(&key)
+            .bucket(bucket)
+            .key(key)
             .range(format!("bytes={from}-{}", last - 1))
-            .if_match(&etag)
+            .if_match(etag)
             .send();
-        let resp = match unless_stopped(&stop, tokio::time::timeout(IDLE_TIMEOUT, request)).await {
+        let resp = match unless_stopped(stop, tokio::time::timeout(IDLE_TIMEOUT, request)).await {
             None => return Err(AttemptError::Interrupted),
             Some(Err(_)) => {
                 return Err(failed(
@@ -199,7 +246,7 @@ async fn count_range(
         })?;
         let mut body = Body {
             body: resp.body,
-            stop: &stop,
+            stop,
             bytes: 0,
         };
         let before = r.position();
