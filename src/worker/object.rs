@@ -24,7 +24,9 @@ use super::throttle::Throttle;
 use crate::count::{Counter, Options, WordCounts};
 use crate::format;
 use crate::s3;
+use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::get_object::{GetObjectError, GetObjectOutput};
 use aws_sdk_s3::Client;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -196,15 +198,46 @@ pub async fn count(
 }
 
 /// Whether an S3 error says the `If-Match` version is gone.
-pub(super) fn is_changed<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+fn is_changed<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
     matches!(e, SdkError::ServiceError(se) if se.err().code() == Some("PreconditionFailed"))
 }
 
 /// Whether an S3 error says the object cannot be read (rather than that S3
 /// could not answer).
-pub(super) fn is_denied<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+fn is_denied<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
     matches!(e, SdkError::ServiceError(se)
         if matches!(se.err().code(), Some("NoSuchKey" | "AccessDenied" | "InvalidObjectState" | "NoSuchBucket")))
+}
+
+/// The answer to a GetObject `request`, classified: no answer within
+/// [`IDLE_TIMEOUT`] and S3's errors as [`AttemptError`]s (`what` starts
+/// their message).
+pub(super) async fn answer(
+    request: impl Future<Output = Result<GetObjectOutput, SdkError<GetObjectError, HttpResponse>>>,
+    stop: &AtomicBool,
+    what: &str,
+) -> Result<GetObjectOutput, AttemptError> {
+    let resp = match unless_stopped(stop, tokio::time::timeout(IDLE_TIMEOUT, request)).await {
+        None => return Err(AttemptError::Interrupted),
+        Some(Err(_)) => {
+            return Err(failed(
+                format!("{what}: no response within {} s", IDLE_TIMEOUT.as_secs()),
+                Retry::Transient,
+            ))
+        }
+        Some(Ok(r)) => r,
+    };
+    resp.map_err(|e| {
+        if is_changed(&e) {
+            return AttemptError::Changed;
+        }
+        let retry = if is_denied(&e) {
+            Retry::Denied
+        } else {
+            Retry::Transient
+        };
+        failed(format!("{:#}", s3::describe(what, &e)), retry)
+    })
 }
 
 /// What one successful attempt read.
@@ -280,31 +313,13 @@ async fn attempt_count(
         .key(key)
         .set_if_match(pin.clone())
         .send();
-    let resp = match unless_stopped(stop, tokio::time::timeout(IDLE_TIMEOUT, request)).await {
-        None => return Err(AttemptError::Interrupted),
-        Some(Err(_)) => {
-            return Err(failed(
-                format!(
-                    "cannot read: no response within {} s",
-                    IDLE_TIMEOUT.as_secs()
-                ),
-                Retry::Transient,
-            ))
-        }
-        Some(Ok(r)) => r,
-    };
-    let resp = resp.map_err(|e| {
-        if is_changed(&e) {
+    let resp = match answer(request, stop, "cannot read").await {
+        Err(AttemptError::Changed) => {
             *pin = None;
-            return AttemptError::Changed;
+            return Err(AttemptError::Changed);
         }
-        let retry = if is_denied(&e) {
-            Retry::Denied
-        } else {
-            Retry::Transient
-        };
-        failed(format!("{:#}", s3::describe("cannot read", &e)), retry)
-    })?;
+        r => r?,
+    };
     let etag = resp.e_tag().unwrap_or_default().to_string();
     if !etag.is_empty() {
         *pin = Some(etag.clone()); // a retry reads this version again

@@ -18,8 +18,7 @@
 //! split: the format is decided from the first bytes (and the key and
 //! Content-Type) before splitting.
 
-use super::object::unless_stopped;
-use super::object::{failed, is_changed, is_denied, AttemptError, Body, Retry, IDLE_TIMEOUT};
+use super::object::{answer, failed, unless_stopped, AttemptError, Body, Retry};
 use crate::count::{Options, RangeCounter, WordCounts};
 use crate::s3;
 use aws_sdk_s3::Client;
@@ -213,37 +212,8 @@ async fn read_range(
             .range(format!("bytes={from}-{}", last - 1))
             .if_match(etag)
             .send();
-        let resp = match unless_stopped(stop, tokio::time::timeout(IDLE_TIMEOUT, request)).await {
-            None => return Err(AttemptError::Interrupted),
-            Some(Err(_)) => {
-                return Err(failed(
-                    format!(
-                        "cannot read bytes {from}-{}: no response within {} s",
-                        last - 1,
-                        IDLE_TIMEOUT.as_secs()
-                    ),
-                    Retry::Transient,
-                ))
-            }
-            Some(Ok(r)) => r,
-        };
-        let resp = resp.map_err(|e| {
-            if is_changed(&e) {
-                return AttemptError::Changed;
-            }
-            let retry = if is_denied(&e) {
-                Retry::Denied
-            } else {
-                Retry::Transient
-            };
-            failed(
-                format!(
-                    "{:#}",
-                    s3::describe(&format!("cannot read bytes {from}-{}", last - 1), &e)
-                ),
-                retry,
-            )
-        })?;
+        let what = format!("cannot read bytes {from}-{}", last - 1);
+        let resp = answer(request, stop, &what).await?;
         let mut body = Body {
             body: resp.body,
             stop,

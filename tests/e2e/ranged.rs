@@ -11,7 +11,7 @@ use testkit::corpus::Rng;
 use testkit::counts::{count_bytes, count_local_s3, times};
 use testkit::ranges::straddling_text;
 use testkit::stack::shared;
-use testkit::worker::READY;
+use testkit::worker::{Worker, READY};
 
 /// The range size of these tests.
 const RANGE: usize = 64 << 10;
@@ -26,6 +26,26 @@ async fn latest(app: &App, key: &str) -> serde_json::Value {
         .await
         .remove(&app.url(key))
         .unwrap_or_else(|| panic!("{key} is not in the ledger"))
+}
+
+/// The `counted` records of `key` in the whole ledger, oldest first.
+async fn counted(app: &App, key: &str) -> Vec<serde_json::Value> {
+    let url = app.url(key);
+    app.ledger()
+        .await
+        .into_iter()
+        .filter(|(k, v)| *k == url && v["state"] == "counted")
+        .map(|(_, v)| v)
+        .collect()
+}
+
+/// A ready worker `id` of `app` ([`FLAGS`]) with the failpoint `spec`.
+async fn worker_with_failpoint(app: &App, id: &str, spec: &str) -> Worker {
+    let mut cmd = app.worker_command(Some(id), &[&["--interval", "0.5"], FLAGS].concat());
+    cmd.env(wordstream::failpoint::VAR, spec);
+    let mut w = Worker::spawn(id, cmd);
+    w.wait_ready(READY).await;
+    w
 }
 
 /// Words straddling each of the 9 range boundaries (inside multi-byte
@@ -73,10 +93,7 @@ async fn a_worker_killed_mid_read_counts_the_object_once() {
     let text = straddling_text(&mut rng, RANGE, 6);
     let want = count_bytes(&text);
     let app = App::new("ws-ranged-kill").await;
-    let mut cmd = app.worker_command(Some("ranged-k"), &[&["--interval", "0.5"], FLAGS].concat());
-    cmd.env(wordstream::failpoint::VAR, "range.read=exit");
-    let mut w = testkit::worker::Worker::spawn("ranged-k", cmd);
-    w.wait_ready(READY).await;
+    let mut w = worker_with_failpoint(&app, "ranged-k", "range.read=exit").await;
     app.put("big.txt", text).await;
     let status = w.wait_exit(DEADLINE).await.expect("the failpoint exits");
     assert_eq!(status.code(), Some(137));
@@ -84,14 +101,7 @@ async fn a_worker_killed_mid_read_counts_the_object_once() {
     let mut w = app.worker("ranged-k", FLAGS);
     w.wait_ready(READY).await;
     app.wait_for_totals(&want, DEADLINE, &[&w]).await;
-    let url = app.url("big.txt");
-    let counted = app
-        .ledger()
-        .await
-        .into_iter()
-        .filter(|(k, v)| *k == url && v["state"] == "counted")
-        .count();
-    assert_eq!(counted, 1, "counted once");
+    assert_eq!(counted(&app, "big.txt").await.len(), 1, "counted once");
     assert_eq!(latest(&app, "big.txt").await["ranges"], 6);
     w.stop().await;
 }
@@ -108,10 +118,7 @@ async fn an_object_overwritten_while_its_ranges_are_in_flight_counts_the_new_ver
     let mut v2 = straddling_text(&mut rng, RANGE, 7);
     v2.extend_from_slice(" versiontwo".as_bytes());
     let app = App::new("ws-ranged-over").await;
-    let mut cmd = app.worker_command(Some("ranged-o"), &[&["--interval", "0.5"], FLAGS].concat());
-    cmd.env(wordstream::failpoint::VAR, "range.read=sleep(4000)");
-    let mut w = testkit::worker::Worker::spawn("ranged-o", cmd);
-    w.wait_ready(READY).await;
+    let mut w = worker_with_failpoint(&app, "ranged-o", "range.read=sleep(4000)").await;
     app.put("big.txt", v1).await;
     // Found within the 0.5 s interval, then one range sleeps 4 s.
     tokio::time::sleep(Duration::from_millis(2000)).await;
@@ -121,14 +128,7 @@ async fn an_object_overwritten_while_its_ranges_are_in_flight_counts_the_new_ver
     app.put("big.txt", v2.clone()).await;
     let want = count_bytes(&v2);
     app.wait_for_totals(&want, DEADLINE, &[&w]).await;
-    let url = app.url("big.txt");
-    let counted: Vec<serde_json::Value> = app
-        .ledger()
-        .await
-        .into_iter()
-        .filter(|(k, v)| *k == url && v["state"] == "counted")
-        .map(|(_, v)| v)
-        .collect();
+    let counted = counted(&app, "big.txt").await;
     assert_eq!(counted.len(), 1, "counted once: {counted:?}");
     assert_ne!(counted[0]["etag"], old_etag, "the new version");
     assert_eq!(counted[0]["ranges"], 7);
