@@ -294,6 +294,10 @@ async fn bench_throughput(c: &Corpus, n: usize, backlog: Option<&str>, interval:
     };
     let (t_counted, t_final) = wait_done(&seen, Duration::from_secs(900), &mut ws).await;
     let cpu: Vec<f64> = ws.iter().map(|w| w.cpu_seconds().unwrap_or(0.0)).collect();
+    let peak_mib: Vec<f64> = ws
+        .iter()
+        .map(|w| w.memory().peak_kib as f64 / 1024.0)
+        .collect();
     let scpu1: Vec<f64> = stack_procs
         .iter()
         .map(|(_, p)| cpu_seconds(*p).unwrap_or(0.0))
@@ -340,16 +344,27 @@ async fn bench_throughput(c: &Corpus, n: usize, backlog: Option<&str>, interval:
             .collect::<Vec<_>>()
     );
     let cpu_wall = t_final - t_spawn;
+    let mb = c.bytes as f64 / 1e6;
+    let per = |cpu: f64| {
+        format!(
+            "{:.3} CPU-s/MB, {:.2} CPU-s per 1,000 objects",
+            cpu / mb,
+            1000.0 * cpu / objs
+        )
+    };
     for (i, id) in ids.iter().enumerate() {
         out += &format!(
-            "    worker {}: {:>5} objects, CPU {:.1} s = {:.0} % of one core over {:.1} s\n",
+            "    worker {}: {:>5} objects, CPU {:.1} s = {:.0} % of one core over {:.1} s ({}), peak RSS {:.0} MiB\n",
             i + 1,
             by.get(id).copied().unwrap_or(0),
             cpu[i],
             100.0 * cpu[i] / cpu_wall,
-            cpu_wall
+            cpu_wall,
+            per(cpu[i]),
+            peak_mib[i],
         );
     }
+    let mut total_cpu: f64 = cpu.iter().sum();
     for (i, (name, pid)) in stack_procs.iter().enumerate() {
         let cpu = scpu1[i] - scpu0[i];
         if cpu < 0.0 || stack_pids().iter().all(|(_, p)| p != pid) {
@@ -358,12 +373,20 @@ async fn bench_throughput(c: &Corpus, n: usize, backlog: Option<&str>, interval:
             );
             continue;
         }
+        total_cpu += cpu;
         out += &format!(
-            "    {name}: CPU {:.1} s = {:.0} % of one core\n",
+            "    {name}: CPU {:.1} s = {:.0} % of one core ({})\n",
             cpu,
-            100.0 * cpu / cpu_wall
+            100.0 * cpu / cpu_wall,
+            per(cpu)
         );
     }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    out += &format!(
+        "    CPU floor: workers + Kafka + S3 used {total_cpu:.1} CPU-s = {:.1} s of all {cores} cores, {:.0} % of the {cpu_wall:.1} s run\n",
+        total_cpu / cores,
+        100.0 * total_cpu / cores / cpu_wall
+    );
     out
 }
 
