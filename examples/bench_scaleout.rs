@@ -196,6 +196,8 @@ struct Corpus {
     want: Arc<Counts>,
     words: u64,
     bytes: u64,
+    /// Seconds the core takes to count all of it (one thread, in process).
+    core_s: f64,
 }
 
 /// The corpus (`papers`, or `all`: papers and books), `copies` times
@@ -219,7 +221,13 @@ fn load_corpus(which: &str, copies: usize) -> Corpus {
     }
     // upload order: by key (as a lister sees them)
     files.sort_by(|a, b| a.0.cmp(&b.0));
+    // the baseline: the core counting the same bytes, one thread, in process
+    let started = Instant::now();
+    for (_, data) in &files {
+        std::hint::black_box(count_bytes(data));
+    }
     Corpus {
+        core_s: started.elapsed().as_secs_f64(),
         files,
         words: want.values().sum::<i64>() as u64,
         want: Arc::new(want),
@@ -333,6 +341,11 @@ async fn bench_throughput(c: &Corpus, n: usize, backlog: Option<&str>, interval:
         objs / wall,
         c.words as f64 / wall,
         c.bytes as f64 / 1e6 / wall,
+    );
+    out += &format!(
+        "    baseline: the core counts the same bytes in {:.3} s (one thread, in process): the run took {:.0}x that\n",
+        c.core_s,
+        wall / c.core_s
     );
     out += &format!(
         "    first object counted at +{:.1} s; from then {:.0} objects/s; workers ready at {:?} s\n",
