@@ -60,6 +60,27 @@ fn keys(files: &[(String, PathBuf)]) -> Vec<String> {
     files.iter().map(|(k, _)| k.clone()).collect()
 }
 
+/// The two tests of one scenario (`async fn(Notifier, prefix)`): events
+/// through a topic of the test's own (`partitions` partitions), and through
+/// a queue of the stack's SQS server. App prefixes: `PREFIX-k`, `PREFIX-s`.
+macro_rules! on_topic_and_queue {
+    ($scenario:ident($prefix:literal, partitions: $partitions:expr) => $kafka:ident, $sqs:ident) => {
+        #[tokio::test(flavor = "multi_thread")]
+        async fn $kafka() {
+            let _stack = shared().await;
+            let notifier = Notifier::new_kafka("ws-ev-topic", $partitions).await;
+            $scenario(notifier, concat!($prefix, "-k")).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread")]
+        async fn $sqs() {
+            let _stack = shared().await;
+            let notifier = Notifier::new_sqs("ws-ev-queue").await;
+            $scenario(notifier, concat!($prefix, "-s")).await;
+        }
+    };
+}
+
 /// Upload → counted through events alone: the listing runs once at start
 /// (an empty bucket) and never again during the test.
 async fn counted_through_events(notifier: Notifier, prefix: &str) {
@@ -87,19 +108,9 @@ async fn counted_through_events(notifier: Notifier, prefix: &str) {
     assert_eq!(last.notices.found, 12, "{:?}", last.notices);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn kafka_events_count_new_objects_with_random_keys() {
-    let _stack = shared().await;
-    let notifier = Notifier::new_kafka("ws-ev-topic", 3).await;
-    counted_through_events(notifier, "ws-ev-kafka").await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn sqs_events_count_new_objects_with_random_keys() {
-    let _stack = shared().await;
-    let notifier = Notifier::new_sqs("ws-ev-queue").await;
-    counted_through_events(notifier, "ws-ev-sqs").await;
-}
+on_topic_and_queue!(counted_through_events("ws-ev-new", partitions: 3)
+    => kafka_events_count_new_objects_with_random_keys,
+       sqs_events_count_new_objects_with_random_keys);
 
 /// Every object's event three times, all shuffled, two objects' events
 /// never sent, and noise (another bucket, another prefix, AWS's test event,
@@ -178,19 +189,9 @@ async fn unreliable_events(notifier: Notifier, prefix: &str) {
     w.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn kafka_events_duplicated_reordered_and_dropped_keep_totals_exact() {
-    let _stack = shared().await;
-    let notifier = Notifier::new_kafka("ws-ev-topic", 3).await;
-    unreliable_events(notifier, "ws-ev-kdup").await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn sqs_events_duplicated_reordered_and_dropped_keep_totals_exact() {
-    let _stack = shared().await;
-    let notifier = Notifier::new_sqs("ws-ev-queue").await;
-    unreliable_events(notifier, "ws-ev-sdup").await;
-}
+on_topic_and_queue!(unreliable_events("ws-ev-dup", partitions: 3)
+    => kafka_events_duplicated_reordered_and_dropped_keep_totals_exact,
+       sqs_events_duplicated_reordered_and_dropped_keep_totals_exact);
 
 /// An event naming an object already deleted: the object fails as
 /// `NoSuchKey` (as a listed object that vanished does), and no count moves;
@@ -321,19 +322,9 @@ async fn source_goes_away(notifier: Notifier, prefix: &str) {
     w.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_topic_going_away_mid_run_keeps_counting_through_the_listing() {
-    let _stack = shared().await;
-    let notifier = Notifier::new_kafka("ws-ev-topic", 1).await;
-    source_goes_away(notifier, "ws-ev-kaway").await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn the_queue_going_away_mid_run_keeps_counting_through_the_listing() {
-    let _stack = shared().await;
-    let notifier = Notifier::new_sqs("ws-ev-queue").await;
-    source_goes_away(notifier, "ws-ev-saway").await;
-}
+on_topic_and_queue!(source_goes_away("ws-ev-away", partitions: 1)
+    => the_topic_going_away_mid_run_keeps_counting_through_the_listing,
+       the_queue_going_away_mid_run_keeps_counting_through_the_listing);
 
 /// The local stack's S3 server (versitygw) publishes its own bucket
 /// notifications to the topic `scripts/stack up` made for them
