@@ -141,6 +141,18 @@ pub struct Exclusive {
     _hold: Hold,
 }
 
+impl Shared {
+    /// Lets go of the stack for `d`, then waits to hold it shared again:
+    /// for a test that only waits meanwhile (an outage of its own proxy)
+    /// and would otherwise keep the tests that need the stack alone
+    /// waiting. They may run in the meantime, so `d` is the least it waits.
+    pub async fn idle_for(self, d: Duration) -> Shared {
+        drop(self);
+        tokio::time::sleep(d).await;
+        shared().await
+    }
+}
+
 /// Waits until no disruptive test runs, then holds the stack shared.
 pub async fn shared() -> Shared {
     stack();
