@@ -196,6 +196,8 @@ struct Corpus {
     want: Arc<Counts>,
     words: u64,
     bytes: u64,
+    /// Seconds the core takes to count all of it (one thread, in process).
+    core_s: f64,
 }
 
 /// The corpus (`papers`, or `all`: papers and books), `copies` times
@@ -219,7 +221,13 @@ fn load_corpus(which: &str, copies: usize) -> Corpus {
     }
     // upload order: by key (as a lister sees them)
     files.sort_by(|a, b| a.0.cmp(&b.0));
+    // the baseline: the core counting the same bytes, one thread, in process
+    let started = Instant::now();
+    for (_, data) in &files {
+        std::hint::black_box(count_bytes(data));
+    }
     Corpus {
+        core_s: started.elapsed().as_secs_f64(),
         files,
         words: want.values().sum::<i64>() as u64,
         want: Arc::new(want),
@@ -294,6 +302,10 @@ async fn bench_throughput(c: &Corpus, n: usize, backlog: Option<&str>, interval:
     };
     let (t_counted, t_final) = wait_done(&seen, Duration::from_secs(900), &mut ws).await;
     let cpu: Vec<f64> = ws.iter().map(|w| w.cpu_seconds().unwrap_or(0.0)).collect();
+    let peak_mib: Vec<f64> = ws
+        .iter()
+        .map(|w| w.memory().peak_kib as f64 / 1024.0)
+        .collect();
     let scpu1: Vec<f64> = stack_procs
         .iter()
         .map(|(_, p)| cpu_seconds(*p).unwrap_or(0.0))
@@ -331,6 +343,11 @@ async fn bench_throughput(c: &Corpus, n: usize, backlog: Option<&str>, interval:
         c.bytes as f64 / 1e6 / wall,
     );
     out += &format!(
+        "    baseline: the core counts the same bytes in {:.3} s (one thread, in process): the run took {:.0}x that\n",
+        c.core_s,
+        wall / c.core_s
+    );
+    out += &format!(
         "    first object counted at +{:.1} s; from then {:.0} objects/s; workers ready at {:?} s\n",
         t_first - t0,
         objs / (t_final - t_first),
@@ -340,16 +357,27 @@ async fn bench_throughput(c: &Corpus, n: usize, backlog: Option<&str>, interval:
             .collect::<Vec<_>>()
     );
     let cpu_wall = t_final - t_spawn;
+    let mb = c.bytes as f64 / 1e6;
+    let per = |cpu: f64| {
+        format!(
+            "{:.3} CPU-s/MB, {:.2} CPU-s per 1,000 objects",
+            cpu / mb,
+            1000.0 * cpu / objs
+        )
+    };
     for (i, id) in ids.iter().enumerate() {
         out += &format!(
-            "    worker {}: {:>5} objects, CPU {:.1} s = {:.0} % of one core over {:.1} s\n",
+            "    worker {}: {:>5} objects, CPU {:.1} s = {:.0} % of one core over {:.1} s ({}), peak RSS {:.0} MiB\n",
             i + 1,
             by.get(id).copied().unwrap_or(0),
             cpu[i],
             100.0 * cpu[i] / cpu_wall,
-            cpu_wall
+            cpu_wall,
+            per(cpu[i]),
+            peak_mib[i],
         );
     }
+    let mut total_cpu: f64 = cpu.iter().sum();
     for (i, (name, pid)) in stack_procs.iter().enumerate() {
         let cpu = scpu1[i] - scpu0[i];
         if cpu < 0.0 || stack_pids().iter().all(|(_, p)| p != pid) {
@@ -358,12 +386,20 @@ async fn bench_throughput(c: &Corpus, n: usize, backlog: Option<&str>, interval:
             );
             continue;
         }
+        total_cpu += cpu;
         out += &format!(
-            "    {name}: CPU {:.1} s = {:.0} % of one core\n",
+            "    {name}: CPU {:.1} s = {:.0} % of one core ({})\n",
             cpu,
-            100.0 * cpu / cpu_wall
+            100.0 * cpu / cpu_wall,
+            per(cpu)
         );
     }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    out += &format!(
+        "    CPU floor: workers + Kafka + S3 used {total_cpu:.1} CPU-s = {:.1} s of all {cores} cores, {:.0} % of the {cpu_wall:.1} s run\n",
+        total_cpu / cores,
+        100.0 * total_cpu / cores / cpu_wall
+    );
     out
 }
 

@@ -230,6 +230,38 @@ pub fn plan(
     plan
 }
 
+/// Moves the deltas of words whose table this worker holds (`owned` of the
+/// word's changelog partition, `partition_of`) into `totals`, starting from
+/// `total` when the batch has no total of that word yet; returns how many
+/// moved. The others go through the repartition topic to their owner.
+///
+/// The owner of a word's partition is the one writer of its total, so its
+/// own deltas need no round trip through the repartition topic: they are
+/// applied in the transaction that writes the object's `counted` record,
+/// which commits both or neither (one transaction per object instead of
+/// two, and no repartition records with a single worker).
+pub fn fold_owned(
+    deltas: &mut HashMap<String, i64>,
+    totals: &mut HashMap<String, (i32, i64)>,
+    partition_of: impl Fn(&str) -> i32,
+    owned: impl Fn(i32) -> bool,
+    total: impl Fn(i32, &str) -> i64,
+) -> usize {
+    let before = deltas.len();
+    deltas.retain(|word, n| {
+        let p = partition_of(word);
+        if !owned(p) {
+            return true;
+        }
+        let entry = totals
+            .entry(word.clone())
+            .or_insert_with(|| (p, total(p, word)));
+        entry.1 += *n;
+        false
+    });
+    before - deltas.len()
+}
+
 /// What the batch's objects came to.
 #[derive(Debug, Default)]
 pub struct Settled {

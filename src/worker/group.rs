@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Most ledger records (objects) handled in one batch.
-pub const MAX_OBJECTS_PER_BATCH: usize = 128;
+pub const MAX_OBJECTS_PER_BATCH: usize = 512;
 /// Most bytes of objects counted in one batch.
 pub const MAX_BYTES_PER_BATCH: u64 = 256 << 20;
 /// Most records polled in one batch.

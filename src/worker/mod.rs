@@ -119,7 +119,7 @@ pub struct Settings {
 
 /// Objects read and counted at the same time (small objects are bound by
 /// the S3 round trip, large ones by the CPU).
-const COUNT_CONCURRENCY: usize = 16;
+const COUNT_CONCURRENCY: usize = 32;
 /// Timeout of one page of a bucket listing (a page that times out is
 /// listed again; a pass is never started over for it).
 const PAGE_TIMEOUT: Duration = Duration::from_secs(30);

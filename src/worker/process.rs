@@ -11,7 +11,7 @@ impl Worker {
     pub(super) fn process(&mut self, polled: Vec<Polled>, mut listed: Listed) -> Result<()> {
         let epoch = self.group.epoch();
         let state = &self.state;
-        let plan = batch::plan(
+        let mut plan = batch::plan(
             polled,
             &self.settings.s3.bucket,
             self.settings.recount,
@@ -75,6 +75,16 @@ impl Worker {
         };
         for e in settled.events.drain(..) {
             e.emit();
+        }
+        if !self.state.parked {
+            let (state, serde, partitions) = (&self.state, self.settings.serde, self.partitions);
+            batch::fold_owned(
+                &mut settled.deltas,
+                &mut plan.totals,
+                |w| crate::kafka::partition_for(&serde.key(w), partitions),
+                |p| state.tables.contains_key(&p),
+                |p, w| state.total(p, w),
+            );
         }
         let layout = Layout {
             bucket: &self.settings.s3.bucket,

@@ -476,3 +476,21 @@ fn an_interrupted_object_settles_nothing() {
     );
     assert!(s.is_none());
 }
+
+#[test]
+fn owned_deltas_fold_into_the_totals_and_the_others_stay() {
+    // words "a".."d" by first letter: partitions 0 and 1 owned, 2 and 3 not
+    let part = |w: &str| i32::from(w.as_bytes()[0] - b'a');
+    let mut deltas: HashMap<String, i64> = [("a", 2), ("b", -3), ("c", 5), ("d", 1)]
+        .map(|(w, n)| (w.to_string(), n))
+        .into();
+    // "a" already has a total in this batch (from the repartition topic)
+    let mut totals: HashMap<String, (i32, i64)> = [("a".to_string(), (0, 10))].into();
+    let table = |p: i32, w: &str| if (p, w) == (1, "b") { 3 } else { 100 };
+    let moved = fold_owned(&mut deltas, &mut totals, part, |p| p < 2, table);
+    assert_eq!(moved, 2);
+    assert_eq!(totals["a"], (0, 12));
+    assert_eq!(totals["b"], (1, 0)); // 3 - 3: the word leaves the table
+    assert_eq!(deltas.len(), 2);
+    assert_eq!((deltas["c"], deltas["d"]), (5, 1));
+}
