@@ -133,7 +133,30 @@ pub async fn ensure_topics(args: &KafkaArgs, specs: &[TopicSpec]) -> Result<()> 
 }
 
 /// Fails unless `topic` is compacted (an existing changelog must be).
+///
+/// A topic another worker has just created can be described by a broker
+/// that has not applied its configs yet (no `cleanup.policy` at all): that
+/// is asked again for a few seconds before it counts as not compacted.
 pub async fn check_compacted(args: &KafkaArgs, topic: &str) -> Result<()> {
+    let mut policy = String::new();
+    for attempt in 0..20 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        policy = cleanup_policy(args, topic).await?;
+        if !policy.is_empty() {
+            break;
+        }
+    }
+    if !policy.split(',').any(|p| p.trim() == "compact") {
+        bail!("topic {topic} exists with cleanup.policy={policy}; a changelog must be compacted");
+    }
+    Ok(())
+}
+
+/// The `cleanup.policy` of `topic` as a broker describes it ("" when it
+/// says none).
+async fn cleanup_policy(args: &KafkaArgs, topic: &str) -> Result<String> {
     use rdkafka::admin::ResourceSpecifier;
     let admin = admin_client(args).await?;
     let timeout = Duration::from_secs(args.connect_timeout);
@@ -142,19 +165,15 @@ pub async fn check_compacted(args: &KafkaArgs, topic: &str) -> Result<()> {
         .describe_configs(&[ResourceSpecifier::Topic(topic)], &opts)
         .await
         .map_err(|e| unreachable_error(args, timeout, e))?;
+    let mut policy = String::new();
     for r in results {
         let resource = r.map_err(|e| anyhow!("cannot describe topic {topic}: {e}"))?;
-        let policy = resource
+        policy = resource
             .get("cleanup.policy")
             .and_then(|e| e.value.clone())
             .unwrap_or_default();
-        if !policy.split(',').any(|p| p.trim() == "compact") {
-            bail!(
-                "topic {topic} exists with cleanup.policy={policy}; a changelog must be compacted"
-            );
-        }
     }
-    Ok(())
+    Ok(policy)
 }
 
 /// The pipeline's topics (changelog, ledger, repartition): checks existing

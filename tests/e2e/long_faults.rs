@@ -159,10 +159,15 @@ async fn an_object_read_longer_than_the_poll_interval_commits_without_abort() {
 #[tokio::test(flavor = "multi_thread")]
 async fn consumed_repartition_records_are_purged() {
     let _stack = shared().await;
+    // Two workers: a worker's deltas of the words it owns go straight to
+    // its changelog; only the other's go through the repartition topic.
     let (app, mut w) = App::with_worker("ws-purge", "purger", &["--purge-interval", "1"]).await;
+    let mut w2 = app.worker("purger-2", &["--purge-interval", "1"]);
+    w2.wait_ready(READY).await;
+    testkit::group::wait_settled(&mut [&mut w, &mut w2], 8, Duration::from_secs(120)).await;
     let files = papers(50, 20);
     app.put_files(&files, 8).await;
-    app.assert_exactly_once(&files, &[], DONE, &[&w]).await;
+    app.assert_exactly_once(&files, &[], DONE, &[&w, &w2]).await;
     let topic = app.repartition_topic();
     let mut low = 0;
     for _ in 0..60 {
@@ -177,8 +182,14 @@ async fn consumed_repartition_records_are_purged() {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    assert!(low > 0, "{topic}: no record purged\n{}", w.log_tail(30));
+    assert!(
+        low > 0,
+        "{topic}: no record purged\n{}\n{}",
+        w.log_tail(30),
+        w2.log_tail(30)
+    );
     w.stop().await;
+    w2.stop().await;
 }
 
 /// Item 7. A record in the changelog that does not decode (a third party
