@@ -14,9 +14,11 @@
 
 use std::time::{Duration, Instant};
 use testkit::app::App;
+use testkit::bench::{banner, Args};
 use testkit::corpus;
 use testkit::counts::{add_counts, count_bytes, Counts};
 use testkit::stack::stack;
+use testkit::wait::poll;
 use testkit::worker::READY;
 
 /// What one phase cost.
@@ -113,16 +115,11 @@ async fn phase(
     let t0 = Instant::now();
     stack().put_objects(&app.bucket, objects, 16).await;
     let changelog = topic(app, "word_counts-changelog");
-    loop {
-        if stack().changelog(&changelog).await == *want {
-            break;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(600),
-            "no final totals after 600 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let (every, limit) = (Duration::from_millis(100), Duration::from_secs(600));
+    poll(every, limit, "the final totals", || async {
+        (stack().changelog(&changelog).await == *want).then_some(())
+    })
+    .await;
     let secs = t0.elapsed().as_secs_f64();
     let cpu = w.cpu_seconds().unwrap_or(0.0) - cpu0;
     Phase {
@@ -164,17 +161,8 @@ async fn worker(app: &App, mode: &str) -> testkit::worker::Worker {
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let n: usize = args
-        .iter()
-        .position(|a| a == "--objects")
-        .and_then(|i| args.get(i + 1))
-        .map_or(100, |v| v.parse().expect("--objects N"));
-    println!(
-        "wordstream overwrite benchmark: {} on {} cores",
-        testkit::cli::bin().display(),
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
+    let n: usize = Args::from_env().value("--objects", 100);
+    banner("overwrite", "");
     let (first, want1, mb1) = objects(0, n);
     let (second, want2, mb2) = objects(n, n);
 

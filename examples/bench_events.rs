@@ -34,10 +34,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use testkit::bench::{banner, worker_logs, Args};
 use testkit::corpus::{probe_word, Rng};
 use testkit::names::unique_name;
 use testkit::notify::{described, Notifier};
 use testkit::stack::stack;
+use testkit::wait::poll;
 use testkit::worker::{self, Worker};
 use wordstream::events::{Event, Status};
 
@@ -186,18 +188,15 @@ async fn latency(mode: &Mode, n: usize, rng: &mut Rng) -> Latency {
             )
             .await;
         }
-        loop {
-            if let Some(at) = seen.lock().unwrap().get(&word) {
-                ms.push(at.duration_since(t0).as_secs_f64() * 1000.0);
-                break;
-            }
+        let what = format!("{key} counted");
+        let (every, limit) = (Duration::from_millis(2), Duration::from_secs(180));
+        let at = poll(every, limit, &what, || {
             w.assert_running();
-            assert!(
-                t0.elapsed() < Duration::from_secs(180),
-                "{key} never counted"
-            );
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
+            let at = seen.lock().unwrap().get(&word).copied();
+            async move { at }
+        })
+        .await;
+        ms.push(at.duration_since(t0).as_secs_f64() * 1000.0);
     }
     let wall_s = started.elapsed().as_secs_f64();
     let cpu_s = w.cpu_seconds().unwrap_or(0.0) - cpu0;
@@ -292,30 +291,17 @@ async fn list_cost(objects: usize, page: usize, window: Duration) {
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let flag = |name: &str| args.iter().position(|a| a == name);
-    let value = |name: &str, d: &str| -> usize {
-        flag(name)
-            .and_then(|i| args.get(i + 1).cloned())
-            .unwrap_or_else(|| d.to_string())
-            .parse()
-            .unwrap_or_else(|_| panic!("{name} takes a number"))
-    };
-    println!(
-        "wordstream discovery benchmark: {} on {} cores; worker logs in {}",
-        testkit::cli::bin().display(),
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        testkit::scratch_dir().join("worker-logs").display()
-    );
-    if flag("--skip-latency").is_none() {
+    let args = Args::from_env();
+    banner("discovery", &worker_logs());
+    if !args.has("--skip-latency") {
         let mut rng = Rng::from_clock("bench-events");
         let mut baseline = None;
         let mut results = Vec::new();
         for m in &MODES {
             let n = if m.random_keys && m.events.is_none() {
-                value("--random-poll-objects", "8")
+                args.value("--random-poll-objects", 8)
             } else {
-                value("--objects-per-mode", "30")
+                args.value("--objects-per-mode", 30)
             };
             if n == 0 {
                 continue; // this mode skipped (`--random-poll-objects 0`)
@@ -342,11 +328,11 @@ async fn main() {
             );
         }
     }
-    if flag("--skip-list").is_none() {
+    if !args.has("--skip-list") {
         list_cost(
-            value("--objects", "2000"),
-            value("--page", "100"),
-            Duration::from_secs(value("--window", "60") as u64),
+            args.value("--objects", 2000),
+            args.value("--page", 100),
+            Duration::from_secs(args.value("--window", 60u64)),
         )
         .await;
     }

@@ -9,7 +9,7 @@
 
 use crate::events::Event;
 use anyhow::{Context, Result};
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics::{counter, gauge, histogram, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -48,30 +48,95 @@ pub const ERROR_KINDS: &[&str] = &[
     "object_failed",
 ];
 
-/// Every metric name (histograms by their base name).
-pub const ALL: &[&str] = &[
-    OBJECTS_COUNTED,
-    OBJECTS_FAILED,
-    OBJECTS_SKIPPED,
-    BYTES,
-    WORDS,
-    OBJECT_SECONDS,
-    COMMIT_SECONDS,
-    BATCH_OBJECTS,
-    TRANSACTIONS,
-    LAG,
-    BACKLOG,
-    TABLE_WORDS,
-    TABLE_BYTES,
-    STATE_BYTES,
-    RESTORE_SECONDS,
-    RESTORE_RECORDS,
-    LIST_CALLS,
-    REBALANCES,
-    ERRORS,
-    READY,
-    OWNED,
-    LISTER,
+/// What a metric is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// A metric: its name (a histogram's base name), kind, unit and help text.
+#[derive(Clone, Copy, Debug)]
+pub struct Metric {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub unit: Option<Unit>,
+    pub help: &'static str,
+}
+
+const fn counter(name: &'static str, help: &'static str) -> Metric {
+    Metric {
+        name,
+        kind: Kind::Counter,
+        unit: None,
+        help,
+    }
+}
+
+const fn gauge(name: &'static str, help: &'static str) -> Metric {
+    Metric {
+        kind: Kind::Gauge,
+        ..counter(name, help)
+    }
+}
+
+const fn histogram(name: &'static str, help: &'static str) -> Metric {
+    Metric {
+        kind: Kind::Histogram,
+        ..counter(name, help)
+    }
+}
+
+impl Metric {
+    const fn in_unit(self, unit: Unit) -> Metric {
+        Metric {
+            unit: Some(unit),
+            ..self
+        }
+    }
+}
+
+/// Every metric.
+pub const ALL: &[Metric] = &[
+    counter(OBJECTS_COUNTED, "Objects counted (committed)"),
+    counter(OBJECTS_FAILED, "Objects failed (committed)"),
+    counter(
+        OBJECTS_SKIPPED,
+        "Ledger records skipped: malformed, or of objects already done",
+    ),
+    counter(BYTES, "Bytes of objects counted (committed)").in_unit(Unit::Bytes),
+    counter(WORDS, "Words counted (committed)"),
+    histogram(OBJECT_SECONDS, "Time to read and count one object").in_unit(Unit::Seconds),
+    histogram(COMMIT_SECONDS, "Transaction commit latency").in_unit(Unit::Seconds),
+    histogram(BATCH_OBJECTS, "Objects per committed batch"),
+    counter(TRANSACTIONS, "Transactions, by result (committed, aborted)"),
+    gauge(
+        LAG,
+        "Records not yet processed, per owned input partition (log end - committed offset)",
+    ),
+    gauge(
+        BACKLOG,
+        "Ledger records (discovered objects) not yet processed in the owned ledger partitions",
+    ),
+    gauge(TABLE_WORDS, "Words in the owned tables"),
+    gauge(TABLE_BYTES, "Estimated heap bytes of the owned tables").in_unit(Unit::Bytes),
+    gauge(STATE_BYTES, "Estimated heap bytes of all local state").in_unit(Unit::Bytes),
+    histogram(
+        RESTORE_SECONDS,
+        "Duration of a restore of local state, by what (table, ledger)",
+    )
+    .in_unit(Unit::Seconds),
+    counter(RESTORE_RECORDS, "Records read by restores, by what"),
+    counter(LIST_CALLS, "ListObjectsV2 calls of this process"),
+    counter(REBALANCES, "Rebalances (assignments) of this worker"),
+    counter(ERRORS, "Errors, by kind"),
+    gauge(
+        READY,
+        "1 when the tables are restored, the worker is in its group and not resyncing",
+    ),
+    gauge(OWNED, "Owned partitions, by input topic kind"),
+    gauge(LISTER, "1 when this worker lists the bucket"),
 ];
 
 /// Totals the dashboard's chart samples (words and objects committed).
@@ -131,64 +196,22 @@ pub fn install() -> Result<PrometheusHandle> {
 }
 
 fn describe() {
-    describe_counter!(OBJECTS_COUNTED, "Objects counted (committed)");
-    describe_counter!(OBJECTS_FAILED, "Objects failed (committed)");
-    describe_counter!(
-        OBJECTS_SKIPPED,
-        "Ledger records skipped: malformed, or of objects already done"
-    );
-    describe_counter!(
-        BYTES,
-        metrics::Unit::Bytes,
-        "Bytes of objects counted (committed)"
-    );
-    describe_counter!(WORDS, "Words counted (committed)");
-    describe_histogram!(
-        OBJECT_SECONDS,
-        metrics::Unit::Seconds,
-        "Time to read and count one object"
-    );
-    describe_histogram!(
-        COMMIT_SECONDS,
-        metrics::Unit::Seconds,
-        "Transaction commit latency"
-    );
-    describe_histogram!(BATCH_OBJECTS, "Objects per committed batch");
-    describe_counter!(TRANSACTIONS, "Transactions, by result (committed, aborted)");
-    describe_gauge!(
-        LAG,
-        "Records not yet processed, per owned input partition (log end - committed offset)"
-    );
-    describe_gauge!(
-        BACKLOG,
-        "Ledger records (discovered objects) not yet processed in the owned ledger partitions"
-    );
-    describe_gauge!(TABLE_WORDS, "Words in the owned tables");
-    describe_gauge!(
-        TABLE_BYTES,
-        metrics::Unit::Bytes,
-        "Estimated heap bytes of the owned tables"
-    );
-    describe_gauge!(
-        STATE_BYTES,
-        metrics::Unit::Bytes,
-        "Estimated heap bytes of all local state"
-    );
-    describe_histogram!(
-        RESTORE_SECONDS,
-        metrics::Unit::Seconds,
-        "Duration of a restore of local state, by what (table, ledger)"
-    );
-    describe_counter!(RESTORE_RECORDS, "Records read by restores, by what");
-    describe_counter!(LIST_CALLS, "ListObjectsV2 calls of this process");
-    describe_counter!(REBALANCES, "Rebalances (assignments) of this worker");
-    describe_counter!(ERRORS, "Errors, by kind");
-    describe_gauge!(
-        READY,
-        "1 when the tables are restored, the worker is in its group and not resyncing"
-    );
-    describe_gauge!(OWNED, "Owned partitions, by input topic kind");
-    describe_gauge!(LISTER, "1 when this worker lists the bucket");
+    metrics::with_recorder(|r| {
+        for &Metric {
+            name,
+            kind,
+            unit,
+            help,
+        } in ALL
+        {
+            let (key, help) = (name.into(), help.into());
+            match kind {
+                Kind::Counter => r.describe_counter(key, unit, help),
+                Kind::Gauge => r.describe_gauge(key, unit, help),
+                Kind::Histogram => r.describe_histogram(key, unit, help),
+            }
+        }
+    });
 }
 
 /// The Prometheus text of every metric (empty before [`install`]).

@@ -221,15 +221,8 @@ impl Served {
 
     fn word(&self, state: &State, word: String, p: i32) -> Option<WordAnswer> {
         let table = state.tables.get(&p)?;
-        if state.parked {
-            return None;
-        }
+        let offset = answerable(state, Input::Repartition, p)?;
         let count = table.get(&word).copied().unwrap_or(0);
-        let offset = state
-            .committed
-            .get(&(Input::Repartition, p))
-            .copied()
-            .unwrap_or(-1);
         Some(WordAnswer {
             word,
             count,
@@ -241,14 +234,7 @@ impl Served {
 
     fn object(&self, state: &State, key: String, p: i32) -> Option<ObjectAnswer> {
         let done = state.done.get(&p)?;
-        if state.parked {
-            return None;
-        }
-        let offset = state
-            .committed
-            .get(&(Input::Ledger, p))
-            .copied()
-            .unwrap_or(-1);
+        let offset = answerable(state, Input::Ledger, p)?;
         Some(ObjectAnswer {
             state: if done.contains(&key) {
                 "done"
@@ -296,4 +282,13 @@ impl Served {
         self.changed = false;
         top
     }
+}
+
+/// The committed offset of `(input, p)` that a local answer reflects (-1
+/// before any commit), or `None` while the state is parked (a resync).
+fn answerable(state: &State, input: Input, p: i32) -> Option<i64> {
+    if state.parked {
+        return None;
+    }
+    Some(state.committed.get(&(input, p)).copied().unwrap_or(-1))
 }

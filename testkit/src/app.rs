@@ -251,6 +251,23 @@ impl App {
         }
     }
 
+    /// Waits until every one of `urls` is done (within `deadline`) and the
+    /// changelog equals `want` (within a minute more), checks that `w`
+    /// still runs; returns the latest ledger record of each object.
+    pub async fn wait_settled(
+        &self,
+        urls: &[String],
+        want: &Counts,
+        deadline: Duration,
+        w: &mut Worker,
+    ) -> BTreeMap<String, serde_json::Value> {
+        self.wait_for_done(urls, deadline, &[w]).await;
+        self.wait_for_totals(want, Duration::from_secs(60), &[w])
+            .await;
+        w.assert_running();
+        self.ledger_latest().await
+    }
+
     /// The final checks of a run: every object of `files` and of `more`
     /// (key, its counts) counted exactly once in the ledger (none failed),
     /// and the changelog equal to `count-local` of the files plus `more`.

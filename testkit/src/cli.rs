@@ -76,6 +76,18 @@ impl Run {
     }
 }
 
+/// The stdout of a finished command; panics with `what` and its stderr
+/// unless it exited 0.
+pub fn stdout_of(what: &str, out: std::process::Output) -> Vec<u8> {
+    assert!(
+        out.status.success(),
+        "{what}: {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// Variables a developer's shell may hold that would change what the binary does.
 const SCRUB: &[&str] = &[
     "KAFKA_BROKERS",

@@ -163,11 +163,8 @@ pub fn jats(text: &str) -> String {
             }
             x += &format!("<sec id=\"s{i}\"><title>Section {i}</title>\n");
         }
-        let mut body = escape(p);
         // A word split by inline formatting: still one word.
-        if let Some(at) = body.find(" the ") {
-            body.replace_range(at..at + 5, " t<italic>h</italic>e ");
-        }
+        let body = marked_up(p, " the ", " t<italic>h</italic>e ");
         x += &format!(
             "<p>{body} <xref ref-type=\"bibr\" rid=\"r{i}\">[{i}]</xref><!-- note --></p>\n"
         );
@@ -187,6 +184,16 @@ pub fn jats(text: &str) -> String {
     x
 }
 
+/// `text` escaped, its first `word` (with its spaces) replaced by
+/// `markup`: the same word with inline markup inside.
+fn marked_up(text: &str, word: &str, markup: &str) -> String {
+    let mut body = escape(text);
+    if let Some(at) = body.find(word) {
+        body.replace_range(at..at + word.len(), markup);
+    }
+    body
+}
+
 /// An HTML page made of `text`: head (title, style, script), body
 /// (paragraphs, inline markup inside words, entities, line breaks,
 /// comments).
@@ -202,10 +209,7 @@ pub fn html(text: &str) -> String {
     h += &escape(title);
     h += "</h1>\n";
     for (i, p) in paras.iter().enumerate().skip(1) {
-        let mut body = escape(p);
-        if let Some(at) = body.find(" and ") {
-            body.replace_range(at..at + 5, " a<b>n</b>d ");
-        }
+        let body = marked_up(p, " and ", " a<b>n</b>d ");
         h += &format!(
             "<p id=p{i}>{body}<br>caf&eacute; &amp; cr&egrave;me<!-- hidden words --></p>\n"
         );

@@ -4,12 +4,14 @@
 //!
 //! - [`stack`]: where the local Kafka + S3 stack is, and the lock that keeps
 //!   disruptive tests (broker restart, S3 freeze) apart from the others;
+//! - [`stack_lock`]: that lock, a `flock` shared by every test process;
 //! - [`names`]: unique names for topics, buckets, groups;
 //! - [`wait`]: polling until something holds, with a deadline;
 //! - [`cli`]: running the `wordstream` binary and capturing its output;
 //! - [`worker`]: a `wordstream worker` child process and its JSON log lines;
 //! - [`events`]: those log lines, parsed into typed [`wordstream::events::Event`]s;
 //! - [`group`]: several workers of one group: who owns what, who lists;
+//! - [`bench`]: the benchmarks' command line and first line;
 //! - [`app`]: one test's application (bucket, app id, topics) and its checks;
 //! - [`bucket`]: a model of a test bucket's contents as objects come and go;
 //! - [`ranges`]: texts whose words straddle every range boundary (ranged reads);
@@ -26,6 +28,7 @@
 //! - [`web`]: the worker's web server: its address, raw GETs, `/metrics` parsed.
 
 pub mod app;
+pub mod bench;
 pub mod bucket;
 pub mod cli;
 pub mod corpus;
@@ -41,6 +44,7 @@ pub mod proxy;
 pub mod ranges;
 pub mod s3;
 pub mod stack;
+pub mod stack_lock;
 pub mod wait;
 pub mod web;
 pub mod worker;

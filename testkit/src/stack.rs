@@ -3,21 +3,22 @@
 //! say, and how tests share it.
 //!
 //! Every test on the stack panics (never skips) when it is not reachable.
-//! Tests of one binary run on parallel threads; the few that disturb the
-//! stack for everybody (a broker stopped, S3 frozen, several workers
-//! competing for two cores) take [`exclusive`], all others [`shared`], so
-//! that the disruptive ones never overlap another test of the binary. A
-//! test waiting for the stack alone lets shared ones start meanwhile (a
-//! fair lock would idle every test thread behind it while a long shared
-//! test runs).
+//! Tests run on parallel threads, and several test processes may share one
+//! stack; the few tests that disturb the stack for everybody (a broker
+//! stopped, S3 frozen, several workers competing for two cores) take
+//! [`exclusive`], all others [`shared`], so that the disruptive ones never
+//! overlap another test of any process (a lock file in the stack's folder:
+//! [`crate::stack_lock`]). A test waiting for the stack alone lets shared
+//! ones start meanwhile (a fair lock would idle every test thread behind it
+//! while a long shared test runs).
 
+use crate::stack_lock::{self, Hold, Mode};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::ops::Deref;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
-use tokio::sync::Notify;
 
 /// Where the local stack is, as the tests see it.
 #[derive(Clone, Debug)]
@@ -126,93 +127,53 @@ fn try_stack_script(args: &[&str]) -> Result<(), String> {
     }
 }
 
-/// Who uses the stack now: tests sharing it, or one test alone.
-struct Use {
-    sharing: usize,
-    alone: bool,
-}
-
-static USE: Mutex<Use> = Mutex::new(Use {
-    sharing: 0,
-    alone: false,
-});
-static RELEASED: Notify = Notify::const_new();
-
-/// Takes the stack (shared or alone) if it can at once.
-fn try_take(alone: bool) -> bool {
-    let mut u = USE.lock().expect("not poisoned");
-    match alone {
-        true if !u.alone && u.sharing == 0 => u.alone = true,
-        false if !u.alone => u.sharing += 1,
-        _ => return false,
-    }
-    true
-}
-
-/// Waits until it can take the stack. A test waiting to be alone does not
-/// hold back the tests that share it (they may start meanwhile): it gets
-/// the stack once none runs, at the latest when the shared ones are done,
-/// and the other test threads keep working in the meantime.
-async fn take(alone: bool) {
-    loop {
-        let released = RELEASED.notified();
-        tokio::pin!(released);
-        released.as_mut().enable(); // no release is missed between the check and the wait
-        if try_take(alone) {
-            return;
-        }
-        released.await;
-    }
-}
-
-fn release(alone: bool) {
-    let mut u = USE.lock().expect("not poisoned");
-    match alone {
-        true => u.alone = false,
-        false => u.sharing -= 1,
-    }
-    drop(u);
-    RELEASED.notify_waiters();
+fn lock_path() -> PathBuf {
+    crate::stack_lock::lock_file(&stack_dir())
 }
 
 /// The stack, used alongside other tests (see the module's doc).
-pub struct Shared(());
+pub struct Shared {
+    _hold: Hold,
+}
 
-/// The stack, used by this test alone in this process.
-pub struct Exclusive(());
+/// The stack, used by this test alone (no other test of any process).
+pub struct Exclusive {
+    _hold: Hold,
+}
+
+impl Shared {
+    /// Lets go of the stack for `d`, then waits to hold it shared again:
+    /// for a test that only waits meanwhile (an outage of its own proxy)
+    /// and would otherwise keep the tests that need the stack alone
+    /// waiting. They may run in the meantime, so `d` is the least it waits.
+    pub async fn idle_for(self, d: Duration) -> Shared {
+        drop(self);
+        tokio::time::sleep(d).await;
+        shared().await
+    }
+}
 
 /// Waits until no disruptive test runs, then holds the stack shared.
 pub async fn shared() -> Shared {
     stack();
-    take(false).await;
-    Shared(())
+    Shared {
+        _hold: stack_lock::take(lock_path(), Mode::Shared).await,
+    }
 }
 
 /// [`shared`], for tests that are not async.
 pub fn shared_blocking() -> Shared {
     stack();
-    while !try_take(false) {
-        std::thread::sleep(std::time::Duration::from_millis(50));
+    Shared {
+        _hold: stack_lock::take_blocking(&lock_path(), Mode::Shared),
     }
-    Shared(())
 }
 
-/// Waits until no other test of this process uses the stack, then holds it.
+/// Waits until no other test uses the stack, then holds it.
 pub async fn exclusive() -> Exclusive {
     stack();
-    take(true).await;
-    Exclusive(())
-}
-
-impl Drop for Shared {
-    fn drop(&mut self) {
-        release(false);
-    }
-}
-
-impl Drop for Exclusive {
-    fn drop(&mut self) {
-        release(true);
+    Exclusive {
+        _hold: stack_lock::take(lock_path(), Mode::Alone).await,
     }
 }
 
@@ -304,31 +265,5 @@ impl Drop for S3Frozen {
         if !self.thawed {
             let _ = crate::procfs::signal(self.pid as u32, libc::SIGCONT);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// One test: the lock is the process's.
-    #[tokio::test]
-    async fn a_test_waiting_alone_lets_shared_ones_in_then_runs_alone() {
-        assert!(try_take(false), "A shares");
-        let alone = tokio::spawn(take(true));
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(!alone.is_finished(), "B waits while A shares");
-        assert!(try_take(false), "C shares although B waits");
-        release(false);
-        release(false);
-        tokio::time::timeout(Duration::from_secs(5), alone)
-            .await
-            .expect("B runs once nobody shares")
-            .expect("join");
-        assert!(!try_take(false), "nobody shares while B is alone");
-        assert!(!try_take(true), "nor is anybody else alone");
-        release(true);
-        assert!(try_take(false));
-        release(false);
     }
 }

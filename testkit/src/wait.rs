@@ -11,16 +11,46 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
+    let mut pause = Duration::from_millis(25);
+    let next = move || {
+        pause = (pause * 2).min(Duration::from_millis(500));
+        pause
+    };
+    paced(deadline, what, next, || {
+        let holds = f();
+        async move { holds.await.then_some(()) }
+    })
+    .await
+}
+
+/// Polls `f` every `every` (for measurements: no back-off) until it
+/// returns a value; panics like [`wait_for`] once `deadline` passed.
+pub async fn poll<T, F, Fut>(every: Duration, deadline: Duration, what: &str, f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    paced(deadline, what, || every, f).await
+}
+
+async fn paced<T, F, Fut>(
+    deadline: Duration,
+    what: &str,
+    mut pause: impl FnMut() -> Duration,
+    mut f: F,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
     let start = Instant::now();
-    let mut pause = Duration::from_millis(50);
     loop {
-        if f().await {
-            return;
+        if let Some(v) = f().await {
+            return v;
         }
         if start.elapsed() >= deadline {
             panic!("timed out after {deadline:?} waiting for {what}");
         }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(500));
+        tokio::time::sleep(pause()).await;
     }
 }

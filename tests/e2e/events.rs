@@ -18,18 +18,19 @@ use wordstream::events::{Event, Status};
 
 const DONE: Duration = Duration::from_secs(90);
 
-/// A worker of `app` reading `notifier`'s events, with `flags`.
-fn worker(app: &App, id: &str, notifier: &Notifier, flags: &[&str]) -> Worker {
+/// No listing for an hour, full or quick: only events find new objects.
+const EVENTS_ONLY: &[&str] = &["--interval", "3600", "--reconcile-interval", "3600"];
+
+/// A worker of `app` reading `notifier`'s events, with `flags` (and a status
+/// line a second), once it lists the bucket and its first full pass is over
+/// (a status line of the lister after one list call at least): objects
+/// uploaded from then on can only be found by events (or the next pass).
+/// Returns that status too.
+async fn started(app: &App, id: &str, notifier: &Notifier, flags: &[&str]) -> (Worker, Status) {
     let events = notifier.flag();
     let mut all = vec!["--events", events.as_str(), "--status-interval", "1"];
     all.extend_from_slice(flags);
-    Worker::spawn(id, app.worker_command(Some(id), &all))
-}
-
-/// Waits until `w` lists the bucket and its first full pass is over (a
-/// status line of the lister after one list call at least): objects
-/// uploaded from then on can only be found by events (or the next pass).
-async fn wait_first_pass(w: &mut Worker) -> Status {
+    let mut w = Worker::spawn(id, app.worker_command(Some(id), &all));
     let (_, e) = w
         .wait_event(
             0.0,
@@ -39,7 +40,7 @@ async fn wait_first_pass(w: &mut Worker) -> Status {
         )
         .await;
     match e {
-        Event::Status(s) => s,
+        Event::Status(s) => (w, s),
         _ => unreachable!(),
     }
 }
@@ -60,17 +61,32 @@ fn keys(files: &[(String, PathBuf)]) -> Vec<String> {
     files.iter().map(|(k, _)| k.clone()).collect()
 }
 
+/// The two tests of one scenario (`async fn(Notifier, prefix)`): events
+/// through a topic of the test's own (`partitions` partitions), and through
+/// a queue of the stack's SQS server. App prefixes: `PREFIX-k`, `PREFIX-s`.
+macro_rules! on_topic_and_queue {
+    ($scenario:ident($prefix:literal, partitions: $partitions:expr) => $kafka:ident, $sqs:ident) => {
+        #[tokio::test(flavor = "multi_thread")]
+        async fn $kafka() {
+            let _stack = shared().await;
+            let notifier = Notifier::new_kafka("ws-ev-topic", $partitions).await;
+            $scenario(notifier, concat!($prefix, "-k")).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread")]
+        async fn $sqs() {
+            let _stack = shared().await;
+            let notifier = Notifier::new_sqs("ws-ev-queue").await;
+            $scenario(notifier, concat!($prefix, "-s")).await;
+        }
+    };
+}
+
 /// Upload → counted through events alone: the listing runs once at start
 /// (an empty bucket) and never again during the test.
 async fn counted_through_events(notifier: Notifier, prefix: &str) {
     let app = App::new(prefix).await;
-    let mut w = worker(
-        &app,
-        "events",
-        &notifier,
-        &["--interval", "3600", "--reconcile-interval", "3600"],
-    );
-    let first = wait_first_pass(&mut w).await;
+    let (mut w, first) = started(&app, "events", &notifier, EVENTS_ONLY).await;
     let files = random_keys("", 0, 12, &mut Rng::from_clock(prefix));
     app.put_files(&files, 4).await;
     notifier
@@ -87,19 +103,9 @@ async fn counted_through_events(notifier: Notifier, prefix: &str) {
     assert_eq!(last.notices.found, 12, "{:?}", last.notices);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn kafka_events_count_new_objects_with_random_keys() {
-    let _stack = shared().await;
-    let notifier = Notifier::new_kafka("ws-ev-topic", 3).await;
-    counted_through_events(notifier, "ws-ev-kafka").await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn sqs_events_count_new_objects_with_random_keys() {
-    let _stack = shared().await;
-    let notifier = Notifier::new_sqs("ws-ev-queue").await;
-    counted_through_events(notifier, "ws-ev-sqs").await;
-}
+on_topic_and_queue!(counted_through_events("ws-ev-new", partitions: 3)
+    => kafka_events_count_new_objects_with_random_keys,
+       sqs_events_count_new_objects_with_random_keys);
 
 /// Every object's event three times, all shuffled, two objects' events
 /// never sent, and noise (another bucket, another prefix, AWS's test event,
@@ -107,20 +113,15 @@ async fn sqs_events_count_new_objects_with_random_keys() {
 /// and the two objects without events are found by a reconciliation pass.
 async fn unreliable_events(notifier: Notifier, prefix: &str) {
     let app = App::new(prefix).await;
-    let mut w = worker(
-        &app,
-        "unreliable",
-        &notifier,
-        &[
-            "--prefix",
-            "in/",
-            "--interval",
-            "3600",
-            "--reconcile-interval",
-            "10",
-        ],
-    );
-    wait_first_pass(&mut w).await;
+    let flags = [
+        "--prefix",
+        "in/",
+        "--interval",
+        "3600",
+        "--reconcile-interval",
+        "10",
+    ];
+    let (mut w, _) = started(&app, "unreliable", &notifier, &flags).await;
     let mut rng = Rng::from_clock(prefix);
     let files = random_keys("in/", 20, 8, &mut rng);
     let outside = random_keys("out/", 30, 1, &mut rng);
@@ -178,19 +179,9 @@ async fn unreliable_events(notifier: Notifier, prefix: &str) {
     w.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn kafka_events_duplicated_reordered_and_dropped_keep_totals_exact() {
-    let _stack = shared().await;
-    let notifier = Notifier::new_kafka("ws-ev-topic", 3).await;
-    unreliable_events(notifier, "ws-ev-kdup").await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn sqs_events_duplicated_reordered_and_dropped_keep_totals_exact() {
-    let _stack = shared().await;
-    let notifier = Notifier::new_sqs("ws-ev-queue").await;
-    unreliable_events(notifier, "ws-ev-sdup").await;
-}
+on_topic_and_queue!(unreliable_events("ws-ev-dup", partitions: 3)
+    => kafka_events_duplicated_reordered_and_dropped_keep_totals_exact,
+       sqs_events_duplicated_reordered_and_dropped_keep_totals_exact);
 
 /// An event naming an object already deleted: the object fails as
 /// `NoSuchKey` (as a listed object that vanished does), and no count moves;
@@ -200,13 +191,7 @@ async fn an_event_for_a_deleted_object_changes_no_count() {
     let _stack = shared().await;
     let app = App::new("ws-ev-gone").await;
     let notifier = Notifier::new_sqs("ws-ev-queue").await;
-    let mut w = worker(
-        &app,
-        "gone",
-        &notifier,
-        &["--interval", "3600", "--reconcile-interval", "3600"],
-    );
-    wait_first_pass(&mut w).await;
+    let (mut w, _) = started(&app, "gone", &notifier, EVENTS_ONLY).await;
     let files = random_keys("", 40, 2, &mut Rng::from_clock("ws-ev-gone"));
     app.put_files(&files, 2).await;
     app.put("gone.txt", b"vanishing words".to_vec()).await;
@@ -292,13 +277,8 @@ async fn a_missing_or_unreachable_source_is_one_line_and_exit_1() {
 /// listing), and reads events again once the source is back.
 async fn source_goes_away(notifier: Notifier, prefix: &str) {
     let app = App::new(prefix).await;
-    let mut w = worker(
-        &app,
-        "away",
-        &notifier,
-        &["--interval", "1", "--reconcile-interval", "3600"],
-    );
-    wait_first_pass(&mut w).await;
+    let flags = ["--interval", "1", "--reconcile-interval", "3600"];
+    let (mut w, _) = started(&app, "away", &notifier, &flags).await;
     let mut rng = Rng::from_clock(prefix);
     let first = random_keys("", 50, 3, &mut rng);
     app.put_files(&first, 3).await;
@@ -321,19 +301,9 @@ async fn source_goes_away(notifier: Notifier, prefix: &str) {
     w.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_topic_going_away_mid_run_keeps_counting_through_the_listing() {
-    let _stack = shared().await;
-    let notifier = Notifier::new_kafka("ws-ev-topic", 1).await;
-    source_goes_away(notifier, "ws-ev-kaway").await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn the_queue_going_away_mid_run_keeps_counting_through_the_listing() {
-    let _stack = shared().await;
-    let notifier = Notifier::new_sqs("ws-ev-queue").await;
-    source_goes_away(notifier, "ws-ev-saway").await;
-}
+on_topic_and_queue!(source_goes_away("ws-ev-away", partitions: 1)
+    => the_topic_going_away_mid_run_keeps_counting_through_the_listing,
+       the_queue_going_away_mid_run_keeps_counting_through_the_listing);
 
 /// The local stack's S3 server (versitygw) publishes its own bucket
 /// notifications to the topic `scripts/stack up` made for them
@@ -345,13 +315,7 @@ async fn the_stacks_s3_server_notifies_through_kafka() {
     let topic = testkit::stack::env_or("WORDSTREAM_EVENTS_TOPIC", "wordstream-s3-events");
     let app = App::new("ws-ev-vgw").await;
     let notifier = Notifier::Kafka(topic.clone());
-    let mut w = worker(
-        &app,
-        "versitygw",
-        &notifier,
-        &["--interval", "3600", "--reconcile-interval", "3600"],
-    );
-    wait_first_pass(&mut w).await;
+    let (mut w, _) = started(&app, "versitygw", &notifier, EVENTS_ONLY).await;
     let before: i64 = stack()
         .watermarks(&topic)
         .await

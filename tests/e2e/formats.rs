@@ -153,13 +153,9 @@ async fn formats_count_as_count_local_and_bad_objects_fail_alone() {
         .chain(bad.iter().map(|b| b.0))
         .map(|k| app.url(k))
         .collect();
-    app.wait_for_done(&urls, Duration::from_secs(120), &[&w])
+    let latest = app
+        .wait_settled(&urls, &want, Duration::from_secs(120), &mut w)
         .await;
-    app.wait_for_totals(&want, Duration::from_secs(60), &[&w])
-        .await;
-    w.assert_running();
-
-    let latest = app.ledger_latest().await;
     let a1_words = count_bytes(&a1).values().sum::<i64>();
     let record = |key: &str| latest[&app.url(key)].clone();
     for (key, format) in [

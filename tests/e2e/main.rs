@@ -27,10 +27,12 @@
 //! - `web`: the worker's web server (metrics against the ledger, queries
 //!   from three workers, bad requests, the dashboard in headless Chromium).
 //!
-//! Tests run on parallel threads. Each takes the stack shared
-//! (`testkit::stack::shared`); those that disturb it for everybody (a
-//! broker restart, S3 frozen, three workers on a two-core box) take it
-//! exclusively, so they never overlap another test of this binary.
+//! Tests run on parallel threads, and `scripts/test` runs the modules named
+//! `long_*` in a process of their own next to the others. Each test takes
+//! the stack shared (`testkit::stack::shared`); those that disturb it for
+//! everybody (a broker restart, S3 frozen, three workers on a two-core box)
+//! take it exclusively, so they never overlap another test of any process
+//! (a lock file in the stack's folder).
 //!
 //! Run: `eval "$(scripts/stack env)" && cargo test --test e2e`.
 

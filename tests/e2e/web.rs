@@ -122,7 +122,7 @@ async fn metrics_scraped_during_a_run_match_the_ledger() {
         "one timing per object"
     );
     let names = web::names(&s);
-    for name in m::ALL {
+    for m::Metric { name, .. } in m::ALL {
         assert!(names.contains(*name), "{name} not exported: {names:?}");
     }
     // The Grafana dashboard uses only what a scrape shows (a histogram's

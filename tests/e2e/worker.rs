@@ -259,13 +259,9 @@ async fn bad_objects_are_counted_or_failed_and_never_block() {
         "bad/zz-canary.txt",
     ];
     let urls: Vec<String> = keys.iter().map(|k| app.url(k)).collect();
-    app.wait_for_done(&urls, Duration::from_secs(300), &[&w])
+    let latest = app
+        .wait_settled(&urls, &want, Duration::from_secs(300), &mut w)
         .await;
-    app.wait_for_totals(&want, Duration::from_secs(60), &[&w])
-        .await;
-    w.assert_running();
-
-    let latest = app.ledger_latest().await;
     let entry = |k: &str| latest[&app.url(k)].clone();
     let state = |k: &str| entry(k)["state"].as_str().unwrap().to_string();
     assert_eq!(state("bad/empty.txt"), "counted");

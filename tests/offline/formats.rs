@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use testkit::cli::offline_cmd;
+use testkit::cli::{offline_cmd, stdout_of};
 use testkit::corpus;
 use testkit::counts::{count_local, diff_counts, Counts};
 use testkit::formats as fmt;
@@ -145,12 +145,7 @@ fn reference_tsv(file: &Path) -> String {
         .arg(file)
         .output()
         .expect("python3 runs");
-    assert!(
-        text.status.success(),
-        "markup_text.py {}: {}",
-        file.display(),
-        String::from_utf8_lossy(&text.stderr)
-    );
+    let text = stdout_of(&format!("markup_text.py {}", file.display()), text);
     let mut oracle = Command::new("python3")
         .arg(repo.join("tests/oracle.py"))
         .arg("-")
@@ -161,7 +156,7 @@ fn reference_tsv(file: &Path) -> String {
     {
         use std::io::Write;
         let mut stdin = oracle.stdin.take().expect("stdin");
-        stdin.write_all(&text.stdout).expect("feeding the oracle");
+        stdin.write_all(&text).expect("feeding the oracle");
     }
     let out = oracle.wait_with_output().expect("oracle");
     assert!(out.status.success(), "oracle failed");
@@ -176,13 +171,7 @@ fn count_local_tsv(file: &Path) -> String {
         .arg(file)
         .output()
         .expect("count-local");
-    assert!(
-        out.status.success(),
-        "count-local {}: {}",
-        file.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8")
+    String::from_utf8(stdout_of(&format!("count-local {}", file.display()), out)).expect("UTF-8")
 }
 
 #[test]

@@ -169,53 +169,67 @@ impl Queue {
 
     /// Deletes the messages (in the background, 10 a call).
     pub fn ack(&mut self, receipts: Vec<String>) {
-        let (client, url) = (self.client.clone(), self.url.clone());
-        self.rt.spawn(async move {
-            for chunk in receipts.chunks(10) {
-                let entries = chunk.iter().enumerate().map(|(i, r)| {
-                    DeleteMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(r)
-                        .build()
-                        .expect("id and receipt handle are set")
-                });
-                let sent = client
-                    .delete_message_batch()
-                    .queue_url(&url)
-                    .set_entries(Some(entries.collect()))
-                    .send()
-                    .await;
-                if let Err(e) = sent {
-                    tracing::warn!(
-                        "{:#} (the messages come again; their objects are known)",
-                        describe("cannot delete messages from", &url, &e)
-                    );
-                }
+        self.in_batches(receipts, |client, url, batch| async move {
+            let entries = batch.into_iter().map(|(id, receipt)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(id)
+                    .receipt_handle(receipt)
+                    .build()
+                    .expect("id and receipt handle are set")
+            });
+            let sent = client
+                .delete_message_batch()
+                .queue_url(&url)
+                .set_entries(Some(entries.collect()))
+                .send()
+                .await;
+            if let Err(e) = sent {
+                tracing::warn!(
+                    "{:#} (the messages come again; their objects are known)",
+                    describe("cannot delete messages from", &url, &e)
+                );
             }
         });
     }
 
     /// Makes the messages visible again at once (in the background).
     pub fn nack(&mut self, receipts: Vec<String>) {
+        self.in_batches(receipts, |client, url, batch| async move {
+            let entries = batch.into_iter().map(|(id, receipt)| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(id)
+                    .receipt_handle(receipt)
+                    .visibility_timeout(0)
+                    .build()
+                    .expect("id and receipt handle are set")
+            });
+            // A failure only means they come back after the visibility
+            // timeout.
+            let _ = client
+                .change_message_visibility_batch()
+                .queue_url(&url)
+                .set_entries(Some(entries.collect()))
+                .send()
+                .await;
+        });
+    }
+
+    /// Runs `call` in the background on the receipts, 10 at a time (SQS's
+    /// most per batch call), each paired with its id in the batch.
+    fn in_batches<F, Fut>(&self, receipts: Vec<String>, call: F)
+    where
+        F: Fn(Client, String, Vec<(String, String)>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
         let (client, url) = (self.client.clone(), self.url.clone());
         self.rt.spawn(async move {
             for chunk in receipts.chunks(10) {
-                let entries = chunk.iter().enumerate().map(|(i, r)| {
-                    ChangeMessageVisibilityBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(r)
-                        .visibility_timeout(0)
-                        .build()
-                        .expect("id and receipt handle are set")
-                });
-                // A failure only means they come back after the visibility
-                // timeout.
-                let _ = client
-                    .change_message_visibility_batch()
-                    .queue_url(&url)
-                    .set_entries(Some(entries.collect()))
-                    .send()
-                    .await;
+                let batch = chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| (i.to_string(), r.clone()))
+                    .collect();
+                call(client.clone(), url.clone(), batch).await;
             }
         });
     }
