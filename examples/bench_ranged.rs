@@ -6,7 +6,7 @@
 //!
 //! 1. one worker reading it whole (`--range-size 0`): the baseline;
 //! 2. one worker reading it in ranges (`--range-size`, default 64MiB,
-//!    `--range-concurrency`, default 4);
+//!    `--range-concurrency`, default 2);
 //! 3. two workers of one group, ranges as in 2.
 //!
 //! For each: MB/s over the object's read-and-count time (the `ms` of its
@@ -102,12 +102,7 @@ async fn run(bucket: &str, key: &str, want: &Counts, n: usize, flags: &[&str], l
     let wall_s = t0.elapsed().as_secs_f64();
     let (k1, s1) = stack_cpu();
     let worker_cpu = ws.iter().map(|w| w.cpu_seconds().unwrap_or(0.0)).sum();
-    let peak_mib = ws
-        .iter()
-        .map(|w| w.memory().peak_kib)
-        .max()
-        .unwrap_or(0) as f64
-        / 1024.0;
+    let peak_mib = ws.iter().map(|w| w.memory().peak_kib).max().unwrap_or(0) as f64 / 1024.0;
     let rec = app
         .ledger_latest()
         .await
@@ -136,7 +131,7 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let mib: usize = value(&args, "--mib", "2048").parse().expect("--mib N");
     let range_size = value(&args, "--range-size", "64MiB");
-    let concurrency = value(&args, "--range-concurrency", "4");
+    let concurrency = value(&args, "--range-concurrency", "2");
     let keep = args.iter().any(|a| a == "--keep");
 
     let unit = UNIT.as_bytes();
@@ -163,7 +158,15 @@ async fn main() {
         concurrency.as_str(),
     ];
     let runs = [
-        run(&bucket, key, &want, 1, &["--range-size", "0"], "whole, 1 worker").await,
+        run(
+            &bucket,
+            key,
+            &want,
+            1,
+            &["--range-size", "0"],
+            "whole, 1 worker",
+        )
+        .await,
         run(&bucket, key, &want, 1, &ranged, "ranged, 1 worker").await,
         run(&bucket, key, &want, 2, &ranged, "ranged, 2 workers").await,
     ];

@@ -81,7 +81,7 @@ pub struct Args {
           value_parser = crate::cmd::upload::plan::parse_size)]
     pub range_size: u64,
     /// Ranges of one big object read and counted at the same time (2 to 64).
-    #[arg(long, value_name = "N", default_value_t = 4,
+    #[arg(long, value_name = "N", default_value_t = 2,
           value_parser = clap::value_parser!(u16).range(2..=64))]
     pub range_concurrency: u16,
     /// Retry every object the ledger says failed (e.g. after fixing a

@@ -29,7 +29,7 @@ use std::sync::Arc;
 /// Default `--range-size`: objects above it are read in ranges of it.
 pub const DEFAULT_RANGE_SIZE: u64 = 64 << 20;
 /// Default `--range-concurrency`: ranges of one object read at once.
-pub const DEFAULT_CONCURRENCY: usize = 4;
+pub const DEFAULT_CONCURRENCY: usize = 2;
 /// Bytes asked for past a range's end to finish its last word (a longer
 /// word is rare: the rest of the object is then asked for).
 const TAIL: u64 = crate::tokenize::MAX_TOKEN_BYTES as u64 + 1024;
