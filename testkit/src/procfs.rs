@@ -59,6 +59,25 @@ pub fn signal(pid: u32, sig: libc::c_int) -> std::io::Result<()> {
     }
 }
 
+/// The local stack's own processes (Kafka nodes, versitygw) from its pid
+/// files, labelled, for benchmarks that report their CPU use.
+pub fn stack_processes() -> Vec<(String, u32)> {
+    let run = crate::stack::stack_dir().join("run");
+    ["kafka", "kafka-1", "kafka-2", "kafka-3", "s3"]
+        .iter()
+        .filter_map(|name| {
+            let pid = std::fs::read_to_string(run.join(format!("{name}.pid")))
+                .ok()?
+                .trim()
+                .parse::<u32>()
+                .ok()?;
+            state(pid)?;
+            let label = if *name == "s3" { "versitygw" } else { name };
+            Some((label.to_string(), pid))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,23 +108,4 @@ mod tests {
         child.wait().expect("reaped");
         assert_eq!(state(pid), None);
     }
-}
-
-/// The local stack's own processes (Kafka nodes, versitygw) from its pid
-/// files, labelled, for benchmarks that report their CPU use.
-pub fn stack_processes() -> Vec<(String, u32)> {
-    let run = crate::stack::stack_dir().join("run");
-    ["kafka", "kafka-1", "kafka-2", "kafka-3", "s3"]
-        .iter()
-        .filter_map(|name| {
-            let pid = std::fs::read_to_string(run.join(format!("{name}.pid")))
-                .ok()?
-                .trim()
-                .parse::<u32>()
-                .ok()?;
-            state(pid)?;
-            let label = if *name == "s3" { "versitygw" } else { name };
-            Some((label.to_string(), pid))
-        })
-        .collect()
 }
