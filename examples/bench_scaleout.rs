@@ -35,7 +35,6 @@
 //! example's target folder, e.g. target/release/wordstream).
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use testkit::corpus;
@@ -46,29 +45,11 @@ use testkit::kafka::{fill_changelog, Tail};
 use testkit::names::unique_name;
 use testkit::now;
 use testkit::procfs::cpu_seconds;
-use testkit::stack::{stack, stack_dir};
+use testkit::stack::stack;
 use testkit::worker::{self, Worker};
 use wordstream::events::Event;
 
 const PARTITIONS: i32 = 8;
-
-/// The stack's own processes (Kafka node, versitygw), from its pid files.
-fn stack_pids() -> Vec<(String, u32)> {
-    let mut out = Vec::new();
-    for name in ["kafka", "kafka-1", "kafka-2", "kafka-3", "s3"] {
-        let p = stack_dir().join("run").join(format!("{name}.pid"));
-        if let Some(pid) = std::fs::read_to_string(&p)
-            .ok()
-            .and_then(|s| s.trim().parse::<u32>().ok())
-        {
-            if Path::new(&format!("/proc/{pid}")).exists() {
-                let label = if name == "s3" { "versitygw" } else { name };
-                out.push((label.to_string(), pid));
-            }
-        }
-    }
-    out
-}
 
 /// A worker of `app` on `bucket`, listing every `interval` s, a status
 /// every second.
@@ -271,7 +252,7 @@ async fn bench_throughput(c: &Corpus, n: usize, backlog: Option<&str>, interval:
             app.clone()
         }
     };
-    let stack_procs = stack_pids();
+    let stack_procs = testkit::procfs::stack_processes();
     let scpu0: Vec<f64> = stack_procs
         .iter()
         .map(|(_, p)| cpu_seconds(*p).unwrap_or(0.0))
@@ -380,7 +361,11 @@ async fn bench_throughput(c: &Corpus, n: usize, backlog: Option<&str>, interval:
     let mut total_cpu: f64 = cpu.iter().sum();
     for (i, (name, pid)) in stack_procs.iter().enumerate() {
         let cpu = scpu1[i] - scpu0[i];
-        if cpu < 0.0 || stack_pids().iter().all(|(_, p)| p != pid) {
+        if cpu < 0.0
+            || testkit::procfs::stack_processes()
+                .iter()
+                .all(|(_, p)| p != pid)
+        {
             out += &format!(
                 "    {name}: RESTARTED during this run (someone else's test?): the figures above are not valid\n"
             );
