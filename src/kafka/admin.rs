@@ -138,12 +138,13 @@ pub async fn ensure_topics(args: &KafkaArgs, specs: &[TopicSpec]) -> Result<()> 
 /// that has not applied its configs yet (no `cleanup.policy` at all): that
 /// is asked again for a few seconds before it counts as not compacted.
 pub async fn check_compacted(args: &KafkaArgs, topic: &str) -> Result<()> {
+    let admin = admin_client(args).await?;
     let mut policy = String::new();
     for attempt in 0..20 {
         if attempt > 0 {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        policy = cleanup_policy(args, topic).await?;
+        policy = cleanup_policy(&admin, args, topic).await?;
         if !policy.is_empty() {
             break;
         }
@@ -156,9 +157,12 @@ pub async fn check_compacted(args: &KafkaArgs, topic: &str) -> Result<()> {
 
 /// The `cleanup.policy` of `topic` as a broker describes it ("" when it
 /// says none).
-async fn cleanup_policy(args: &KafkaArgs, topic: &str) -> Result<String> {
+async fn cleanup_policy(
+    admin: &AdminClient<QuietContext>,
+    args: &KafkaArgs,
+    topic: &str,
+) -> Result<String> {
     use rdkafka::admin::ResourceSpecifier;
-    let admin = admin_client(args).await?;
     let timeout = Duration::from_secs(args.connect_timeout);
     let opts = AdminOptions::new().request_timeout(Some(timeout));
     let results = admin
