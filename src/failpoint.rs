@@ -8,6 +8,9 @@
 //! - `sleep(MS)`: the calling thread sleeps;
 //! - `exit`: the process exits at once with code 137, like a kill -9.
 //!
+//! A few failpoints make a condition true for a while instead (see
+//! [`lasting`]): `sleep(MS)` then says for how long.
+//!
 //! Each failpoint fires once per process. Unset (as in production), a
 //! failpoint costs one check of a value computed at the first call.
 
@@ -65,6 +68,27 @@ pub fn hit(name: &str) {
         },
         Action::Sleep(d) => std::thread::sleep(d),
         Action::Exit => std::process::exit(137),
+    }
+}
+
+/// How long the condition armed for `name` lasts (its `sleep(MS)`), once;
+/// zero when it is not armed. For failpoints that fake a state of the
+/// world, e.g. partitions without a leader, rather than pause the caller.
+pub fn lasting(name: &str) -> Duration {
+    let mut armed = armed().lock().unwrap_or_else(|e| e.into_inner());
+    if armed.is_empty() {
+        return Duration::ZERO;
+    }
+    match armed.remove(name) {
+        Some(Action::Sleep(d)) => {
+            tracing::warn!("failpoint {name}: for {d:?}");
+            d
+        }
+        Some(other) => {
+            armed.insert(name.to_string(), other);
+            Duration::ZERO
+        }
+        None => Duration::ZERO,
     }
 }
 

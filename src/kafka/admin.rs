@@ -9,7 +9,7 @@ use super::oauth::prime;
 use crate::config::{KafkaArgs, Topics};
 use anyhow::{anyhow, bail, Context as _, Result};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::consumer::Consumer;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::metadata::Metadata;
 use std::time::{Duration, Instant};
@@ -35,6 +35,16 @@ pub async fn admin_client(args: &KafkaArgs) -> Result<AdminClient<QuietContext>>
 pub fn metadata(args: &KafkaArgs, topic: Option<&str>, timeout: Duration) -> Result<Metadata> {
     args.check_security()?;
     let consumer = base_consumer(&client_config(args))?;
+    metadata_from(&consumer, args, topic, timeout)
+}
+
+/// [`metadata`] through a client the caller keeps (for repeated queries).
+fn metadata_from(
+    consumer: &BaseConsumer<QuietContext>,
+    args: &KafkaArgs,
+    topic: Option<&str>,
+    timeout: Duration,
+) -> Result<Metadata> {
     let deadline = Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -276,30 +286,65 @@ pub fn prepare_contributions_topic(
     }
 }
 
+/// The least time new partitions may take to get leaders before a worker
+/// gives up: a controller busy creating many partitions takes seconds, which
+/// is no reason to stop (`--connect-timeout` when that is longer).
+const LEADER_WAIT: Duration = Duration::from_secs(60);
+
 /// Waits until every partition of the topics has a leader (new topics take
-/// a moment), at most the connect timeout.
+/// a moment), at most [`LEADER_WAIT`] or the connect timeout; says so once
+/// when that takes longer than a few seconds.
 pub fn wait_for_leaders(k: &KafkaArgs, specs: &[TopicSpec]) -> Result<()> {
-    let timeout = Duration::from_secs(k.connect_timeout.max(10));
+    let limit = Duration::from_secs(k.connect_timeout).max(LEADER_WAIT);
+    let consumer = base_consumer(&client_config(k))?;
     let started = Instant::now();
+    // a test's broker that is slow to elect leaders
+    let fake_until = started + crate::failpoint::lasting("topics.leaderless");
+    let mut warned = false;
     for spec in specs {
         loop {
-            let md = metadata(k, Some(&spec.name), timeout)?;
-            let ok = md.topics().iter().any(|t| {
-                t.name() == spec.name
-                    && t.error().is_none()
-                    && !t.partitions().is_empty()
-                    && t.partitions()
+            let left = limit.saturating_sub(started.elapsed());
+            let request =
+                Duration::from_secs(k.connect_timeout).min(left.max(Duration::from_secs(1)));
+            let md = metadata_from(&consumer, k, Some(&spec.name), request)?;
+            let leaderless = md
+                .topics()
+                .iter()
+                .find(|t| t.name() == spec.name && t.error().is_none())
+                .map(|t| {
+                    let missing = t
+                        .partitions()
                         .iter()
-                        .all(|p| p.leader() >= 0 && p.error().is_none())
-            });
-            if ok {
+                        .filter(|p| p.leader() < 0 || p.error().is_some())
+                        .count();
+                    if t.partitions().is_empty() {
+                        spec.partitions.max(1) as usize
+                    } else {
+                        missing
+                    }
+                })
+                .unwrap_or(spec.partitions.max(1) as usize);
+            let leaderless = if Instant::now() < fake_until {
+                spec.partitions.max(1) as usize
+            } else {
+                leaderless
+            };
+            if leaderless == 0 {
                 break;
             }
-            if started.elapsed() > timeout {
+            if started.elapsed() > limit {
                 bail!(
-                    "topic {} has partitions without a leader after {} s",
+                    "topic {} has {leaderless} partitions without a leader after {} s",
                     spec.name,
-                    timeout.as_secs()
+                    limit.as_secs()
+                );
+            }
+            if !warned && started.elapsed() > Duration::from_secs(5) {
+                warned = true;
+                tracing::warn!(
+                    "topic {}: {leaderless} partitions have no leader yet; waiting up to {} s",
+                    spec.name,
+                    limit.as_secs()
                 );
             }
             std::thread::sleep(Duration::from_millis(100));

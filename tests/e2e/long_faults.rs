@@ -192,6 +192,22 @@ async fn consumed_repartition_records_are_purged() {
     w2.stop().await;
 }
 
+/// New topics whose partitions get their leaders only after 15 s (a
+/// controller busy creating many partitions; CI met 10 s): the worker waits
+/// for them instead of exiting, then counts exactly. The slow election is
+/// the failpoint `topics.leaderless`, which makes the worker see its new
+/// topics without leaders for that long.
+#[tokio::test(flavor = "multi_thread")]
+async fn new_topics_slow_to_get_leaders_are_waited_for() {
+    let _stack = shared().await;
+    let app = App::new("ws-slow-leaders").await;
+    let files = papers(10, 4);
+    app.put_files(&files, 8).await;
+    let mut w = worker_with(&app, "w", &[], "topics.leaderless=sleep(15000)");
+    w.wait_ready(READY).await;
+    app.finish(&files, &[], DONE, &mut [&mut w]).await;
+}
+
 /// Item 7. A record in the changelog that does not decode (a third party
 /// wrote to the topic) is skipped and counted, not fatal.
 #[tokio::test(flavor = "multi_thread")]
