@@ -77,6 +77,32 @@ pub enum Event {
     ObjectRemoved { key: String, words: u64 },
     /// One object could not be counted (recorded as `failed` in the ledger).
     ObjectFailed { key: String, reason: String },
+    /// A big object split into `ranges` units of work of the group
+    /// (docs/design.md §9; not yet committed: see `BatchCommitted`).
+    ObjectSplit {
+        key: String,
+        etag: String,
+        ranges: u32,
+    },
+    /// Range `range` of `of` of the object `key` counted by this worker
+    /// (`changed`: its version was gone, it counted nothing).
+    RangeCounted {
+        key: String,
+        range: u32,
+        of: u32,
+        bytes: u64,
+        words: u64,
+        changed: bool,
+    },
+    /// What the ranges of version `etag` of `key` added (`ranges` ranges,
+    /// `words` occurrences) was taken back: the object is counted again at
+    /// its current version.
+    RangesTakenBack {
+        key: String,
+        etag: String,
+        ranges: u32,
+        words: u64,
+    },
     /// A batch's transaction committed.
     BatchCommitted {
         discovered: u64,
@@ -178,6 +204,9 @@ impl Event {
             Event::ObjectCounted { .. } => "object_counted",
             Event::ObjectFailed { .. } => "object_failed",
             Event::ObjectRemoved { .. } => "object_removed",
+            Event::ObjectSplit { .. } => "object_split",
+            Event::RangeCounted { .. } => "range_counted",
+            Event::RangesTakenBack { .. } => "ranges_taken_back",
             Event::BatchCommitted { .. } => "batch_committed",
             Event::BatchAborted { .. } => "batch_aborted",
             Event::Resync => "resync",
@@ -276,6 +305,42 @@ impl fmt::Display for Event {
             Event::ObjectRemoved { key, words } => {
                 write!(f, "removed {}: {words} words retracted", escape(key))
             }
+            Event::ObjectSplit { key, etag, ranges } => write!(
+                f,
+                "split {} (version {}) into {ranges} ranges for the group",
+                escape(key),
+                escape(etag)
+            ),
+            Event::RangeCounted {
+                key,
+                range,
+                of,
+                bytes,
+                words,
+                changed: false,
+            } => write!(
+                f,
+                "counted range {range}/{of} of {}: {bytes} bytes, {words} words",
+                escape(key)
+            ),
+            Event::RangeCounted {
+                key, range, of, ..
+            } => write!(
+                f,
+                "range {range}/{of} of {}: the object changed; counted nothing",
+                escape(key)
+            ),
+            Event::RangesTakenBack {
+                key,
+                etag,
+                ranges,
+                words,
+            } => write!(
+                f,
+                "{} changed while its ranges were counted: {ranges} ranges of version {} ({words} words) taken back; counting it again",
+                escape(key),
+                escape(etag)
+            ),
             Event::BatchCommitted {
                 discovered,
                 objects,

@@ -12,6 +12,7 @@ use super::ledger::{
     change_key, listing_key, partition_of, split_key, unix_now, Contribution, Entry,
 };
 use super::object::Outcome;
+use super::split::{self, Collect, Splits};
 use super::state::Done;
 use crate::count::WordCounts;
 use crate::events::Event;
@@ -47,6 +48,11 @@ pub enum Action {
     Count,
     /// The object is gone: take its contribution out.
     Retract,
+    /// Count one range of a split object (docs/design.md §9).
+    Range,
+    /// Collect a split object whose ranges are all done (see
+    /// [`super::split`]).
+    Collect(Box<Collect>),
 }
 
 /// An object to count (or retract) in this batch.
@@ -116,7 +122,24 @@ pub fn plan(
     done: impl Fn(i32, &str) -> Option<Done>,
     total: impl Fn(i32, &str) -> i64,
 ) -> Plan {
+    plan_with(polled, bucket, recount, done, total, &mut Splits::default())
+}
+
+/// [`plan`], with the splits in progress of the owned partitions
+/// (docs/design.md §9): ranges' work items become [`Action::Range`] jobs;
+/// notes and changes of a split object go to `splits` (facts of committed
+/// records, so taking them in before the batch commits is safe), and a
+/// split whose notes are all in becomes an [`Action::Collect`] job.
+pub fn plan_with(
+    polled: Vec<Polled>,
+    bucket: &str,
+    recount: bool,
+    done: impl Fn(i32, &str) -> Option<Done>,
+    total: impl Fn(i32, &str) -> i64,
+    splits: &mut Splits,
+) -> Plan {
     let mut plan = Plan::default();
+    let mut touched: Vec<(i32, String)> = Vec::new();
     let mut jobs: Vec<Option<Job>> = Vec::new();
     let mut job_of: HashMap<String, usize> = HashMap::new();
     let mut overlay: HashMap<String, Option<Done>> = HashMap::new();
@@ -127,6 +150,32 @@ pub fn plan(
         let at = format!("[{}]@{}", rec.partition, rec.offset);
         match rec.input {
             Input::Ledger => {
+                if key.starts_with(split::RANGE_PREFIX) {
+                    let entry = rec.value.as_deref().and_then(|v| Entry::parse(v).ok());
+                    match split::range_job(rec.partition, &key, entry.as_ref(), bucket) {
+                        Some(job) => jobs.push(Some(job)),
+                        None if matches!(entry, Some(Entry::Range(_))) => {
+                            plan.foreign.get_or_insert(key);
+                        }
+                        None => {}
+                    }
+                    continue;
+                }
+                if splits.concerns(rec.partition, &key) {
+                    let entry = match rec.value.as_deref().map(Entry::parse) {
+                        Some(Ok(e)) => Some(e),
+                        None => None,
+                        Some(Err(_)) => continue,
+                    };
+                    match splits.apply(rec.partition, &key, entry.as_ref()) {
+                        split::Applied::No => {}
+                        split::Applied::Skip => continue,
+                        split::Applied::Touched(object) => {
+                            touched.push((rec.partition, object));
+                            continue;
+                        }
+                    }
+                }
                 let (object, change) = split_key(&key);
                 let object = object.to_string();
                 let Some(value) = rec.value.as_deref() else {
@@ -155,6 +204,11 @@ pub fn plan(
                     }
                     overlay.insert(object.clone(), Some(d));
                     plan.done.push((rec.partition, object, Some(d)));
+                    continue;
+                }
+                if let Entry::Split { .. } = &entry {
+                    // Its own, written when it split the object (§9).
+                    splits.apply(rec.partition, &key, Some(&entry));
                     continue;
                 }
                 let action = match &entry {
@@ -223,6 +277,19 @@ pub fn plan(
                     None => total(p, &key),
                 };
                 plan.totals.insert(key, (p, current + delta));
+            }
+        }
+    }
+    touched.sort();
+    touched.dedup();
+    for (p, object) in touched {
+        if let Some(job) = splits.collect(p, &object, bucket) {
+            match job_of.get(&object) {
+                Some(&i) => jobs[i] = Some(job),
+                None => {
+                    job_of.insert(object, jobs.len());
+                    jobs.push(Some(job));
+                }
             }
         }
     }
@@ -329,7 +396,23 @@ pub fn settle(
                 s.ledger.push((p, change_key(&job.ledger_key), None));
             }
         };
-        if job.action == Action::Retract {
+        let mut action = &job.action;
+        match &job.action {
+            Action::Range => {
+                split::settle_range(&mut s, &job, outcome, worker);
+                continue;
+            }
+            Action::Collect(c) => {
+                let old = (&old_words, old_chunks);
+                if !split::settle_collect(&mut s, &job, c, old, recount, worker) {
+                    continue;
+                }
+                action = c.then().unwrap_or(&Action::Count);
+            }
+            _ => {}
+        }
+        let collected = matches!(job.action, Action::Collect(_));
+        if *action == Action::Retract {
             let words: u64 = old_words.values().sum();
             add(&mut s.deltas, diff(&WordCounts::new(), &old_words));
             for i in 0..old_chunks {
@@ -397,6 +480,19 @@ pub fn settle(
                 s.ledger.push((p, job.ledger_key.clone(), Some(e)));
                 change_done(&mut s);
             }
+            Outcome::Split {
+                etag, size, ranges, ..
+            } => {
+                let old = split::old_pointer(&job, old_chunks);
+                split::settle_split(&mut s, &job, etag, size, &ranges, old);
+                change_done(&mut s);
+            }
+            Outcome::Changed => {
+                tracing::warn!(
+                    "{}: its version changed while read; it is read again when listed",
+                    crate::output::escape(&job.ledger_key)
+                );
+            }
             Outcome::Failed(reason) => {
                 s.events.push(Event::ObjectFailed {
                     key: job.ledger_key.clone(),
@@ -416,7 +512,12 @@ pub fn settle(
                 };
                 // A counted object keeps its record (and contribution): the
                 // failure of its new version goes under its change key.
-                if job.old.is_some() {
+                if collected {
+                    // A restarted split: its key holds `split`, not `counted`.
+                    split::retract_old(&mut s, &job, (&old_words, old_chunks));
+                    s.ledger.push((p, job.ledger_key.clone(), Some(e)));
+                    change_done(&mut s);
+                } else if job.old.is_some() {
                     s.ledger.push((p, change_key(&job.ledger_key), Some(e)));
                 } else {
                     s.ledger.push((p, job.ledger_key.clone(), Some(e)));
@@ -462,10 +563,13 @@ pub struct Layout<'a> {
 /// of [`first_records`], in their order).
 pub fn fill_pointers(settled: &mut Settled, offsets: &[i64]) {
     for &(l, first, chunks) in &settled.pointers {
-        if let Some(Entry::Counted { contribution, .. }) = settled.ledger[l].2.as_mut() {
-            *contribution = offsets
-                .get(first)
-                .map(|&offset| Contribution { offset, chunks });
+        let pointer = offsets
+            .get(first)
+            .map(|&offset| Contribution { offset, chunks });
+        match settled.ledger[l].2.as_mut() {
+            Some(Entry::Counted { contribution, .. }) => *contribution = pointer,
+            Some(Entry::RangeDone(done)) => done.contribution = pointer,
+            _ => {}
         }
     }
 }
@@ -553,7 +657,10 @@ pub fn records(
     for (partition, key, entry) in &settled.ledger {
         out.push(Record {
             topic: Output::Ledger,
-            partition: *partition,
+            partition: match *partition {
+                split::BY_KEY => partition_for(key.as_bytes(), layout.ledger_partitions),
+                p => p,
+            },
             key: key.as_bytes().to_vec(),
             value: entry.as_ref().map(Entry::to_bytes),
         });

@@ -76,6 +76,28 @@ pub enum Entry {
         /// When discovery found it gone (Unix seconds).
         at: u64,
     },
+    /// Read in byte ranges by the whole group (docs/design.md §9): the
+    /// object's ranges are work items under range keys; the object is
+    /// `counted` once every range's note is in. Written on the object's
+    /// own key by the owner of its partition.
+    Split {
+        /// The version split (its ranges are pinned to it).
+        etag: String,
+        /// Its size.
+        size: u64,
+        /// Ranges.
+        ranges: u32,
+        /// The contribution the object had before (a version counted
+        /// earlier), taken out when the split completes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        old: Option<Contribution>,
+    },
+    /// A range of a split object to count (under its range key).
+    Range(super::split::RangeWork),
+    /// A range counted (or found changed): under its range key, and as a
+    /// note under its note key in the object's partition.
+    #[serde(rename = "range_done")]
+    RangeDone(super::split::RangeDone),
     /// Not an object: where the bucket's full listing (reconciliation pass)
     /// stands, under the reserved key `s3://bucket/` ([`listing_key`]; an S3
     /// key is never empty). Written with the `discovered` records a page of

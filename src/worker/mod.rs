@@ -41,6 +41,7 @@ pub mod purge;
 pub mod ranged;
 mod report;
 pub mod restore;
+pub mod split;
 pub mod state;
 mod throttle;
 pub mod txn;
@@ -243,7 +244,9 @@ impl Worker {
             settings.replication,
             &rt,
         )?;
-        let contributions = if settings.recount {
+        // Ranges of big objects keep contributions whatever --on-change
+        // says: an object overwritten mid-way takes its ranges back (§9).
+        let contributions = if settings.recount || settings.ranged.size > 0 {
             kafka::admin::prepare_contributions_topic(
                 &settings.kafka,
                 &topics,

@@ -19,7 +19,7 @@
 //! format fails (corrupt, truncated, a bomb), the object is failed at once
 //! with that reason: reading it again would give the same bytes.
 
-use super::ranged::{self, Ranged};
+use super::ranged::Ranged;
 use super::throttle::Throttle;
 use crate::count::{Counter, Options, WordCounts};
 use crate::format;
@@ -73,6 +73,18 @@ pub enum Outcome {
         /// Its format, text bytes, tar members.
         text: format::Record,
     },
+    /// Plain text above `--range-size`: to be counted range by range by
+    /// the group (docs/design.md §9); nothing was counted.
+    Split {
+        /// The version to split.
+        etag: String,
+        size: u64,
+        /// The ranges `[start, end)`.
+        ranges: Vec<(u64, u64)>,
+    },
+    /// A range's version is gone (`412`, or the object missing): it
+    /// counted nothing.
+    Changed,
     /// Given up on, with the reason.
     Failed(String),
     /// Shutting down: neither counted nor failed; it stays discovered.
@@ -146,10 +158,17 @@ pub async fn count(
         );
         let pause = match read.await {
             Ok(Read {
+                split: Some(ranges),
+                size,
+                etag,
+                ..
+            }) => return Outcome::Split { etag, size, ranges },
+            Ok(Read {
                 counts,
                 size,
                 etag,
                 text,
+                split: None,
             }) => {
                 return Outcome::Counted {
                     counts,
@@ -246,6 +265,8 @@ struct Read {
     size: u64,
     etag: String,
     text: format::Record,
+    /// Not read: the ranges to split it in.
+    split: Option<Vec<(u64, u64)>>,
 }
 
 /// The body of a GetObject, chunk by chunk, with the idle timeout and the
@@ -355,29 +376,15 @@ async fn attempt_count(
     }
     let size = resp_size;
     if !ended && !etag.is_empty() && ranged.splits(size) {
-        let target = ranged::Target {
-            client,
-            bucket,
-            key,
-            etag: &etag,
+        // Counted range by range by the group (docs/design.md §9): this
+        // body is dropped unread.
+        return Ok(Read {
+            counts: WordCounts::new(),
             size,
-        };
-        return match ranged::count(target, body, prefix, opts, stop, ranged).await {
-            Ok((counts, ranges)) => Ok(Read {
-                counts,
-                size,
-                etag,
-                text: format::Record {
-                    ranges,
-                    ..format::Record::text(size)
-                },
-            }),
-            Err(AttemptError::Changed) => {
-                *pin = None; // read again at the version there is now
-                Err(AttemptError::Changed)
-            }
-            Err(e) => Err(e),
-        };
+            etag,
+            text: format::Record::text(size),
+            split: Some(ranged.ranges(size)),
+        });
     }
     let mut counter = Counter::new(opts);
     counter.feed(&prefix);
@@ -393,6 +400,7 @@ async fn attempt_count(
         size,
         etag,
         text: format::Record::text(size),
+        split: None,
     })
 }
 
@@ -443,6 +451,7 @@ async fn extract(
             size: body.bytes,
             etag,
             text: c.record,
+            split: None,
         }),
         Ok(Err(e)) => Err(failed(format!("{e:#}"), Retry::Never)),
         Err(e) => Err(failed(format!("extraction panicked: {e}"), Retry::Never)),

@@ -10,13 +10,14 @@ impl Worker {
     /// commits all of it in one transaction with the input offsets.
     pub(super) fn process(&mut self, polled: Vec<Polled>, mut listed: Listed) -> Result<()> {
         let epoch = self.group.epoch();
-        let state = &self.state;
-        let mut plan = batch::plan(
+        let (done, tables) = (&self.state.done, &self.state.tables);
+        let mut plan = batch::plan_with(
             polled,
             &self.settings.s3.bucket,
             self.settings.recount,
-            |p, k| state.done(p, k),
-            |p, w| state.total(p, w),
+            |p, k| done.get(&p).and_then(|d| d.get(k)),
+            |p, w| tables.get(&p).and_then(|t| t.get(w)).copied().unwrap_or(0),
+            &mut self.state.splits,
         );
         for why in &plan.skipped {
             tracing::warn!("{}; skipped", crate::output::escape(why));
@@ -40,7 +41,10 @@ impl Worker {
                 None => set.remove(key),
             }
         }
-        let olds = match self.old_contributions(&plan.jobs) {
+        let olds = match self
+            .old_contributions(&plan.jobs)
+            .and_then(|olds| self.range_contributions(&mut plan.jobs).map(|()| olds))
+        {
             Ok(olds) => olds,
             Err(e) => {
                 self.abandon(listed);
@@ -143,12 +147,16 @@ impl Worker {
                 }
                 self.stats.skipped_tokens += settled.delta.skipped_tokens;
                 for (p, key, entry) in settled.ledger {
+                    if split::is_work_key(&key) {
+                        continue; // ranges and notes: not objects
+                    }
                     if let Some(d) = self.state.discovery.as_mut() {
                         d.settled(&key, entry.as_ref());
                     }
                     if ledger::split_key(&key).1 {
                         continue;
                     }
+                    self.state.splits.apply(p, &key, entry.as_ref());
                     let set = self.state.done.entry(p).or_default();
                     match entry {
                         Some(Entry::Counted {
@@ -156,7 +164,7 @@ impl Worker {
                         }) => {
                             set.set(&key, Done::new(&etag, contribution.map(|c| c.offset)));
                         }
-                        None => set.remove(&key),
+                        None | Some(Entry::Split { .. }) => set.remove(&key),
                         Some(_) => {}
                     }
                 }
@@ -208,6 +216,34 @@ impl Worker {
             .collect()
     }
 
+    /// Reads back the contributions of the ranges of the splits the batch
+    /// collects (docs/design.md §9), merged into each job's
+    /// [`split::Collect::words`].
+    pub(super) fn range_contributions(&self, jobs: &mut [batch::Job]) -> Result<()> {
+        for job in jobs {
+            let batch::Action::Collect(c) = &mut job.action else {
+                continue;
+            };
+            let Some(reader) = self.contributions.as_ref() else {
+                anyhow::bail!(
+                    "no contributions topic to collect the ranges of {}",
+                    job.ledger_key
+                );
+            };
+            for note in &c.notes {
+                let Some(at) = note.contribution else {
+                    continue;
+                };
+                let key = split::range_key(note.index, note.of, &note.etag, &job.ledger_key);
+                let (words, _) = reader.read(note.partition, &key, at.offset)?;
+                for (w, n) in words {
+                    *c.words.entry(w).or_default() += n;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Reads and counts the batch's objects, [`COUNT_CONCURRENCY`] at a
     /// time; outcomes in the order of `jobs` (a retraction reads nothing). The group is served meanwhile,
     /// however long it takes (see [`Group::serve_while`]).
@@ -216,10 +252,34 @@ impl Worker {
             return Ok(Vec::new());
         }
         let handle = self.rt.handle().clone();
+        // Ranges read at once (--range-concurrency).
+        let permits = Arc::new(tokio::sync::Semaphore::new(
+            self.settings.ranged.concurrency.max(1),
+        ));
         let tasks: Vec<_> = jobs
             .iter()
             .map(|job| {
-                let retract = job.action == batch::Action::Retract;
+                let retract = match &job.action {
+                    batch::Action::Retract => true,
+                    batch::Action::Collect(c) => c.then() != Some(&batch::Action::Count),
+                    _ => false,
+                };
+                let range = match &job.listed {
+                    Entry::Range(w) if job.action == batch::Action::Range => {
+                        Some(ranged::count_one(
+                            self.s3.clone(),
+                            self.settings.s3.bucket.clone(),
+                            job.object_key.clone(),
+                            w.etag.clone(),
+                            w.size,
+                            (w.start, w.end),
+                            self.settings.count,
+                            Arc::clone(&self.stop),
+                        ))
+                    }
+                    _ => None,
+                };
+                let permits = Arc::clone(&permits);
                 let count = object::count(
                     self.s3.clone(),
                     self.settings.s3.bucket.clone(),
@@ -231,6 +291,12 @@ impl Worker {
                     self.settings.ranged,
                 );
                 async move {
+                    if let Some(range) = range {
+                        let Ok(_permit) = permits.acquire().await else {
+                            return Outcome::Interrupted;
+                        };
+                        return range.await;
+                    }
                     if retract {
                         return Outcome::Failed(String::new()); // not read
                     }

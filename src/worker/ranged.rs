@@ -1,34 +1,29 @@
 //! Ranged reads of a big plain-text object (docs/design.md §9): an object
 //! larger than `--range-size` whose first bytes say it is plain text is
-//! counted as byte ranges read with concurrent ranged GETs
-//! (`Range: bytes=a-b`), each pinned with `If-Match` to the ETag the
-//! object's first GetObject returned, and counted on its own thread of the
-//! runtime. The ranges add up exactly to the whole object
+//! split into byte ranges ([`Ranged::ranges`]), each a unit of work of the
+//! group ([`super::split`]); [`count_one`] reads and counts one of them with
+//! ranged GETs (`Range: bytes=a-b`) pinned with `If-Match` to the version
+//! split. The ranges add up exactly to the whole object
 //! ([`crate::count::RangeCounter`]: a word belongs to the range it starts
-//! in). The object's counts are then committed like any object's, in one
-//! transaction, so exactly-once is the object's.
+//! in).
 //!
-//! An object overwritten while its ranges are read fails the pinned GETs
-//! (`412`): the attempt fails as [`AttemptError::Changed`] and the object
-//! is read again whole-consistently at its new version (the newer version
-//! wins; counts never mix two versions). A transient error of a range is
-//! retried for that range alone a few times; then, like any other error,
-//! it fails the attempt and [`super::object::count`] retries the object as
-//! it retries any read. Compressed files, archives, PDF and markup are never
-//! split: the format is decided from the first bytes (and the key and
-//! Content-Type) before splitting.
+//! A range whose version is gone (`412`) counts nothing and says so
+//! ([`Outcome::Changed`]): the object's owner then starts the object again
+//! at its new version. A transient error of a range is retried for that
+//! range alone, for as long as it lasts. Compressed files, archives, PDF
+//! and markup are never split: the format is decided from the first bytes
+//! (and the key and Content-Type) before splitting.
 
-use super::object::{answer, failed, unless_stopped, AttemptError, Body, Retry};
+use super::object::{answer, failed, unless_stopped, AttemptError, Body, Outcome, Retry};
 use crate::count::{Options, RangeCounter, WordCounts};
 use crate::s3;
 use aws_sdk_s3::Client;
-use futures::StreamExt;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 /// Default `--range-size`: objects above it are read in ranges of it.
 pub const DEFAULT_RANGE_SIZE: u64 = 64 << 20;
-/// Default `--range-concurrency`: ranges of one object read at once.
+/// Default `--range-concurrency`: ranges a worker reads at once.
 pub const DEFAULT_CONCURRENCY: usize = 2;
 /// Bytes asked for past a range's end to finish its last word (a longer
 /// word is rare: the rest of the object is then asked for).
@@ -39,7 +34,7 @@ const TAIL: u64 = crate::tokenize::MAX_TOKEN_BYTES as u64 + 1024;
 pub struct Ranged {
     /// Range size in bytes; objects above it are split (0: never).
     pub size: u64,
-    /// Ranges of one object read at the same time.
+    /// Ranges a worker reads and counts at the same time.
     pub concurrency: usize,
 }
 
@@ -67,74 +62,74 @@ impl Ranged {
     }
 }
 
-/// What the object to split is: its version, size and where it is.
-pub(super) struct Target<'a> {
-    pub client: &'a Client,
-    pub bucket: &'a str,
-    pub key: &'a str,
-    pub etag: &'a str,
-    pub size: u64,
-}
+/// Pause between attempts at a range once its quick retries are spent
+/// (S3 unreachable): a range is retried for as long as that lasts.
+const RANGE_PAUSE: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Counts a plain-text object in ranges: range 0 from `first` (the object's
-/// GetObject, whose first bytes `prefix` were read already), the others with
-/// ranged GETs, `cfg.concurrency` at a time (range 0 included). Returns the
-/// counts and the number of ranges.
-pub(super) async fn count(
-    t: Target<'_>,
-    mut first: Body<'_>,
-    prefix: Vec<u8>,
+/// Counts range `(a, b)` of version `etag` of the object `key` (`size`
+/// bytes): one range as a unit of work of the group (docs/design.md §9).
+/// Transient failures are retried for as long as they last;
+/// [`Outcome::Changed`] when the version is gone (`412`, or the object
+/// missing or denied): the range counts nothing.
+#[allow(clippy::too_many_arguments)]
+pub async fn count_one(
+    client: Client,
+    bucket: String,
+    key: String,
+    etag: String,
+    size: u64,
+    range: (u64, u64),
     opts: Options,
-    stop: &Arc<AtomicBool>,
-    cfg: Ranged,
-) -> Result<(WordCounts, u64), AttemptError> {
-    let ranges = cfg.ranges(t.size);
-    tracing::debug!(
-        "{}: {} bytes read in {} ranges",
-        crate::output::escape(&s3::url(t.bucket, t.key)),
-        t.size,
-        ranges.len()
-    );
-    let (s0, e0) = ranges[0];
-    let zero = async {
-        let mut r = RangeCounter::new(opts, s0, e0);
-        let mut done = r.push(&prefix);
-        while !done {
-            match first.next().await? {
-                Some(chunk) => done = r.push(&chunk),
-                None => break,
+    stop: Arc<AtomicBool>,
+) -> Outcome {
+    let started = std::time::Instant::now();
+    let mut warnings = super::throttle::Throttle::new(std::time::Duration::from_secs(30));
+    loop {
+        let read = count_range(
+            client.clone(),
+            bucket.clone(),
+            key.clone(),
+            etag.clone(),
+            size,
+            range,
+            opts,
+            Arc::clone(&stop),
+        );
+        match read.await {
+            Ok(counts) => {
+                let bytes = range.1 - range.0;
+                return Outcome::Counted {
+                    counts,
+                    size: bytes,
+                    etag,
+                    elapsed: started.elapsed(),
+                    text: crate::format::Record::text(bytes),
+                };
+            }
+            Err(AttemptError::Interrupted) => return Outcome::Interrupted,
+            Err(AttemptError::Changed)
+            | Err(AttemptError::Failed {
+                retry: Retry::Denied,
+                ..
+            }) => return Outcome::Changed,
+            Err(AttemptError::Failed { message, .. }) => {
+                warnings.warn(format_args!(
+                    "{} bytes {}-{}: {} (retrying in {} s)",
+                    crate::output::escape(&s3::url(&bucket, &key)),
+                    range.0,
+                    range.1,
+                    crate::output::escape(&message),
+                    RANGE_PAUSE.as_secs()
+                ));
+                if unless_stopped(&stop, tokio::time::sleep(RANGE_PAUSE))
+                    .await
+                    .is_none()
+                {
+                    return Outcome::Interrupted;
+                }
             }
         }
-        Ok::<_, AttemptError>(r.finish())
-    };
-    let rest = futures::stream::iter(ranges[1..].iter().copied().map(|(a, b)| {
-        tokio::spawn(count_range(
-            t.client.clone(),
-            t.bucket.to_string(),
-            t.key.to_string(),
-            t.etag.to_string(),
-            t.size,
-            (a, b),
-            opts,
-            Arc::clone(stop),
-        ))
-    }))
-    .buffer_unordered(cfg.concurrency.max(2) - 1)
-    .map(|joined| {
-        joined.unwrap_or_else(|e| {
-            Err(failed(
-                format!("counting a range panicked: {e}"),
-                Retry::Never,
-            ))
-        })
-    })
-    .collect::<Vec<_>>();
-    let (zero, rest) = futures::join!(zero, rest);
-    let mut total = zero?;
-    for counts in rest {
-        total.merge(counts?);
     }
-    Ok((total, ranges.len() as u64))
 }
 
 /// Transient failures of one range retried on their own (the range read

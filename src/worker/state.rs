@@ -12,6 +12,7 @@ use super::group::{Assignment, Committed};
 use super::keyset::{etag_tag, KeyMap};
 use super::ledger::{split_key, Entry};
 use super::restore;
+use super::split::{self, Splits};
 use super::Fatal;
 use crate::config::{KafkaArgs, Topics};
 use crate::events::Event;
@@ -80,6 +81,9 @@ pub struct State {
     pub tables: Tables,
     /// Owned ledger partitions: for each, the keys already done.
     pub done: BTreeMap<i32, DoneSet>,
+    /// Owned ledger partitions: their objects split into ranges whose
+    /// ranges are not all collected yet (docs/design.md §9).
+    pub splits: Splits,
     /// Discovery, when this worker owns ledger partition 0.
     pub discovery: Option<Discovery>,
     /// When the bucket was last listed.
@@ -175,6 +179,8 @@ impl State {
             .retain(|&p, _| owned.repartition.contains(&p) && same(Input::Repartition, p));
         self.done
             .retain(|&p, _| owned.ledger.contains(&p) && same(Input::Ledger, p));
+        let done = &self.done;
+        self.splits.retain(|p| done.contains_key(&p));
         let lister = owned.ledger.contains(&0);
         if self.discovery.is_some() && !(lister && same(Input::Ledger, 0)) {
             self.discovery = None;
@@ -190,7 +196,9 @@ impl State {
             self.junk_records += junk;
         }
         if !new_ledger.is_empty() {
-            self.done.extend(restore_done(r, &new_ledger)?);
+            let (done, splits) = restore_done(r, &new_ledger)?;
+            self.done.extend(done);
+            self.splits.0.extend(splits.0);
         }
         match &self.discovery {
             None if lister => {
@@ -281,8 +289,9 @@ fn restored(
     .emit();
 }
 
-/// The done sets of ledger partitions `parts`, read to their end.
-fn restore_done(r: &Restore<'_>, parts: &[i32]) -> Result<BTreeMap<i32, DoneSet>> {
+/// The done sets and splits in progress of ledger partitions `parts`, read
+/// to their end.
+fn restore_done(r: &Restore<'_>, parts: &[i32]) -> Result<(BTreeMap<i32, DoneSet>, Splits)> {
     let started = Instant::now();
     let mut records = 0u64;
     // Objects of another bucket still waiting to be counted (latest entry
@@ -291,30 +300,42 @@ fn restore_done(r: &Restore<'_>, parts: &[i32]) -> Result<BTreeMap<i32, DoneSet>
     // objects are only history (e.g. an earlier run on another bucket).
     let mut foreign: HashMap<String, bool> = HashMap::new();
     let mut done: BTreeMap<i32, DoneSet> = parts.iter().map(|&p| (p, DoneSet::default())).collect();
+    let mut splits = Splits::default();
     restore::read_to_end_until(r.kafka, &r.topics.ledger, parts, r.stop, |p, k, v| {
         records += 1;
         let full = String::from_utf8_lossy(k);
+        let entry = match v.map(Entry::parse) {
+            Some(Ok(e)) => Some(e),
+            None => None,
+            Some(Err(_)) => return,
+        };
+        if split::is_work_key(&full) {
+            splits.apply(p, &full, entry.as_ref());
+            return;
+        }
         let (key, change) = split_key(&full);
         if Discovery::key_of(r.bucket, key).is_none() {
-            let pending = matches!(v.map(Entry::parse), Some(Ok(Entry::Discovered { .. })));
+            let pending = matches!(entry, Some(Entry::Discovered { .. }));
             foreign.insert(key.to_string(), pending);
             return;
         }
+        splits.apply(p, &full, entry.as_ref());
         if change {
             return; // pending changes: the object's own key says what is counted
         }
         // Counted is counted until the count stage records otherwise (a new
         // `counted`, or a tombstone once the object is gone); a later
         // discovery of the same version is a duplicate.
-        match v.map(Entry::parse) {
-            Some(Ok(Entry::Counted {
+        match entry {
+            Some(Entry::Counted {
                 etag, contribution, ..
-            })) => {
+            }) => {
                 done.entry(p)
                     .or_default()
                     .set(key, Done::new(&etag, contribution.map(|c| c.offset)));
             }
-            None => done.entry(p).or_default().remove(key),
+            // Split: what it counted so far is in the split (`old`).
+            None | Some(Entry::Split { .. }) => done.entry(p).or_default().remove(key),
             _ => {}
         }
     })?;
@@ -328,7 +349,7 @@ fn restore_done(r: &Restore<'_>, parts: &[i32]) -> Result<BTreeMap<i32, DoneSet>
     }
     let entries = done.values().map(DoneSet::len).sum::<usize>();
     restored("ledger", &r.topics.ledger, parts, records, entries, started);
-    Ok(done)
+    Ok((done, splits))
 }
 
 /// Discovery, knowing every key of the whole ledger and the failed ones.

@@ -113,6 +113,7 @@ async fn count_async(
                 crate::output::escape(&why)
             ),
             Outcome::Interrupted => bail!("interrupted"),
+            Outcome::Split { .. } | Outcome::Changed => unreachable!("read whole"),
         }
     }
     Ok(tally)
