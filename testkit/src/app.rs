@@ -182,6 +182,30 @@ impl App {
         self.ledger().await.into_iter().collect()
     }
 
+    /// The latest ledger entry per key, tombstoned keys left out (what
+    /// compaction keeps), the listing's progress included.
+    pub async fn ledger_live(&self) -> BTreeMap<String, serde_json::Value> {
+        let mut live = BTreeMap::new();
+        for r in stack()
+            .read_to_end(&self.ledger_topic(), "read_committed")
+            .await
+        {
+            let key = r.key_str().to_string();
+            match r.value.as_deref() {
+                Some(v) => {
+                    live.insert(
+                        key,
+                        serde_json::from_slice(v).expect("ledger value is JSON"),
+                    );
+                }
+                None => {
+                    live.remove(&key);
+                }
+            }
+        }
+        live
+    }
+
     /// How many of `files` the ledger says are done.
     pub async fn done_count(&self, files: &[(String, PathBuf)]) -> usize {
         let latest = self.ledger_latest().await;
