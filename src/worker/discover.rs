@@ -478,7 +478,9 @@ impl Discovery {
             }
             Some(e) => {
                 let tag = match e {
-                    Entry::Counted { etag, .. } | Entry::Discovered { etag, .. } => tag31(etag),
+                    Entry::Counted { etag, .. }
+                    | Entry::Discovered { etag, .. }
+                    | Entry::Split { etag, .. } => tag31(etag),
                     _ => UNKNOWN,
                 };
                 self.seen.set(key, tag | self.parity);

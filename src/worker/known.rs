@@ -88,7 +88,11 @@ impl Known {
                     .insert(key.to_string(), Failure { at, etag, change });
                 tag
             }
-            Some(Ok(Entry::Discovered { etag, .. } | Entry::Counted { etag, .. })) => {
+            Some(Ok(
+                Entry::Discovered { etag, .. }
+                | Entry::Counted { etag, .. }
+                | Entry::Split { etag, .. },
+            )) => {
                 self.failed.remove(key);
                 tag31(&etag)
             }

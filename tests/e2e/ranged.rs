@@ -32,26 +32,6 @@ async fn latest(app: &App, key: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("{key} is not in the ledger"))
 }
 
-/// The `counted` records of `key` in the whole ledger, oldest first.
-async fn counted(app: &App, key: &str) -> Vec<serde_json::Value> {
-    let url = app.url(key);
-    app.ledger()
-        .await
-        .into_iter()
-        .filter(|(k, v)| *k == url && v["state"] == "counted")
-        .map(|(_, v)| v)
-        .collect()
-}
-
-/// A ready worker `id` of `app` ([`FLAGS`]) with the failpoint `spec`.
-async fn worker_with_failpoint(app: &App, id: &str, spec: &str) -> Worker {
-    let mut cmd = app.worker_command(Some(id), &[&["--interval", "0.5"], FLAGS].concat());
-    cmd.env(wordstream::failpoint::VAR, spec);
-    let mut w = Worker::spawn(id, cmd);
-    w.wait_ready(READY).await;
-    w
-}
-
 /// Words straddling each of the 9 range boundaries (inside multi-byte
 /// characters, separator runs, ASCII words, invalid sequences) count
 /// exactly as the whole object; a gzip copy of the same text is not split.
@@ -87,27 +67,54 @@ async fn words_straddling_every_range_boundary_count_exactly() {
     w.stop().await;
 }
 
-/// The worker exits like a kill -9 while its ranges are in flight (the
-/// failpoint `range.read=exit`, as the first ranged GET starts): nothing
-/// of the object was committed; a new worker counts it once, exactly.
+/// Two workers of one group, settled; one exits like a kill -9 as it
+/// starts reading its first range (the failpoint `range.read=exit`):
+/// nothing of the ranges it held was committed; the other worker takes its
+/// partitions over and counts every range (its `range_counted` events);
+/// the totals are exact and the object counted once.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_worker_killed_mid_read_counts_the_object_once() {
     let _stack = shared().await;
     let mut rng = Rng::from_clock("ranged_kill");
-    let text = straddling_text(&mut rng, RANGE, 6);
+    let text = straddling_text(&mut rng, RANGE, 16);
     let want = count_bytes(&text);
     let app = App::new("ws-ranged-kill").await;
-    let mut w = worker_with_failpoint(&app, "ranged-k", "range.read=exit").await;
+    let flags = ["--range-size", "64KiB"];
+    let mut cmd = app.worker_command(
+        None,
+        &[
+            "--interval",
+            "1",
+            "--status-interval",
+            "1",
+            flags[0],
+            flags[1],
+        ],
+    );
+    cmd.env(wordstream::failpoint::VAR, "range.read=exit");
+    let mut victim = Worker::spawn("ranged-victim", cmd);
+    let mut other = app.member("ranged-other", None, &flags);
+    victim.wait_ready(READY).await;
+    other.wait_ready(READY).await;
+    testkit::group::wait_settled(&mut [&mut victim, &mut other], 8, DEADLINE).await;
     app.put("big.txt", text).await;
-    let status = w.wait_exit(DEADLINE).await.expect("the failpoint exits");
+    let status = victim
+        .wait_exit(DEADLINE)
+        .await
+        .expect("the failpoint exits");
     assert_eq!(status.code(), Some(137));
-    assert!(app.changelog().await.is_empty(), "nothing committed");
-    let mut w = app.worker("ranged-k", FLAGS);
-    w.wait_ready(READY).await;
-    app.wait_for_totals(&want, DEADLINE, &[&w]).await;
-    assert_eq!(counted(&app, "big.txt").await.len(), 1, "counted once");
-    assert_eq!(latest(&app, "big.txt").await["ranges"], 6);
-    w.stop().await;
+    let more = [("big.txt".to_string(), want)];
+    app.assert_exactly_once(&[], &more, DEADLINE, &[&other])
+        .await;
+    let counted: BTreeSet<u32> = ranges_counted(&[&other])[0].iter().copied().collect();
+    assert_eq!(
+        counted,
+        (0..16).collect(),
+        "the survivor counted every range"
+    );
+    assert_eq!(latest(&app, "big.txt").await["ranges"], 16);
+    other.assert_running();
+    other.stop().await;
 }
 
 /// The ranges of `key` each worker counted (`range_counted` events that
