@@ -9,8 +9,10 @@
 //!    `--range-concurrency`, default 2);
 //! 3. two workers of one group, ranges as in 2.
 //!
-//! For each: MB/s over the object's read-and-count time (the `ms` of its
-//! ledger `counted` record) and over the wall time from the workers' start
+//! For each: MB/s over the object's read-and-count time (read whole: the
+//! `ms` of its ledger `counted` record; in ranges, counted by the group:
+//! from its `object_split` event to the `object_counted` event of its
+//! collection, across the workers) and over the wall time from the workers' start
 //! to the final totals in the changelog; ratios against the baseline
 //! measured in the same run; CPU-seconds (utime + stime, /proc) of the
 //! worker(s), the Kafka broker and versitygw over the run, and per MB; the
@@ -28,6 +30,7 @@ use testkit::names::unique_name;
 use testkit::procfs::{cpu_seconds, stack_processes};
 use testkit::stack::stack;
 use testkit::worker::{self, Worker, READY};
+use wordstream::events::Event;
 
 /// The repeated unit: multi-byte words, digits, punctuation, no newline.
 const UNIT: &str = "It was the best of times, it was the worst of times; \
@@ -109,19 +112,32 @@ async fn run(bucket: &str, key: &str, want: &Counts, n: usize, flags: &[&str], l
         .remove(&app.url(key))
         .expect("the object is in the ledger");
     assert_eq!(rec["state"], "counted", "{rec}");
+    let ranges = rec["ranges"].as_u64().unwrap_or(0);
+    let url = app.url(key);
+    let when = |pred: &dyn Fn(&Event) -> bool| {
+        ws.iter()
+            .filter_map(|w| w.find_event(0.0, pred).map(|(t, _)| t))
+            .reduce(f64::min)
+    };
+    let split = when(&|e| matches!(e, Event::ObjectSplit { key, .. } if *key == url));
+    let counted = when(&|e| matches!(e, Event::ObjectCounted { key, .. } if *key == url));
+    let count_s = match (ranges, split, counted) {
+        (1.., Some(a), Some(b)) => b - a,
+        _ => rec["ms"].as_f64().unwrap_or(0.0) / 1000.0,
+    };
     for w in &mut ws {
         w.stop().await;
     }
     Run {
         label: label.to_string(),
         workers: n,
-        count_s: rec["ms"].as_f64().unwrap_or(0.0) / 1000.0,
+        count_s,
         wall_s,
         worker_cpu,
         kafka_cpu: k1 - k0,
         s3_cpu: s1 - s0,
         peak_mib,
-        ranges: rec["ranges"].as_u64().unwrap_or(0),
+        ranges,
         counted_by: rec["worker"].as_str().unwrap_or("").to_string(),
     }
 }

@@ -362,9 +362,17 @@ impl Group {
                 Input::Repartition
             };
             if input == Input::Ledger {
-                if let Some(Ok(Entry::Discovered { size, .. })) = msg.payload().map(Entry::parse) {
-                    objects += 1;
-                    bytes += size;
+                match msg.payload().map(Entry::parse) {
+                    Some(Ok(Entry::Discovered { size, .. })) => {
+                        objects += 1;
+                        bytes += size;
+                    }
+                    // A range of a split object (§9): its bytes.
+                    Some(Ok(Entry::Range(w))) => {
+                        objects += 1;
+                        bytes += w.end - w.start;
+                    }
+                    _ => {}
                 }
             }
             polled.push(Polled {
