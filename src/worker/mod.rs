@@ -244,9 +244,9 @@ impl Worker {
             settings.replication,
             &rt,
         )?;
-        // Ranges of big objects keep contributions whatever --on-change
-        // says: an object overwritten mid-way takes its ranges back (§9).
-        let contributions = if settings.recount || settings.ranged.size > 0 {
+        // Without --on-change recount, the topic is made when a big
+        // object's ranges first need it (`Worker::range_contributions`).
+        let contributions = if settings.recount {
             kafka::admin::prepare_contributions_topic(
                 &settings.kafka,
                 &topics,

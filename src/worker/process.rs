@@ -219,7 +219,27 @@ impl Worker {
     /// Reads back the contributions of the ranges of the splits the batch
     /// collects (docs/design.md §9), merged into each job's
     /// [`split::Collect::words`].
-    pub(super) fn range_contributions(&self, jobs: &mut [batch::Job]) -> Result<()> {
+    /// Ranges keep contributions whatever `--on-change` says (an object
+    /// overwritten mid-way takes its ranges back): without `recount`, the
+    /// contributions topic is made, and its reader opened, when a batch
+    /// first has ranges.
+    pub(super) fn range_contributions(&mut self, jobs: &mut [batch::Job]) -> Result<()> {
+        let ranges = jobs
+            .iter()
+            .any(|j| matches!(j.action, batch::Action::Range | batch::Action::Collect(_)));
+        if ranges && self.contributions.is_none() {
+            crate::kafka::admin::prepare_contributions_topic(
+                &self.settings.kafka,
+                &self.topics,
+                self.ledger_partitions,
+                self.settings.replication,
+                &self.rt,
+            )?;
+            self.contributions = Some(contrib::Reader::new(
+                &self.settings.kafka,
+                &self.topics.contributions,
+            )?);
+        }
         for job in jobs {
             let batch::Action::Collect(c) = &mut job.action else {
                 continue;
