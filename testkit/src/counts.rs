@@ -72,6 +72,9 @@ pub fn times(b: &Counts, times: i64) -> Counts {
 
 /// `wordstream count-local --output tsv PATHS…`, parsed.
 pub fn count_local(paths: &[PathBuf]) -> Counts {
+    if paths.is_empty() {
+        return Counts::new(); // (count-local would read stdin)
+    }
     let out = crate::cli::offline_cmd(&["count-local", "--output", "tsv"])
         .args(paths)
         .stderr(std::process::Stdio::inherit())
