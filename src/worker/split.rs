@@ -209,7 +209,9 @@ impl Splits {
                 }
                 Applied::Skip
             }
-            Some(Entry::Counted { .. }) | None if !change => {
+            // The count stage recorded the object otherwise (counted,
+            // failed, gone): no split is in progress.
+            Some(Entry::Counted { .. } | Entry::Failed { .. }) | None if !change => {
                 splits.remove(object);
                 Applied::No
             }

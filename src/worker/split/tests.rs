@@ -255,3 +255,45 @@ fn a_newer_version_while_ranges_are_counted_restarts_the_object() {
     assert_eq!(c.restart, Some(Action::Count));
     assert!(jobs[0].change, "the change key is cleared once applied");
 }
+
+#[test]
+fn a_restart_that_cannot_read_the_object_fails_it_and_ends_the_split() {
+    let mut splits = Splits::default();
+    let with_old = Entry::Split {
+        etag: "v1".into(),
+        size: 20,
+        ranges: 2,
+        old: Some(Contribution {
+            offset: 5,
+            chunks: 1,
+        }),
+    };
+    plan(vec![rec(0, 1, OBJECT, Some(&with_old))], &mut splits);
+    let (k0, n0) = note(0, Outcome::Changed);
+    let (k1, n1) = note(1, Outcome::Changed);
+    let jobs = plan(
+        vec![rec(0, 2, &k0, Some(&n0)), rec(0, 3, &k1, Some(&n1))],
+        &mut splits,
+    );
+    assert_eq!(jobs[0].old, Some(5), "the old contribution to take out");
+    let old = crate::worker::batch::Old {
+        words: HashMap::from([("x".into(), 3)]),
+        chunks: 1,
+    };
+    let s = settle(
+        jobs,
+        vec![Outcome::Failed("NoSuchKey".into())],
+        vec![Some(old)],
+        "w",
+        true,
+    )
+    .unwrap();
+    assert_eq!(s.deltas, HashMap::from([("x".into(), -3)]));
+    let last = s.ledger.last().unwrap();
+    assert!(
+        matches!(last, (0, k, Some(Entry::Failed { .. })) if k == OBJECT),
+        "{last:?}"
+    );
+    splits.apply(0, OBJECT, last.2.as_ref());
+    assert!(splits.is_empty(), "the split ended");
+}
