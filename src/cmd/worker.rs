@@ -80,9 +80,10 @@ pub struct Args {
     #[arg(long, value_name = "SIZE", default_value = "64MiB",
           value_parser = crate::cmd::upload::plan::parse_size)]
     pub range_size: u64,
-    /// Ranges of one big object read and counted at the same time (2 to 64).
+    /// Ranges of big objects this worker reads and counts at the same time
+    /// (1 to 64); the ranges of one object are shared by the whole group.
     #[arg(long, value_name = "N", default_value_t = 2,
-          value_parser = clap::value_parser!(u16).range(2..=64))]
+          value_parser = clap::value_parser!(u16).range(1..=64))]
     pub range_concurrency: u16,
     /// Retry every object the ledger says failed (e.g. after fixing a
     /// permission) at the first listing; otherwise a failed object is
