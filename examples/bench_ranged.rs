@@ -106,12 +106,23 @@ async fn run(bucket: &str, key: &str, want: &Counts, n: usize, flags: &[&str], l
     let (k1, s1) = stack_cpu();
     let worker_cpu = ws.iter().map(|w| w.cpu_seconds().unwrap_or(0.0)).sum();
     let peak_mib = ws.iter().map(|w| w.memory().peak_kib).max().unwrap_or(0) as f64 / 1024.0;
-    let rec = app
-        .ledger_latest()
-        .await
-        .remove(&app.url(key))
-        .expect("the object is in the ledger");
-    assert_eq!(rec["state"], "counted", "{rec}");
+    // In ranges, the totals are complete once the last range commits; the
+    // object's `counted` record follows in its owner's next transaction.
+    let rec = loop {
+        let rec = app
+            .ledger_latest()
+            .await
+            .remove(&app.url(key))
+            .expect("the object is in the ledger");
+        if rec["state"] == "counted" {
+            break rec;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(1800),
+            "{label}: never counted: {rec}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let ranges = rec["ranges"].as_u64().unwrap_or(0);
     let url = app.url(key);
     let when = |pred: &dyn Fn(&Event) -> bool| {
