@@ -212,6 +212,8 @@ impl Worker {
             .enable_all()
             .build()
             .context("cannot start the async runtime")?;
+        let started = std::time::Instant::now();
+        let step = |what: &str| tracing::debug!("startup: {what} at {:?}", started.elapsed());
         let s3 = rt.block_on(s3::client(&settings.s3));
         rt.block_on(async {
             tokio::time::timeout(
@@ -227,6 +229,7 @@ impl Worker {
                 )
             })?
         })?;
+        step("bucket checked");
         for (k, _) in &settings.kafka.property {
             if OWN_PROPERTIES.contains(&k.as_str()) {
                 tracing::warn!("-X {k}=… ignored: the worker sets {k} itself (exactly once)");
@@ -236,6 +239,25 @@ impl Worker {
             rt.block_on(notify::Notices::check(spec, &settings.kafka, &settings.s3))?;
         }
         let topics = settings.kafka.topics();
+        // The transactional producer starts (init_transactions: a few round
+        // trips, sometimes a 500 ms librdkafka timer) while the topics are
+        // checked and created: it needs none of them.
+        let txn_config = TxnConfig {
+            kafka: settings.kafka.clone(),
+            worker_id: settings.worker_id.clone(),
+            own_properties: OWN_PROPERTIES,
+        };
+        let txn_topics = topics.clone();
+        let txn = std::thread::Builder::new()
+            .name("txn-start".into())
+            .spawn(move || Txn::start(txn_config, txn_topics))
+            .context("cannot start a thread")?;
+        let members_topic = settings.web.as_ref().map(|_| {
+            rt.spawn(crate::web::members::create_topic(
+                settings.kafka.clone(),
+                settings.replication,
+            ))
+        });
         let (partitions, ledger_partitions) = kafka::prepare_pipeline_topics(
             &settings.kafka,
             &topics,
@@ -243,6 +265,7 @@ impl Worker {
             settings.replication,
             &rt,
         )?;
+        step("topics ready");
         let contributions = if settings.recount {
             kafka::admin::prepare_contributions_topic(
                 &settings.kafka,
@@ -258,14 +281,10 @@ impl Worker {
         } else {
             None
         };
-        let txn = Txn::start(
-            TxnConfig {
-                kafka: settings.kafka.clone(),
-                worker_id: settings.worker_id.clone(),
-                own_properties: OWN_PROPERTIES,
-            },
-            topics.clone(),
-        )?;
+        let txn = txn
+            .join()
+            .map_err(|_| anyhow!("the transactional producer's start panicked"))??;
+        step("transactions initialised");
         let group = Group::join(
             GroupConfig {
                 kafka: settings.kafka.clone(),
@@ -275,8 +294,9 @@ impl Worker {
             },
             topics.clone(),
         )?;
-        let web = match &settings.web {
-            Some(w) => Some(crate::web::start(
+        step("group joined");
+        let web = match (&settings.web, members_topic) {
+            (Some(w), Some(members_topic)) => Some(crate::web::start(
                 w,
                 crate::web::Pipeline {
                     kafka: &settings.kafka,
@@ -287,10 +307,11 @@ impl Worker {
                     ledger_partitions,
                     replication: settings.replication,
                     bucket: &settings.s3.bucket,
+                    members_topic,
                 },
                 &rt,
             )?),
-            None => None,
+            _ => None,
         };
         Event::Joining {
             worker: settings.worker_id.clone(),

@@ -243,6 +243,14 @@ fn create(config: &TxnConfig) -> Result<TxnProducer> {
         .create_with_context(DeliveryContext::default())
         .context("cannot create Kafka producer")?;
     kafka::prime(producer.client()); // OAUTHBEARER: the first token at once
+                                     // A connection first: init_transactions asks for its coordinator at once
+                                     // and, with no broker connected yet, only again on librdkafka's 500 ms
+                                     // coordinator timer (measured: 0.5 s of most starts). Any answer will
+                                     // do: the metadata of one small topic, not looked at.
+    let _ = producer.client().fetch_metadata(
+        Some("__transaction_state"),
+        Duration::from_secs(config.kafka.connect_timeout),
+    );
     producer
         .init_transactions(Duration::from_secs(config.kafka.connect_timeout.max(30)))
         .map_err(|e| {
