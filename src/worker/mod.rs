@@ -44,6 +44,7 @@ pub mod restore;
 pub mod state;
 mod throttle;
 pub mod txn;
+pub mod watchdog;
 
 use crate::config::{KafkaArgs, S3Args, Topics};
 use crate::count::Options;
@@ -201,6 +202,8 @@ pub struct Worker {
     events: notify::Events,
     /// The web server's view of this worker (see [`crate::web`]).
     web: Option<crate::web::Web>,
+    /// Announces a step of the loop that makes no progress.
+    _watchdog: watchdog::Watchdog,
 }
 
 impl Worker {
@@ -343,6 +346,7 @@ impl Worker {
             web,
             settings,
             topics,
+            _watchdog: watchdog::Watchdog::start(),
         })
     }
 
@@ -372,6 +376,7 @@ impl Worker {
                     crate::web::metrics::error("iteration");
                 }
                 self.resync = true;
+                watchdog::step("pause after an error");
                 let stop = Arc::clone(&self.stop);
                 if let Err(e) = self
                     .group
@@ -392,6 +397,7 @@ impl Worker {
             static_member: self.settings.static_membership,
         }
         .emit();
+        watchdog::step("leave the group");
         self.group.leave();
         self.status();
         if let Some(w) = self.web.as_mut() {
@@ -419,6 +425,7 @@ impl Worker {
 
     /// One batch: align the state with the group, discover, poll, process.
     fn iteration(&mut self) -> Result<()> {
+        watchdog::step("start the transactional producer");
         self.txn.ensure()?;
         let epoch = self.group.epoch();
         if self.resync || epoch != self.seen_epoch {
@@ -427,11 +434,13 @@ impl Worker {
             }
         }
         if self.resync {
+            watchdog::step("rewind and restore");
             self.rewind()?;
             self.resync = false;
             self.seen_epoch = epoch;
             self.publish_web();
         } else if epoch != self.seen_epoch {
+            watchdog::step("align with the group (restore)");
             self.align()?;
             self.seen_epoch = epoch;
             self.publish_web();
@@ -440,6 +449,7 @@ impl Worker {
             w.served.serve(&self.state);
         }
         self.purge.maybe_purge(&self.rt, &self.settings.kafka);
+        watchdog::step("list the bucket");
         let Some(listed) = self.list() else {
             return Ok(()); // stopping
         };
@@ -454,6 +464,7 @@ impl Worker {
         } else {
             Duration::from_millis(200)
         });
+        watchdog::step("poll");
         let polled = match self.group.poll_batch(epoch, first_wait)? {
             Poll::Batch(polled) => polled,
             Poll::Rejoined => {
