@@ -121,6 +121,9 @@ pub enum Event {
     Status(Status),
     /// The worker stops.
     Stopping { static_member: bool },
+    /// The loop has made no progress in one step for `seconds` (see
+    /// `worker::watchdog`): announced after 60 s, then every 60 s.
+    Stalled { step: String, seconds: u64 },
     /// The web server listens (`--web-port`; 0 picks a free port).
     WebListening {
         /// The bound address (`127.0.0.1:6066`).
@@ -212,6 +215,7 @@ impl Event {
             Event::Resync => "resync",
             Event::Status(_) => "status",
             Event::Stopping { .. } => "stopping",
+            Event::Stalled { .. } => "stalled",
             Event::WebListening { .. } => "web_listening",
         }
     }
@@ -222,7 +226,7 @@ impl Event {
         crate::web::metrics::observe(&self);
         let json = serde_json::to_string(&self).unwrap_or_default();
         match self {
-            Event::ObjectFailed { .. } | Event::BatchAborted { .. } => {
+            Event::ObjectFailed { .. } | Event::BatchAborted { .. } | Event::Stalled { .. } => {
                 tracing::warn!(event = self.name(), event_json = json.as_str(), "{self}")
             }
             Event::BatchCommitted { .. } => {
@@ -397,6 +401,10 @@ impl fmt::Display for Event {
             Event::Stopping {
                 static_member: false,
             } => f.write_str("stopping: leaving the group"),
+            Event::Stalled { step, seconds } => write!(
+                f,
+                "the worker's loop has made no progress in step {step} for {seconds} s"
+            ),
             Event::WebListening { addr, url } => {
                 write!(f, "web server on http://{addr} (advertised as {url})")
             }

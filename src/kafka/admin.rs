@@ -78,8 +78,19 @@ fn metadata_from(
 
 /// Partition count of `topic`, or `None` when it does not exist.
 pub fn partition_count(args: &KafkaArgs, topic: &str) -> Result<Option<i32>> {
+    args.check_security()?;
+    let consumer = base_consumer(&client_config(args))?;
+    partition_count_from(&consumer, args, topic)
+}
+
+/// [`partition_count`] through a client the caller keeps.
+fn partition_count_from(
+    consumer: &BaseConsumer<QuietContext>,
+    args: &KafkaArgs,
+    topic: &str,
+) -> Result<Option<i32>> {
     let timeout = Duration::from_secs(args.connect_timeout);
-    let md = metadata(args, Some(topic), timeout)?;
+    let md = metadata_from(consumer, args, Some(topic), timeout)?;
     let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
         return Ok(None);
     };
@@ -201,9 +212,12 @@ pub fn prepare_pipeline_topics(
     replication: i32,
     rt: &tokio::runtime::Runtime,
 ) -> Result<(i32, i32)> {
-    let changelog = partition_count(k, &topics.changelog)?;
-    let repart = partition_count(k, &topics.repartition)?;
-    let ledger = partition_count(k, &topics.ledger)?;
+    // one client for every metadata query (each new one costs a connection)
+    k.check_security()?;
+    let consumer = base_consumer(&client_config(k))?;
+    let changelog = partition_count_from(&consumer, k, &topics.changelog)?;
+    let repart = partition_count_from(&consumer, k, &topics.repartition)?;
+    let ledger = partition_count_from(&consumer, k, &topics.ledger)?;
     let n = changelog.or(repart).unwrap_or(partitions);
     if let Some(r) = repart {
         if r != n {
@@ -214,13 +228,30 @@ pub fn prepare_pipeline_topics(
             );
         }
     }
-    if changelog.is_some() {
-        rt.block_on(check_compacted(k, &topics.changelog))?;
-    }
-    if ledger.is_some() {
-        rt.block_on(check_compacted(k, &topics.ledger))
-            .map_err(|e| anyhow!("{e:#} (the ledger keeps one record per object)"))?;
-    }
+    // the existing topics' configs, asked at once
+    rt.block_on(async {
+        let changelog_ok = async {
+            match changelog {
+                Some(_) => check_compacted(k, &topics.changelog).await,
+                None => Ok(()),
+            }
+        };
+        let ledger_ok = async {
+            match ledger {
+                Some(_) => check_compacted(k, &topics.ledger)
+                    .await
+                    .map_err(|e| anyhow!("{e:#} (the ledger keeps one record per object)")),
+                None => Ok(()),
+            }
+        };
+        let purged = async {
+            if repart.is_some() {
+                keep_until_purged(k, &topics.repartition).await;
+            }
+        };
+        let (c, l, ()) = tokio::join!(changelog_ok, ledger_ok, purged);
+        c.and(l)
+    })?;
     let compact = || vec![("cleanup.policy", "compact".to_string())];
     let specs = [
         TopicSpec {
@@ -246,13 +277,17 @@ pub fn prepare_pipeline_topics(
             ],
         },
     ];
-    if changelog.is_none() || repart.is_none() || ledger.is_none() {
-        rt.block_on(ensure_topics(k, &specs))?;
+    // the topics this worker creates (or another one does at the same time)
+    let missing: Vec<TopicSpec> = [changelog, ledger, repart]
+        .iter()
+        .zip(&specs)
+        .filter(|(count, _)| count.is_none())
+        .map(|(_, spec)| spec.clone())
+        .collect();
+    if !missing.is_empty() {
+        rt.block_on(ensure_topics(k, &missing))?;
+        wait_for_leaders_from(&consumer, k, &missing)?;
     }
-    if repart.is_some() {
-        rt.block_on(keep_until_purged(k, &topics.repartition));
-    }
-    wait_for_leaders(k, &specs)?;
     Ok((n, ledger.unwrap_or(n)))
 }
 
@@ -295,8 +330,17 @@ const LEADER_WAIT: Duration = Duration::from_secs(60);
 /// a moment), at most [`LEADER_WAIT`] or the connect timeout; says so once
 /// when that takes longer than a few seconds.
 pub fn wait_for_leaders(k: &KafkaArgs, specs: &[TopicSpec]) -> Result<()> {
-    let limit = Duration::from_secs(k.connect_timeout).max(LEADER_WAIT);
     let consumer = base_consumer(&client_config(k))?;
+    wait_for_leaders_from(&consumer, k, specs)
+}
+
+/// [`wait_for_leaders`] through a client the caller keeps.
+fn wait_for_leaders_from(
+    consumer: &BaseConsumer<QuietContext>,
+    k: &KafkaArgs,
+    specs: &[TopicSpec],
+) -> Result<()> {
+    let limit = Duration::from_secs(k.connect_timeout).max(LEADER_WAIT);
     let started = Instant::now();
     // a test's broker that is slow to elect leaders
     let fake_until = started + crate::failpoint::lasting("topics.leaderless");
@@ -306,7 +350,7 @@ pub fn wait_for_leaders(k: &KafkaArgs, specs: &[TopicSpec]) -> Result<()> {
             let left = limit.saturating_sub(started.elapsed());
             let request =
                 Duration::from_secs(k.connect_timeout).min(left.max(Duration::from_secs(1)));
-            let md = metadata_from(&consumer, k, Some(&spec.name), request)?;
+            let md = metadata_from(consumer, k, Some(&spec.name), request)?;
             let leaderless = md
                 .topics()
                 .iter()

@@ -156,26 +156,36 @@ pub fn topic(app_id: &str) -> String {
     format!("{app_id}-members")
 }
 
-/// Creates the members topic if needed and starts the thread.
-pub fn start(
-    config: Config,
-    shared: Arc<Shared>,
-    rt: &tokio::runtime::Runtime,
-) -> Result<Registry> {
-    let name = topic(&config.kafka.app_id);
-    rt.block_on(kafka::ensure_topics(
-        &config.kafka,
+/// Creates the members topic if it is missing. The worker starts this
+/// while it prepares its other topics, and [`start`] waits for it.
+pub async fn create_topic(kafka: KafkaArgs, replication: i32) -> Result<()> {
+    let name = topic(&kafka.app_id);
+    kafka::ensure_topics(
+        &kafka,
         &[TopicSpec {
             name: name.clone(),
             partitions: 1,
-            replication: config.replication,
+            replication,
             config: vec![
                 ("cleanup.policy", "compact".to_string()),
                 ("segment.ms", "600000".to_string()),
             ],
         }],
-    ))
-    .with_context(|| format!("cannot create the members topic {name}"))?;
+    )
+    .await
+    .with_context(|| format!("cannot create the members topic {name}"))
+}
+
+/// Starts the thread, once `created` ([`create_topic`]) succeeded.
+pub fn start(
+    config: Config,
+    shared: Arc<Shared>,
+    created: tokio::task::JoinHandle<Result<()>>,
+    rt: &tokio::runtime::Runtime,
+) -> Result<Registry> {
+    let name = topic(&config.kafka.app_id);
+    rt.block_on(created)
+        .context("the members topic's creation panicked")??;
     let producer: BaseProducer<QuietContext> = kafka::client_config(&config.kafka)
         .set("linger.ms", "0")
         .create_with_context(QuietContext)

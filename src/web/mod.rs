@@ -107,6 +107,9 @@ pub struct Pipeline<'a> {
     pub ledger_partitions: i32,
     pub replication: i32,
     pub bucket: &'a str,
+    /// The members topic's creation, started early
+    /// ([`members::create_topic`]).
+    pub members_topic: tokio::task::JoinHandle<Result<()>>,
 }
 
 /// Binds the port, installs the metrics recorder, starts the members
@@ -137,6 +140,7 @@ pub fn start(settings: &WebSettings, p: Pipeline<'_>, rt: &tokio::runtime::Runti
             url: url.clone(),
         },
         Arc::clone(&shared),
+        p.members_topic,
         rt,
     )?;
     let history = Arc::new(dashboard::History::default());

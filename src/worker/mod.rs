@@ -45,6 +45,7 @@ pub mod split;
 pub mod state;
 mod throttle;
 pub mod txn;
+pub mod watchdog;
 
 use crate::config::{KafkaArgs, S3Args, Topics};
 use crate::count::Options;
@@ -202,6 +203,8 @@ pub struct Worker {
     events: notify::Events,
     /// The web server's view of this worker (see [`crate::web`]).
     web: Option<crate::web::Web>,
+    /// Announces a step of the loop that makes no progress.
+    _watchdog: watchdog::Watchdog,
 }
 
 impl Worker {
@@ -213,6 +216,8 @@ impl Worker {
             .enable_all()
             .build()
             .context("cannot start the async runtime")?;
+        let started = std::time::Instant::now();
+        let step = |what: &str| tracing::debug!("startup: {what} at {:?}", started.elapsed());
         let s3 = rt.block_on(s3::client(&settings.s3));
         rt.block_on(async {
             tokio::time::timeout(
@@ -228,6 +233,7 @@ impl Worker {
                 )
             })?
         })?;
+        step("bucket checked");
         for (k, _) in &settings.kafka.property {
             if OWN_PROPERTIES.contains(&k.as_str()) {
                 tracing::warn!("-X {k}=… ignored: the worker sets {k} itself (exactly once)");
@@ -237,6 +243,25 @@ impl Worker {
             rt.block_on(notify::Notices::check(spec, &settings.kafka, &settings.s3))?;
         }
         let topics = settings.kafka.topics();
+        // The transactional producer starts (init_transactions: a few round
+        // trips, sometimes a 500 ms librdkafka timer) while the topics are
+        // checked and created: it needs none of them.
+        let txn_config = TxnConfig {
+            kafka: settings.kafka.clone(),
+            worker_id: settings.worker_id.clone(),
+            own_properties: OWN_PROPERTIES,
+        };
+        let txn_topics = topics.clone();
+        let txn = std::thread::Builder::new()
+            .name("txn-start".into())
+            .spawn(move || Txn::start(txn_config, txn_topics))
+            .context("cannot start a thread")?;
+        let members_topic = settings.web.as_ref().map(|_| {
+            rt.spawn(crate::web::members::create_topic(
+                settings.kafka.clone(),
+                settings.replication,
+            ))
+        });
         let (partitions, ledger_partitions) = kafka::prepare_pipeline_topics(
             &settings.kafka,
             &topics,
@@ -244,6 +269,7 @@ impl Worker {
             settings.replication,
             &rt,
         )?;
+        step("topics ready");
         // Without --on-change recount, the topic is made when a big
         // object's ranges first need it (`Worker::range_contributions`).
         let contributions = if settings.recount {
@@ -261,14 +287,10 @@ impl Worker {
         } else {
             None
         };
-        let txn = Txn::start(
-            TxnConfig {
-                kafka: settings.kafka.clone(),
-                worker_id: settings.worker_id.clone(),
-                own_properties: OWN_PROPERTIES,
-            },
-            topics.clone(),
-        )?;
+        let txn = txn
+            .join()
+            .map_err(|_| anyhow!("the transactional producer's start panicked"))??;
+        step("transactions initialised");
         let group = Group::join(
             GroupConfig {
                 kafka: settings.kafka.clone(),
@@ -278,8 +300,9 @@ impl Worker {
             },
             topics.clone(),
         )?;
-        let web = match &settings.web {
-            Some(w) => Some(crate::web::start(
+        step("group joined");
+        let web = match (&settings.web, members_topic) {
+            (Some(w), Some(members_topic)) => Some(crate::web::start(
                 w,
                 crate::web::Pipeline {
                     kafka: &settings.kafka,
@@ -290,10 +313,11 @@ impl Worker {
                     ledger_partitions,
                     replication: settings.replication,
                     bucket: &settings.s3.bucket,
+                    members_topic,
                 },
                 &rt,
             )?),
-            None => None,
+            _ => None,
         };
         Event::Joining {
             worker: settings.worker_id.clone(),
@@ -325,6 +349,7 @@ impl Worker {
             web,
             settings,
             topics,
+            _watchdog: watchdog::Watchdog::start(),
         })
     }
 
@@ -354,6 +379,7 @@ impl Worker {
                     crate::web::metrics::error("iteration");
                 }
                 self.resync = true;
+                watchdog::step("pause after an error");
                 let stop = Arc::clone(&self.stop);
                 if let Err(e) = self
                     .group
@@ -374,6 +400,7 @@ impl Worker {
             static_member: self.settings.static_membership,
         }
         .emit();
+        watchdog::step("leave the group");
         self.group.leave();
         self.status();
         if let Some(w) = self.web.as_mut() {
@@ -401,6 +428,7 @@ impl Worker {
 
     /// One batch: align the state with the group, discover, poll, process.
     fn iteration(&mut self) -> Result<()> {
+        watchdog::step("start the transactional producer");
         self.txn.ensure()?;
         let epoch = self.group.epoch();
         if self.resync || epoch != self.seen_epoch {
@@ -409,11 +437,13 @@ impl Worker {
             }
         }
         if self.resync {
+            watchdog::step("rewind and restore");
             self.rewind()?;
             self.resync = false;
             self.seen_epoch = epoch;
             self.publish_web();
         } else if epoch != self.seen_epoch {
+            watchdog::step("align with the group (restore)");
             self.align()?;
             self.seen_epoch = epoch;
             self.publish_web();
@@ -422,6 +452,7 @@ impl Worker {
             w.served.serve(&self.state);
         }
         self.purge.maybe_purge(&self.rt, &self.settings.kafka);
+        watchdog::step("list the bucket");
         let Some(listed) = self.list() else {
             return Ok(()); // stopping
         };
@@ -436,6 +467,7 @@ impl Worker {
         } else {
             Duration::from_millis(200)
         });
+        watchdog::step("poll");
         let polled = match self.group.poll_batch(epoch, first_wait)? {
             Poll::Batch(polled) => polled,
             Poll::Rejoined => {

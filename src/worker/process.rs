@@ -41,6 +41,7 @@ impl Worker {
                 None => set.remove(key),
             }
         }
+        super::watchdog::step("read old contributions");
         let olds = match self
             .old_contributions(&plan.jobs)
             .and_then(|olds| self.range_contributions(&mut plan.jobs).map(|()| olds))
@@ -51,6 +52,7 @@ impl Worker {
                 return Err(e);
             }
         };
+        super::watchdog::step("count objects");
         let started = Instant::now();
         let outcomes = match self.count_objects(&plan.jobs) {
             Ok(outcomes) => outcomes,
@@ -97,6 +99,7 @@ impl Worker {
             serde: self.settings.serde,
         };
         let first = batch::first_records(&settled);
+        super::watchdog::step("commit");
         let offsets = if plan.offsets.is_empty() {
             // Only `discovered` records: fenced all the same.
             failpoint::hit("commit.discovery_only");
@@ -113,7 +116,7 @@ impl Worker {
         };
         match self
             .txn
-            .commit_staged(&first, rest, &offsets, self.group.metadata().as_ref())
+            .commit_staged(&first, rest, &offsets, self.group.metadata())
         {
             Ok(()) => {
                 Event::BatchCommitted {
@@ -341,6 +344,7 @@ impl Worker {
             let _ = done.send(all);
         });
         self.group.serve_while(|wait| {
+            super::watchdog::alive();
             if let Some(w) = web.as_mut() {
                 w.served.serve(state);
             }

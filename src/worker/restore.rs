@@ -129,6 +129,9 @@ pub fn read_to_end_until(
             None => {}
         }
         if last_log.elapsed() > Duration::from_secs(2) {
+            if last_progress.elapsed() < Duration::from_secs(2) {
+                super::watchdog::alive();
+            }
             tracing::info!(
                 "recovering {topic}: {read} records read, about {} remaining",
                 (total - read as i64).max(0)

@@ -190,19 +190,30 @@ impl State {
         }
         let new_tables = missing(&owned.repartition, |p| self.tables.contains_key(p));
         let new_ledger = missing(&owned.ledger, |p| self.done.contains_key(p));
-        if !new_tables.is_empty() {
-            let (tables, junk) = restore_tables(r, &new_tables)?;
+        // The three reads are independent (each its own consumers): they
+        // run at once, so a start or a rebalance waits for the longest one,
+        // not for their sum.
+        let list = self.discovery.is_none() && lister;
+        let (tables, done, discovery) = std::thread::scope(|s| {
+            let tables =
+                (!new_tables.is_empty()).then(|| s.spawn(|| restore_tables(r, &new_tables)));
+            let done = (!new_ledger.is_empty()).then(|| s.spawn(|| restore_done(r, &new_ledger)));
+            let discovery = list.then(|| start_discovery(r));
+            (tables.map(joined), done.map(joined), discovery)
+        });
+        if let Some(t) = tables {
+            let (tables, junk) = t?;
             self.tables.extend(tables);
             self.junk_records += junk;
         }
-        if !new_ledger.is_empty() {
-            let (done, splits) = restore_done(r, &new_ledger)?;
+        if let Some(d) = done {
+            let (done, splits) = d?;
             self.done.extend(done);
             self.splits.0.extend(splits.0);
         }
         match &self.discovery {
             None if lister => {
-                self.discovery = Some(start_discovery(r)?);
+                self.discovery = Some(discovery.expect("read when listing")?);
                 self.last_listing = None;
             }
             // Kept through the rebalance: it lists again from now on, as
@@ -219,6 +230,11 @@ impl State {
         self.committed = committed.clone();
         Ok(())
     }
+}
+
+/// The result of a scoped thread (its panic goes on in the caller).
+fn joined<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
 
 /// The tables of changelog partitions `parts`, read to their end, and the

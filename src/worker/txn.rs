@@ -10,6 +10,7 @@
 //!   worker id; the worker exits.
 
 use super::batch::{Output, Record};
+use super::watchdog::step;
 use super::Fatal;
 use crate::config::{KafkaArgs, Topics};
 use crate::kafka;
@@ -21,7 +22,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::TopicPartitionList;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The producer's context: [`QuietContext`], plus the offsets the records
@@ -94,7 +95,7 @@ pub struct Txn {
     config: TxnConfig,
     topics: Topics,
     /// `None` after the producer was lost: recreated by [`Txn::ensure`].
-    producer: Option<TxnProducer>,
+    producer: Option<Arc<TxnProducer>>,
     fenced_at: Option<Instant>,
 }
 
@@ -107,7 +108,7 @@ impl Txn {
         Ok(Txn {
             config,
             topics,
-            producer: Some(producer),
+            producer: Some(Arc::new(producer)),
             fenced_at: None,
         })
     }
@@ -115,7 +116,7 @@ impl Txn {
     /// Recreates the producer if it was lost.
     pub fn ensure(&mut self) -> Result<()> {
         if self.producer.is_none() {
-            self.producer = Some(create(&self.config)?);
+            self.producer = Some(Arc::new(create(&self.config)?));
         }
         Ok(())
     }
@@ -126,7 +127,7 @@ impl Txn {
         &mut self,
         records: &[Record],
         offsets: &TopicPartitionList,
-        cgm: Option<&ConsumerGroupMetadata>,
+        cgm: Option<ConsumerGroupMetadata>,
     ) -> std::result::Result<(), TxnError> {
         self.commit_staged(&[], |_| records.to_vec(), offsets, cgm)
     }
@@ -139,11 +140,12 @@ impl Txn {
         first: &[Record],
         rest: impl FnOnce(&[i64]) -> Vec<Record>,
         offsets: &TopicPartitionList,
-        cgm: Option<&ConsumerGroupMetadata>,
+        cgm: Option<ConsumerGroupMetadata>,
     ) -> std::result::Result<(), TxnError> {
-        let Some(p) = self.producer.as_ref() else {
+        let Some(producer) = self.producer.clone() else {
             return Err(TxnError::Lost(anyhow!("no transactional producer")));
         };
+        let p = &producer;
         let topic_of = |o: Output| match o {
             Output::Ledger => &self.topics.ledger,
             Output::Repartition => &self.topics.repartition,
@@ -151,6 +153,7 @@ impl Txn {
             Output::Contributions => &self.topics.contributions,
         };
         let result = (|| -> Result<()> {
+            step("commit: send the records");
             p.begin_transaction()?;
             let mut landed = Vec::new();
             if !first.is_empty() {
@@ -160,8 +163,10 @@ impl Txn {
                 for (i, r) in first.iter().enumerate() {
                     send(p, topic_of(r.topic), r, i)?;
                 }
+                step("commit: wait for deliveries");
                 drain(p)?;
                 landed = delivered(p, first.len())?;
+                step("commit: send the records");
             }
             let records = rest(&landed);
             for r in &records {
@@ -169,22 +174,30 @@ impl Txn {
             }
             if offsets.count() > 0 {
                 let cgm = cgm.ok_or_else(|| anyhow!("no consumer group metadata"))?;
-                p.send_offsets_to_transaction(offsets, cgm, TXN_TIMEOUT)?;
+                step("commit: send the offsets");
+                send_offsets(p, offsets, cgm, TXN_TIMEOUT, OFFSETS_HANG)?;
                 if records.iter().any(|r| r.topic == Output::Changelog) {
                     // A test's stall between offsets accepted and commit.
                     crate::failpoint::hit("commit.after_offsets_with_totals");
                 }
             }
+            step("commit: wait for deliveries");
             drain(p)?; // commit_transaction's own flush then returns at once
+            step("commit: commit the transaction");
             p.commit_transaction(TXN_TIMEOUT)?;
             Ok(())
         })();
         let Err(e) = result else { return Ok(()) };
+        if e.is::<Hung>() {
+            // Another call on it could block as well: abandoned, not aborted.
+            return Err(self.lost(e));
+        }
         if let Some(KafkaError::Transaction(te)) = e.downcast_ref::<KafkaError>() {
             if te.is_fatal() {
                 return Err(self.lost(e));
             }
         }
+        step("commit: abort the transaction");
         match p.abort_transaction(TXN_TIMEOUT) {
             Ok(()) => Err(TxnError::Retry(e)),
             Err(ae) => Err(self.lost(anyhow!(ae).context(format!("cannot abort ({e:#})")))),
@@ -200,6 +213,7 @@ impl Txn {
     /// bumps the producer epoch exactly as a newer instance would. Fenced
     /// again soon after re-initialising, though, there is another process.
     fn lost(&mut self, e: anyhow::Error) -> TxnError {
+        step("close the lost transactional producer");
         self.producer = None;
         let fenced = e.chain().any(|c| {
             matches!(
@@ -243,6 +257,14 @@ fn create(config: &TxnConfig) -> Result<TxnProducer> {
         .create_with_context(DeliveryContext::default())
         .context("cannot create Kafka producer")?;
     kafka::prime(producer.client()); // OAUTHBEARER: the first token at once
+                                     // A connection first: init_transactions asks for its coordinator at once
+                                     // and, with no broker connected yet, only again on librdkafka's 500 ms
+                                     // coordinator timer (measured: 0.5 s of most starts). Any answer will
+                                     // do: the metadata of one small topic, not looked at.
+    let _ = producer.client().fetch_metadata(
+        Some("__transaction_state"),
+        Duration::from_secs(config.kafka.connect_timeout),
+    );
     producer
         .init_transactions(Duration::from_secs(config.kafka.connect_timeout.max(30)))
         .map_err(|e| {
@@ -253,6 +275,56 @@ fn create(config: &TxnConfig) -> Result<TxnProducer> {
         })?;
     Ok(producer)
 }
+
+/// How long [`send_offsets`] waits beyond its timeout before it takes the
+/// call for hung.
+const OFFSETS_HANG: Duration = Duration::from_secs(5);
+
+/// `send_offsets_to_transaction` that returns within `timeout + hang`
+/// whatever librdkafka does. librdkafka (2.12, issues #5456 and #5511) can
+/// block in this call forever, past its own timeout, when the group
+/// coordinator goes down (seen: a broker of the 3-node cluster stopped for
+/// 37 s left the lister blocked for good). The call runs on a thread of its
+/// own that holds a reference to the producer: if it does not return in
+/// time the error is [`Hung`], the caller abandons the producer (its
+/// memory and threads stay with the blocked call) and a new one with the
+/// same transactional id fences it and aborts its transaction.
+fn send_offsets(
+    p: &Arc<TxnProducer>,
+    offsets: &TopicPartitionList,
+    cgm: ConsumerGroupMetadata,
+    timeout: Duration,
+    hang: Duration,
+) -> Result<()> {
+    let (done, answer) = std::sync::mpsc::channel();
+    let (p, offsets) = (Arc::clone(p), offsets.clone());
+    std::thread::Builder::new()
+        .name("txn-offsets".into())
+        .spawn(move || {
+            let _ = done.send(p.send_offsets_to_transaction(&offsets, &cgm, timeout));
+        })
+        .context("cannot start a thread")?;
+    match answer.recv_timeout(timeout + hang) {
+        Ok(r) => Ok(r?),
+        Err(_) => Err(anyhow!(Hung(timeout + hang))),
+    }
+}
+
+/// A librdkafka call that did not return within its bound.
+#[derive(Debug)]
+struct Hung(Duration);
+
+impl std::fmt::Display for Hung {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "send_offsets_to_transaction did not return within {} s (librdkafka #5456); the producer is abandoned",
+            self.0.as_secs()
+        )
+    }
+}
+
+impl std::error::Error for Hung {}
 
 /// Waits until every record sent is delivered and its report served.
 ///
@@ -315,5 +387,66 @@ fn send(p: &TxnProducer, topic: &str, r: &Record, index: usize) -> Result<()> {
             }
             Err((e, _)) => return Err(e.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::mocking::{MockCluster, MockCoordinator};
+    use rdkafka::Offset;
+
+    /// librdkafka's mock cluster (the real-stack test of this path is the
+    /// 3-node cluster's broker stop): the group coordinator goes down inside
+    /// a transaction, and `send_offsets` still answers, within its bound,
+    /// with [`Hung`] or an error. librdkafka's own call blocks for good.
+    #[test]
+    fn offsets_for_a_downed_group_coordinator_do_not_block_forever() {
+        let mock = MockCluster::new(3).expect("mock cluster");
+        mock.create_topic("in", 1, 1).expect("topic");
+        mock.coordinator(MockCoordinator::Transaction("t".into()), 1)
+            .expect("txn coordinator");
+        mock.coordinator(MockCoordinator::Group("g".into()), 2)
+            .expect("group coordinator");
+        let producer: TxnProducer = ClientConfig::new()
+            .set("bootstrap.servers", mock.bootstrap_servers())
+            .set("transactional.id", "t")
+            .create_with_context(DeliveryContext::default())
+            .expect("producer");
+        producer
+            .init_transactions(Duration::from_secs(10))
+            .expect("init");
+        producer.begin_transaction().expect("begin");
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", mock.bootstrap_servers())
+            .set("group.id", "g")
+            .create()
+            .expect("consumer");
+        let cgm = consumer.group_metadata().expect("group metadata");
+        mock.broker_down(2).expect("down");
+        let mut offsets = TopicPartitionList::new();
+        offsets
+            .add_partition_offset("in", 0, Offset::Offset(1))
+            .expect("offset");
+        let producer = Arc::new(producer);
+        let (done, answer) = std::sync::mpsc::channel();
+        let p = Arc::clone(&producer);
+        std::thread::spawn(move || {
+            let r = send_offsets(
+                &p,
+                &offsets,
+                cgm,
+                Duration::from_secs(2),
+                Duration::from_secs(2),
+            );
+            let _ = done.send(r.map_err(|e| e.to_string()));
+        });
+        let r = answer
+            .recv_timeout(Duration::from_secs(20))
+            .expect("send_offsets blocked past its bound");
+        assert!(r.is_err(), "offsets sent to a downed coordinator: {r:?}");
+        std::mem::forget(mock); // a blocked call may still use it
     }
 }

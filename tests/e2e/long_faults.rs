@@ -208,6 +208,30 @@ async fn new_topics_slow_to_get_leaders_are_waited_for() {
     app.finish(&files, &[], DONE, &mut [&mut w]).await;
 }
 
+/// A loop step that blocks longer than the watchdog's 60 s (here the
+/// loop thread sleeps 62 s in a commit, failpoint `commit.discovery_only`)
+/// is announced as a `stalled` event naming the step; the worker then goes
+/// on and counts exactly.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blocked_loop_step_is_announced_as_stalled() {
+    let _stack = shared().await;
+    let app = App::new("ws-stalled").await;
+    let files = papers(40, 4);
+    app.put_files(&files, 8).await;
+    let mut w = worker_with(&app, "w", &[], "commit.discovery_only=sleep(62000)");
+    let (_, e) = w
+        .wait_event(0.0, Duration::from_secs(120), "a stalled event", |e| {
+            matches!(e, Event::Stalled { .. })
+        })
+        .await;
+    let Event::Stalled { step, seconds } = e else {
+        unreachable!()
+    };
+    assert_eq!(step, "commit", "{}", w.log_tail(20));
+    assert!(seconds >= 60, "{seconds}");
+    app.finish(&files, &[], DONE, &mut [&mut w]).await;
+}
+
 /// Item 7. A record in the changelog that does not decode (a third party
 /// wrote to the topic) is skipped and counted, not fatal.
 #[tokio::test(flavor = "multi_thread")]
