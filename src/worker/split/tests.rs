@@ -297,3 +297,41 @@ fn a_restart_that_cannot_read_the_object_fails_it_and_ends_the_split() {
     splits.apply(0, OBJECT, last.2.as_ref());
     assert!(splits.is_empty(), "the split ended");
 }
+
+#[test]
+fn a_removal_while_ranges_are_counted_retracts_the_object() {
+    let mut splits = Splits::default();
+    plan(vec![rec(0, 1, OBJECT, Some(&split_entry()))], &mut splits);
+    let change = crate::worker::ledger::change_key(OBJECT);
+    let (k0, n0) = note(0, counted("a"));
+    let (k1, n1) = note(1, counted("b"));
+    let polled = vec![
+        rec(0, 2, &k0, Some(&n0)),
+        rec(0, 3, &change, Some(&Entry::Removed { at: 1 })),
+        rec(0, 4, &k1, Some(&n1)),
+    ];
+    let mut jobs = plan_with(polled, "b", true, |_, _| None, |_, _| 0, &mut splits).jobs;
+    let Action::Collect(c) = &mut jobs[0].action else {
+        panic!("a collection: {jobs:?}")
+    };
+    assert_eq!(c.restart, Some(Action::Retract));
+    c.words = HashMap::from([("a".into(), 1), ("b".into(), 1)]);
+    let s = settle(
+        jobs,
+        vec![Outcome::Failed(String::new())],
+        vec![None],
+        "w",
+        true,
+    )
+    .unwrap();
+    assert_eq!(
+        s.deltas,
+        HashMap::from([("a".into(), -1), ("b".into(), -1)])
+    );
+    assert!(s.ledger.contains(&(0, OBJECT.to_string(), None)), "gone");
+    assert!(s.ledger.contains(&(0, change, None)), "the change applied");
+    assert!(s
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::ObjectRemoved { .. })));
+}
