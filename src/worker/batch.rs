@@ -462,18 +462,7 @@ pub fn settle(
                     s.contributions
                         .push((p, chunk_key(&job.ledger_key, i), None));
                 }
-                let e = Entry::Counted {
-                    etag,
-                    size,
-                    words: counts.words,
-                    distinct: counts.distinct() as u64,
-                    invalid_bytes: counts.invalid_bytes,
-                    skipped_tokens: counts.skipped_tokens,
-                    ms,
-                    worker: worker.to_string(),
-                    contribution: None,
-                    text,
-                };
+                let e = Entry::counted(etag, size, &counts, ms, worker, text);
                 s.counted += 1;
                 s.bytes += size;
                 s.delta.merge(counts);

@@ -170,6 +170,30 @@ impl Entry {
         matches!(self, Entry::Counted { .. })
     }
 
+    /// The `counted` entry of version `etag` (`size` bytes) with `counts`
+    /// (where its contribution is gets filled in once its chunks landed).
+    pub fn counted(
+        etag: String,
+        size: u64,
+        counts: &crate::count::WordCounts,
+        ms: u64,
+        worker: &str,
+        text: crate::format::Record,
+    ) -> Entry {
+        Entry::Counted {
+            etag,
+            size,
+            words: counts.words,
+            distinct: counts.distinct() as u64,
+            invalid_bytes: counts.invalid_bytes,
+            skipped_tokens: counts.skipped_tokens,
+            ms,
+            worker: worker.to_string(),
+            contribution: None,
+            text,
+        }
+    }
+
     /// Parses a record value.
     pub fn parse(value: &[u8]) -> anyhow::Result<Entry> {
         Ok(serde_json::from_slice(value)?)

@@ -289,16 +289,16 @@ impl Worker {
                 };
                 let range = match &job.listed {
                     Entry::Range(w) if job.action == batch::Action::Range => {
-                        Some(ranged::count_one(
-                            self.s3.clone(),
-                            self.settings.s3.bucket.clone(),
-                            job.object_key.clone(),
-                            w.etag.clone(),
-                            w.size,
-                            (w.start, w.end),
-                            self.settings.count,
-                            Arc::clone(&self.stop),
-                        ))
+                        Some(ranged::count_one(ranged::RangeRead {
+                            client: self.s3.clone(),
+                            bucket: self.settings.s3.bucket.clone(),
+                            key: job.object_key.clone(),
+                            etag: w.etag.clone(),
+                            size: w.size,
+                            range: (w.start, w.end),
+                            opts: self.settings.count,
+                            stop: Arc::clone(&self.stop),
+                        }))
                     }
                     _ => None,
                 };

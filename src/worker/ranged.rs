@@ -62,46 +62,43 @@ impl Ranged {
     }
 }
 
-/// Pause between attempts at a range once its quick retries are spent
-/// (S3 unreachable): a range is retried for as long as that lasts.
+/// The longest pause between attempts at a range (S3 unreachable): the
+/// first is 250 ms, doubling up to this; a range is retried for as long as
+/// its failures last.
 const RANGE_PAUSE: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Counts range `(a, b)` of version `etag` of the object `key` (`size`
-/// bytes): one range as a unit of work of the group (docs/design.md §9).
+/// One range of one version of an object, and how to read it.
+#[derive(Clone)]
+pub struct RangeRead {
+    pub client: Client,
+    pub bucket: String,
+    pub key: String,
+    /// The version (`If-Match`).
+    pub etag: String,
+    /// The object's size.
+    pub size: u64,
+    /// `[start, end)`.
+    pub range: (u64, u64),
+    pub opts: Options,
+    pub stop: Arc<AtomicBool>,
+}
+
+/// Counts one range as a unit of work of the group (docs/design.md §9).
 /// Transient failures are retried for as long as they last;
 /// [`Outcome::Changed`] when the version is gone (`412`, or the object
 /// missing or denied): the range counts nothing.
-#[allow(clippy::too_many_arguments)]
-pub async fn count_one(
-    client: Client,
-    bucket: String,
-    key: String,
-    etag: String,
-    size: u64,
-    range: (u64, u64),
-    opts: Options,
-    stop: Arc<AtomicBool>,
-) -> Outcome {
+pub async fn count_one(r: RangeRead) -> Outcome {
     let started = std::time::Instant::now();
     let mut warnings = super::throttle::Throttle::new(std::time::Duration::from_secs(30));
+    let mut pause = std::time::Duration::from_millis(250);
     loop {
-        let read = count_range(
-            client.clone(),
-            bucket.clone(),
-            key.clone(),
-            etag.clone(),
-            size,
-            range,
-            opts,
-            Arc::clone(&stop),
-        );
-        match read.await {
+        match read_range(&r).await {
             Ok(counts) => {
-                let bytes = range.1 - range.0;
+                let bytes = r.range.1 - r.range.0;
                 return Outcome::Counted {
                     counts,
                     size: bytes,
-                    etag,
+                    etag: r.etag,
                     elapsed: started.elapsed(),
                     text: crate::format::Record::text(bytes),
                 };
@@ -114,82 +111,29 @@ pub async fn count_one(
             }) => return Outcome::Changed,
             Err(AttemptError::Failed { message, .. }) => {
                 warnings.warn(format_args!(
-                    "{} bytes {}-{}: {} (retrying in {} s)",
-                    crate::output::escape(&s3::url(&bucket, &key)),
-                    range.0,
-                    range.1,
+                    "{} bytes {}-{}: {} (retrying in {:.2} s)",
+                    crate::output::escape(&s3::url(&r.bucket, &r.key)),
+                    r.range.0,
+                    r.range.1,
                     crate::output::escape(&message),
-                    RANGE_PAUSE.as_secs()
+                    pause.as_secs_f64()
                 ));
-                if unless_stopped(&stop, tokio::time::sleep(RANGE_PAUSE))
+                if unless_stopped(&r.stop, tokio::time::sleep(pause))
                     .await
                     .is_none()
                 {
                     return Outcome::Interrupted;
                 }
+                pause = (pause * 2).min(RANGE_PAUSE);
             }
         }
     }
 }
 
-/// Transient failures of one range retried on their own (the range read
-/// again from its start) before the object's attempt fails.
-const RANGE_ATTEMPTS: u32 = 4;
-
-/// Counts the range `[a, b)` of version `etag`, a transient failure
-/// retried on its own [`RANGE_ATTEMPTS`] times (250 ms, 0.5 s, 1 s apart),
-/// so that a hiccup does not read the whole object again.
-#[allow(clippy::too_many_arguments)]
-async fn count_range(
-    client: Client,
-    bucket: String,
-    key: String,
-    etag: String,
-    size: u64,
-    range: (u64, u64),
-    opts: Options,
-    stop: Arc<AtomicBool>,
-) -> Result<WordCounts, AttemptError> {
-    let mut pause = std::time::Duration::from_millis(250);
-    for attempt in 1.. {
-        let read = read_range(&client, &bucket, &key, &etag, size, range, opts, &stop);
-        match read.await {
-            Err(AttemptError::Failed {
-                message,
-                retry: Retry::Transient,
-            }) if attempt < RANGE_ATTEMPTS => {
-                tracing::debug!(
-                    "{}: {} (range attempt {attempt}; again in {:.2} s)",
-                    crate::output::escape(&s3::url(&bucket, &key)),
-                    crate::output::escape(&message),
-                    pause.as_secs_f64()
-                );
-                if unless_stopped(&stop, tokio::time::sleep(pause))
-                    .await
-                    .is_none()
-                {
-                    return Err(AttemptError::Interrupted);
-                }
-                pause *= 2;
-            }
-            other => return other,
-        }
-    }
-    unreachable!("attempts are numbered without end")
-}
-
-/// Reads and counts the range `[a, b)` of version `etag` with ranged GETs.
-#[allow(clippy::too_many_arguments)]
-async fn read_range(
-    client: &Client,
-    bucket: &str,
-    key: &str,
-    etag: &str,
-    size: u64,
-    (a, b): (u64, u64),
-    opts: Options,
-    stop: &AtomicBool,
-) -> Result<WordCounts, AttemptError> {
+/// Reads and counts one range with ranged GETs (from its start).
+async fn read_range(rr: &RangeRead) -> Result<WordCounts, AttemptError> {
+    let (client, bucket, key, etag, size) = (&rr.client, &rr.bucket, &rr.key, &rr.etag, rr.size);
+    let ((a, b), opts, stop) = (rr.range, rr.opts, &*rr.stop);
     // A test's range in flight (see crate::failpoint): held, or the
     // process killed mid-read.
     let _ = tokio::task::spawn_blocking(|| crate::failpoint::hit("range.read")).await;

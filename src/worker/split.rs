@@ -507,21 +507,11 @@ pub fn settle_collect(
         format: crate::format::Kind::Text.name().into(),
         text_bytes: *size,
     });
-    let e = Entry::Counted {
-        etag: etag.clone(),
-        size: *size,
-        words: counts.words,
-        distinct: counts.distinct() as u64,
-        invalid_bytes: counts.invalid_bytes,
-        skipped_tokens: counts.skipped_tokens,
-        ms,
-        worker: worker.to_string(),
-        contribution: None,
-        text: crate::format::Record {
-            ranges: c.notes.len() as u64,
-            ..crate::format::Record::text(*size)
-        },
+    let text = crate::format::Record {
+        ranges: c.notes.len() as u64,
+        ..crate::format::Record::text(*size)
     };
+    let e = Entry::counted(etag.clone(), *size, &counts, ms, worker, text);
     s.counted += 1;
     s.ledger.push((p, object.clone(), Some(e)));
     if job.change {
