@@ -267,6 +267,14 @@ async fn overwritten_while_ranges_are_in_flight(prefix: &str, mode: &str) {
     // Nothing more moves: the totals stay the new version's.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(app.changelog().await, want);
+    if mode == "recount" {
+        // The collected object's merged contribution is what a later
+        // overwrite takes out: a small third version replaces it exactly.
+        let v3 = b"third version small text".to_vec();
+        let want = count_bytes(&v3);
+        app.put("big.txt", v3).await;
+        app.wait_for_totals(&want, DEADLINE, &[&w]).await;
+    }
     w.assert_running();
     w.stop().await;
 }
