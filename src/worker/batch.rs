@@ -476,13 +476,12 @@ pub fn settle(
                 split::settle_split(&mut s, &job, etag, size, &ranges, old);
                 change_done(&mut s);
             }
-            Outcome::Changed => {
-                tracing::warn!(
-                    "{}: its version changed while read; it is read again when listed",
-                    crate::output::escape(&job.ledger_key)
-                );
-            }
-            Outcome::Failed(reason) => {
+            Outcome::Changed | Outcome::Failed(_) => {
+                let reason = match outcome {
+                    Outcome::Failed(reason) => reason,
+                    // (only ranges report it; an object re-reads itself)
+                    _ => "its version changed while it was read".to_string(),
+                };
                 s.events.push(Event::ObjectFailed {
                     key: job.ledger_key.clone(),
                     reason: reason.clone(),
