@@ -40,6 +40,15 @@ impl App {
         }
     }
 
+    /// A fresh app whose bucket holds `n` papers of the corpus from the
+    /// `skip`th on (see [`crate::corpus::papers`]), and those files.
+    pub async fn with_papers(prefix: &str, skip: usize, n: usize) -> (App, Vec<(String, PathBuf)>) {
+        let app = App::new(prefix).await;
+        let files = crate::corpus::papers(skip, n);
+        app.put_files(&files, 8).await;
+        (app, files)
+    }
+
     /// A fresh app and a ready worker of it (see [`App::worker`]).
     pub async fn with_worker(prefix: &str, worker_id: &str, extra: &[&str]) -> (App, Worker) {
         let app = App::new(prefix).await;

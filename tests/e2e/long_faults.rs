@@ -89,9 +89,7 @@ async fn a_worker_stalled_inside_its_commit_loses_no_totals() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_zombie_lister_cannot_commit_stale_discoveries() {
     let _stack = shared().await;
-    let app = App::new("ws-zombie-lister").await;
-    let files = papers(30, 10);
-    app.put_files(&files, 8).await;
+    let (app, files) = App::with_papers("ws-zombie-lister", 30, 10).await;
     let mut a = worker_with(&app, "a", &[], "commit.discovery_only=stop");
     wait_stopped(&a).await;
     let mut b = worker_with(&app, "b", &[], "");
@@ -200,9 +198,7 @@ async fn consumed_repartition_records_are_purged() {
 #[tokio::test(flavor = "multi_thread")]
 async fn new_topics_slow_to_get_leaders_are_waited_for() {
     let _stack = shared().await;
-    let app = App::new("ws-slow-leaders").await;
-    let files = papers(10, 4);
-    app.put_files(&files, 8).await;
+    let (app, files) = App::with_papers("ws-slow-leaders", 10, 4).await;
     let mut w = worker_with(&app, "w", &[], "topics.leaderless=sleep(15000)");
     w.wait_ready(READY).await;
     app.finish(&files, &[], DONE, &mut [&mut w]).await;
@@ -215,9 +211,7 @@ async fn new_topics_slow_to_get_leaders_are_waited_for() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_blocked_loop_step_is_announced_as_stalled() {
     let _stack = shared().await;
-    let app = App::new("ws-stalled").await;
-    let files = papers(40, 4);
-    app.put_files(&files, 8).await;
+    let (app, files) = App::with_papers("ws-stalled", 40, 4).await;
     let mut w = worker_with(&app, "w", &[], "commit.discovery_only=sleep(62000)");
     let (_, e) = w
         .wait_event(0.0, Duration::from_secs(120), "a stalled event", |e| {
