@@ -537,7 +537,9 @@ impl Worker {
         Event::Resync.emit();
         self.group.rewind()?;
         self.state.clear();
-        self.align()
+        self.align()?;
+        failpoint::hit("resync.aligned"); // a test's pause before the next poll
+        Ok(())
     }
 
     /// Discovery, when this worker is the lister: the bucket's listing

@@ -119,6 +119,11 @@ impl Worker {
             .commit_staged(&first, rest, &offsets, self.group.metadata())
         {
             Ok(()) => {
+                for (p, end) in self.txn.changelog_ends() {
+                    if self.state.tables.contains_key(&p) {
+                        self.state.table_ends.insert(p, end);
+                    }
+                }
                 Event::BatchCommitted {
                     discovered: listed.found.len() as u64,
                     objects: settled.counted + settled.failed + settled.retracted,

@@ -149,6 +149,28 @@ pub fn read_to_end_until(
 /// The low and high watermarks of `topic[p]` as `client` sees them (the
 /// high one is the last stable offset under read_committed), retried while
 /// the brokers do not answer, for at most [`STALL_TIMEOUT`].
+/// The log end (read_uncommitted high watermark) of each of `partitions`
+/// of `topic`: where the next record will land. A table whose partition
+/// still ends where it did when this worker last wrote or read it has had
+/// no other writer since (see `state::State::align`).
+pub fn log_ends(
+    args: &KafkaArgs,
+    topic: &str,
+    partitions: &[i32],
+    stop: &AtomicBool,
+) -> Result<std::collections::BTreeMap<i32, i64>> {
+    if partitions.is_empty() {
+        return Ok(Default::default());
+    }
+    let client = kafka::base_consumer(
+        kafka::client_config(args).set("isolation.level", "read_uncommitted"),
+    )?;
+    partitions
+        .iter()
+        .map(|&p| Ok((p, watermarks(&client, topic, p, stop)?.1)))
+        .collect()
+}
+
 fn watermarks<C: ConsumerContext>(
     client: &BaseConsumer<C>,
     topic: &str,

@@ -90,6 +90,12 @@ pub struct State {
     pub last_listing: Option<Instant>,
     /// Changelog records that did not decode (skipped when restoring).
     pub junk_records: u64,
+    /// Where each owned changelog partition ended when this worker last
+    /// read (restore) or wrote (commit) it: the table is kept over a
+    /// rebalance only if the partition still ends there. The repartition
+    /// topic's committed offset is not enough: a worker that owns a word's
+    /// table writes its totals without consuming a delta (`batch::fold_owned`).
+    pub table_ends: BTreeMap<i32, i64>,
     /// The committed offset of each input partition the state reflects.
     pub committed: Committed,
     /// Between an eager rebalance's revocation and its assignment: the state
@@ -175,8 +181,21 @@ impl State {
                 .get(&key)
                 .is_some_and(|k| committed.get(&key) == Some(k))
         };
-        self.tables
-            .retain(|&p, _| owned.repartition.contains(&p) && same(Input::Repartition, p));
+        let candidates: Vec<i32> = self
+            .tables
+            .keys()
+            .copied()
+            .filter(|&p| owned.repartition.contains(&p) && same(Input::Repartition, p))
+            .collect();
+        let ends_now = restore::log_ends(r.kafka, &r.topics.changelog, &candidates, r.stop)?;
+        let ends = std::mem::take(&mut self.table_ends);
+        self.tables.retain(|p, _| {
+            candidates.contains(p) && ends.get(p).is_some_and(|e| ends_now.get(p) == Some(e))
+        });
+        self.table_ends = ends
+            .into_iter()
+            .filter(|(p, _)| self.tables.contains_key(p))
+            .collect();
         self.done
             .retain(|&p, _| owned.ledger.contains(&p) && same(Input::Ledger, p));
         let done = &self.done;
@@ -195,15 +214,22 @@ impl State {
         // not for their sum.
         let list = self.discovery.is_none() && lister;
         let (tables, done, discovery) = std::thread::scope(|s| {
-            let tables =
-                (!new_tables.is_empty()).then(|| s.spawn(|| restore_tables(r, &new_tables)));
+            let tables = (!new_tables.is_empty()).then(|| {
+                s.spawn(|| {
+                    // the ends first: the restore reads at least that far
+                    let ends =
+                        restore::log_ends(r.kafka, &r.topics.changelog, &new_tables, r.stop)?;
+                    restore_tables(r, &new_tables).map(|(t, junk)| (t, junk, ends))
+                })
+            });
             let done = (!new_ledger.is_empty()).then(|| s.spawn(|| restore_done(r, &new_ledger)));
             let discovery = list.then(|| start_discovery(r));
             (tables.map(joined), done.map(joined), discovery)
         });
         if let Some(t) = tables {
-            let (tables, junk) = t?;
+            let (tables, junk, ends) = t?;
             self.tables.extend(tables);
+            self.table_ends.extend(ends);
             self.junk_records += junk;
         }
         if let Some(d) = done {

@@ -21,7 +21,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::TopicPartitionList;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,19 @@ use std::time::{Duration, Instant};
 #[derive(Default)]
 pub struct DeliveryContext {
     offsets: Mutex<HashMap<usize, i64>>,
+    /// The changelog topic, and the last offset of the open transaction's
+    /// records in each of its partitions.
+    changelog: String,
+    changelog_last: Mutex<BTreeMap<i32, i64>>,
+}
+
+impl DeliveryContext {
+    fn new(changelog: &str) -> DeliveryContext {
+        DeliveryContext {
+            changelog: changelog.to_string(),
+            ..DeliveryContext::default()
+        }
+    }
 }
 
 /// The delivery opaque of records whose offset nobody needs.
@@ -44,12 +57,19 @@ impl ProducerContext for DeliveryContext {
 
     fn delivery(&self, result: &DeliveryResult<'_>, index: usize) {
         match result {
-            Ok(m) if index != UNTRACKED => {
-                if let Ok(mut o) = self.offsets.lock() {
-                    o.insert(index, m.offset());
+            Ok(m) => {
+                if index != UNTRACKED {
+                    if let Ok(mut o) = self.offsets.lock() {
+                        o.insert(index, m.offset());
+                    }
+                }
+                if m.topic() == self.changelog {
+                    if let Ok(mut last) = self.changelog_last.lock() {
+                        let e = last.entry(m.partition()).or_insert(m.offset());
+                        *e = (*e).max(m.offset());
+                    }
                 }
             }
-            Ok(_) => {}
             // A failed delivery fails the transaction's commit.
             Err((e, _)) => tracing::debug!("delivery failed: {e}"),
         }
@@ -104,7 +124,7 @@ impl Txn {
     /// any older process with the same transactional id and aborts its open
     /// transaction.
     pub fn start(config: TxnConfig, topics: Topics) -> Result<Txn> {
-        let producer = create(&config)?;
+        let producer = create(&config, &topics.changelog)?;
         Ok(Txn {
             config,
             topics,
@@ -116,7 +136,7 @@ impl Txn {
     /// Recreates the producer if it was lost.
     pub fn ensure(&mut self) -> Result<()> {
         if self.producer.is_none() {
-            self.producer = Some(Arc::new(create(&self.config)?));
+            self.producer = Some(Arc::new(create(&self.config, &self.topics.changelog)?));
         }
         Ok(())
     }
@@ -154,6 +174,9 @@ impl Txn {
         };
         let result = (|| -> Result<()> {
             step("commit: send the records");
+            if let Ok(mut last) = p.context().changelog_last.lock() {
+                last.clear();
+            }
             p.begin_transaction()?;
             let mut landed = Vec::new();
             if !first.is_empty() {
@@ -204,6 +227,20 @@ impl Txn {
         }
     }
 
+    /// Where each changelog partition the last committed transaction wrote
+    /// to ends now: after its last record and the commit marker (last + 2).
+    /// Call right after a successful commit.
+    pub fn changelog_ends(&self) -> BTreeMap<i32, i64> {
+        let Some(p) = self.producer.as_ref() else {
+            return BTreeMap::new();
+        };
+        p.context()
+            .changelog_last
+            .lock()
+            .map(|last| last.iter().map(|(&part, &o)| (part, o + 2)).collect())
+            .unwrap_or_default()
+    }
+
     /// Drops the producer (recreated before the next batch), unless it was
     /// fenced twice within [`FENCE_WINDOW`].
     ///
@@ -242,7 +279,7 @@ impl Txn {
 }
 
 /// The transactional producer, with its transactions initialised.
-fn create(config: &TxnConfig) -> Result<TxnProducer> {
+fn create(config: &TxnConfig, changelog: &str) -> Result<TxnProducer> {
     let mut c = kafka::client_config(&config.kafka);
     // As Kafka Streams under exactly-once: a transaction is open only while
     // a batch's output is sent and committed (counting happens before), and
@@ -254,7 +291,7 @@ fn create(config: &TxnConfig) -> Result<TxnProducer> {
     kafka::reapply_properties(&mut c, &config.kafka, config.own_properties);
     let producer: TxnProducer = c
         .set("transactional.id", config.transactional_id())
-        .create_with_context(DeliveryContext::default())
+        .create_with_context(DeliveryContext::new(changelog))
         .context("cannot create Kafka producer")?;
     kafka::prime(producer.client()); // OAUTHBEARER: the first token at once
                                      // A connection first: init_transactions asks for its coordinator at once

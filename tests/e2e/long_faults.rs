@@ -81,6 +81,47 @@ async fn a_worker_stalled_inside_its_commit_loses_no_totals() {
     app.finish(&all, &[], DONE, &mut [&mut a, &mut b]).await;
 }
 
+/// A worker that resyncs while another already owns its partitions (its
+/// transaction aborted: it was stopped past the transaction timeout)
+/// restores its tables then, before it learns of the rebalance. The other,
+/// owning every table, writes its totals straight to the changelog without a
+/// repartition record (`batch::fold_owned`). When the rebalance gives the
+/// first some partitions back, it must not keep those tables: their
+/// repartition offsets did not move, but the changelog's end did. Kept,
+/// they lost the other's counts (CI saw "A": got 6, want 12).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_restored_before_a_rebalance_is_not_kept_stale() {
+    let _stack = shared().await;
+    let (app, first) = App::with_papers("ws-stale-table", 0, 12).await;
+    let (second, third) = (papers(12, 12), papers(24, 12));
+    let mut a = worker_with(
+        &app,
+        "a",
+        &[],
+        "commit.after_offsets_with_totals=stop;resync.aligned=sleep(8000)",
+    );
+    wait_stopped(&a).await;
+    let mut b = worker_with(&app, "b", &[], "");
+    // B is ready once A's open transaction was aborted (timeout 10 s).
+    b.wait_ready(DONE).await;
+    let resumed = testkit::now();
+    a.signal(libc::SIGCONT);
+    // A's commit fails; it resyncs, then waits 8 s before its next poll …
+    a.wait_event(resumed, READY, "a resync", |e| matches!(e, Event::Resync))
+        .await;
+    // … while B, owner of every table, counts the second batch.
+    app.put_files(&second, 8).await;
+    // A rejoins and gets partitions back: the third batch is counted with
+    // the tables it holds then.
+    a.wait_event(resumed, READY, "A assigned again", |e| {
+        matches!(e, Event::Assigned { partitions } if partitions.values().any(|p| !p.is_empty()))
+    })
+    .await;
+    app.put_files(&third, 8).await;
+    let all: Vec<_> = first.iter().chain(&second).chain(&third).cloned().collect();
+    app.finish(&all, &[], DONE, &mut [&mut a, &mut b]).await;
+}
+
 /// Item 5. A lister stalls after listing and before its transaction of
 /// `discovered` records; another worker takes over and counts everything.
 /// When the zombie resumes, its transaction must be fenced: otherwise its
