@@ -79,17 +79,12 @@ pub fn lasting(name: &str) -> Duration {
     if armed.is_empty() {
         return Duration::ZERO;
     }
-    match armed.remove(name) {
-        Some(Action::Sleep(d)) => {
-            tracing::warn!("failpoint {name}: for {d:?}");
-            d
-        }
-        Some(other) => {
-            armed.insert(name.to_string(), other);
-            Duration::ZERO
-        }
-        None => Duration::ZERO,
-    }
+    let Some(&Action::Sleep(d)) = armed.get(name) else {
+        return Duration::ZERO;
+    };
+    armed.remove(name);
+    tracing::warn!("failpoint {name}: for {d:?}");
+    d
 }
 
 #[cfg(test)]

@@ -286,7 +286,7 @@ pub fn prepare_pipeline_topics(
         .collect();
     if !missing.is_empty() {
         rt.block_on(ensure_topics(k, &missing))?;
-        wait_for_leaders_from(&consumer, k, &missing)?;
+        wait_for_leaders(&consumer, k, &missing)?;
     }
     Ok((n, ledger.unwrap_or(n)))
 }
@@ -308,7 +308,9 @@ pub fn prepare_contributions_topic(
         replication,
         config: vec![("cleanup.policy", "compact".to_string())],
     };
-    match partition_count(k, name)? {
+    k.check_security()?;
+    let consumer = base_consumer(&client_config(k))?;
+    match partition_count_from(&consumer, k, name)? {
         Some(n) if n != ledger_partitions => bail!(
             "topic {name} has {n} partitions but {} has {ledger_partitions}: they must match (delete the contributions topic only together with the ledger)",
             topics.ledger
@@ -316,8 +318,26 @@ pub fn prepare_contributions_topic(
         Some(_) => rt.block_on(check_compacted(k, name)),
         None => {
             rt.block_on(ensure_topics(k, std::slice::from_ref(&spec)))?;
-            wait_for_leaders(k, &[spec])
+            wait_for_leaders(&consumer, k, &[spec])
         }
+    }
+}
+
+/// How many partitions of `spec`'s topic have no leader in `md` (all of
+/// them while the topic does not show, or shows no partitions yet).
+fn leaderless(md: &Metadata, spec: &TopicSpec) -> usize {
+    let all = spec.partitions.max(1) as usize;
+    match md
+        .topics()
+        .iter()
+        .find(|t| t.name() == spec.name && t.error().is_none())
+    {
+        Some(t) if !t.partitions().is_empty() => t
+            .partitions()
+            .iter()
+            .filter(|p| p.leader() < 0 || p.error().is_some())
+            .count(),
+        _ => all,
     }
 }
 
@@ -329,13 +349,7 @@ const LEADER_WAIT: Duration = Duration::from_secs(60);
 /// Waits until every partition of the topics has a leader (new topics take
 /// a moment), at most [`LEADER_WAIT`] or the connect timeout; says so once
 /// when that takes longer than a few seconds.
-pub fn wait_for_leaders(k: &KafkaArgs, specs: &[TopicSpec]) -> Result<()> {
-    let consumer = base_consumer(&client_config(k))?;
-    wait_for_leaders_from(&consumer, k, specs)
-}
-
-/// [`wait_for_leaders`] through a client the caller keeps.
-fn wait_for_leaders_from(
+fn wait_for_leaders(
     consumer: &BaseConsumer<QuietContext>,
     k: &KafkaArgs,
     specs: &[TopicSpec],
@@ -351,27 +365,10 @@ fn wait_for_leaders_from(
             let request =
                 Duration::from_secs(k.connect_timeout).min(left.max(Duration::from_secs(1)));
             let md = metadata_from(consumer, k, Some(&spec.name), request)?;
-            let leaderless = md
-                .topics()
-                .iter()
-                .find(|t| t.name() == spec.name && t.error().is_none())
-                .map(|t| {
-                    let missing = t
-                        .partitions()
-                        .iter()
-                        .filter(|p| p.leader() < 0 || p.error().is_some())
-                        .count();
-                    if t.partitions().is_empty() {
-                        spec.partitions.max(1) as usize
-                    } else {
-                        missing
-                    }
-                })
-                .unwrap_or(spec.partitions.max(1) as usize);
             let leaderless = if Instant::now() < fake_until {
                 spec.partitions.max(1) as usize
             } else {
-                leaderless
+                leaderless(&md, spec)
             };
             if leaderless == 0 {
                 break;

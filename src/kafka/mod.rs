@@ -34,7 +34,7 @@ pub mod partitioner;
 
 pub use admin::{
     admin_client, check_compacted, ensure_topics, metadata, partition_count,
-    prepare_pipeline_topics, wait_for_leaders, TopicSpec,
+    prepare_pipeline_topics, TopicSpec,
 };
 pub use context::{base_consumer, Context, QuietContext};
 pub use diagnosis::{fatal_error, record_error, record_log, unreachable_error};

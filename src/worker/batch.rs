@@ -105,16 +105,8 @@ pub struct Plan {
     pub foreign: Option<String>,
 }
 
-/// Plans a batch. `done` says what is counted of a ledger key (in the local
-/// done set); `total` gives a word's current total in its table. With
-/// `recount` (`--on-change recount`), a new version of a counted object is
-/// counted again and a removed one retracted; otherwise each key is counted
-/// once.
-///
-/// An object's records in one batch are taken in order, and the last one
-/// decides (a job sets the object's contribution to what the bucket holds
-/// now: two quick overwrites are one recount, an overwrite then a delete
-/// one retraction); what it replaces is what was counted before the batch.
+/// [`plan_with`] without splits in progress (the unit tests' planner).
+#[cfg(test)]
 pub fn plan(
     polled: Vec<Polled>,
     bucket: &str,
@@ -125,7 +117,18 @@ pub fn plan(
     plan_with(polled, bucket, recount, done, total, &mut Splits::default())
 }
 
-/// [`plan`], with the splits in progress of the owned partitions
+/// Plans a batch. `done` says what is counted of a ledger key (in the local
+/// done set); `total` gives a word's current total in its table. With
+/// `recount` (`--on-change recount`), a new version of a counted object is
+/// counted again and a removed one retracted; otherwise each key is counted
+/// once.
+///
+/// An object's records in one batch are taken in order, and the last one
+/// decides (a job sets the object's contribution to what the bucket holds
+/// now: two quick overwrites are one recount, an overwrite then a delete
+/// one retraction); what it replaces is what was counted before the batch.
+///
+/// `splits` are the splits in progress of the owned partitions
 /// (docs/design.md §9): ranges' work items become [`Action::Range`] jobs;
 /// notes and changes of a split object go to `splits` (facts of committed
 /// records, so taking them in before the batch commits is safe), and a

@@ -9,7 +9,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -53,10 +53,24 @@ pub fn read_to_end_until(
     topic: &str,
     partitions: &[i32],
     stop: &AtomicBool,
-    mut f: impl FnMut(i32, &[u8], Option<&[u8]>),
+    f: impl FnMut(i32, &[u8], Option<&[u8]>),
 ) -> Result<u64> {
+    read_to_ends(args, topic, partitions, stop, f).map(|(read, _)| read)
+}
+
+/// [`read_to_end_until`], also returning where each partition's log ended
+/// when the read began (its read_uncommitted high watermark: every record
+/// before it was read or was aborted).
+pub fn read_to_ends(
+    args: &KafkaArgs,
+    topic: &str,
+    partitions: &[i32],
+    stop: &AtomicBool,
+    mut f: impl FnMut(i32, &[u8], Option<&[u8]>),
+) -> Result<(u64, BTreeMap<i32, i64>)> {
+    let mut ends = BTreeMap::new();
     if partitions.is_empty() {
-        return Ok(0);
+        return Ok((0, ends));
     }
     let consumer = reader(args, "restore")?;
     // The log's true end (read_uncommitted): under read_committed the
@@ -74,6 +88,7 @@ pub fn read_to_end_until(
         // aborted, so the restore never stops short of a committed record.
         let started = Instant::now();
         let (_, end) = watermarks(&log_end, topic, p, stop)?;
+        ends.insert(p, end);
         let (low, high) = loop {
             let (low, stable) = watermarks(&consumer, topic, p, stop)?;
             if stable >= end {
@@ -95,7 +110,7 @@ pub fn read_to_end_until(
         }
     }
     if remaining.is_empty() {
-        return Ok(0);
+        return Ok((0, ends));
     }
     consumer.assign(&tpl).context("cannot assign partitions")?;
     let started = Instant::now();
@@ -143,12 +158,9 @@ pub fn read_to_end_until(
         "read {read} records of {topic} {partitions:?} in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    Ok(read)
+    Ok((read, ends))
 }
 
-/// The low and high watermarks of `topic[p]` as `client` sees them (the
-/// high one is the last stable offset under read_committed), retried while
-/// the brokers do not answer, for at most [`STALL_TIMEOUT`].
 /// The log end (read_uncommitted high watermark) of each of `partitions`
 /// of `topic`: where the next record will land. A table whose partition
 /// still ends where it did when this worker last wrote or read it has had
@@ -158,7 +170,7 @@ pub fn log_ends(
     topic: &str,
     partitions: &[i32],
     stop: &AtomicBool,
-) -> Result<std::collections::BTreeMap<i32, i64>> {
+) -> Result<BTreeMap<i32, i64>> {
     if partitions.is_empty() {
         return Ok(Default::default());
     }
@@ -171,6 +183,9 @@ pub fn log_ends(
         .collect()
 }
 
+/// The low and high watermarks of `topic[p]` as `client` sees them (the
+/// high one is the last stable offset under read_committed), retried while
+/// the brokers do not answer, for at most [`STALL_TIMEOUT`].
 fn watermarks<C: ConsumerContext>(
     client: &BaseConsumer<C>,
     topic: &str,

@@ -214,14 +214,8 @@ impl State {
         // not for their sum.
         let list = self.discovery.is_none() && lister;
         let (tables, done, discovery) = std::thread::scope(|s| {
-            let tables = (!new_tables.is_empty()).then(|| {
-                s.spawn(|| {
-                    // the ends first: the restore reads at least that far
-                    let ends =
-                        restore::log_ends(r.kafka, &r.topics.changelog, &new_tables, r.stop)?;
-                    restore_tables(r, &new_tables).map(|(t, junk)| (t, junk, ends))
-                })
-            });
+            let tables =
+                (!new_tables.is_empty()).then(|| s.spawn(|| restore_tables(r, &new_tables)));
             let done = (!new_ledger.is_empty()).then(|| s.spawn(|| restore_done(r, &new_ledger)));
             let discovery = list.then(|| start_discovery(r));
             (tables.map(joined), done.map(joined), discovery)
@@ -263,28 +257,30 @@ fn joined<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
     h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
 
-/// The tables of changelog partitions `parts`, read to their end, and the
+/// The tables of changelog partitions `parts`, read to their end, the
 /// number of records that did not decode (skipped with a warning: a third
-/// party may write to the topic). When no record decodes at all, the topic
-/// is in another format: that is fatal.
-fn restore_tables(r: &Restore<'_>, parts: &[i32]) -> Result<(Tables, u64)> {
+/// party may write to the topic) and where each partition's log ended when
+/// the read began ([`State::table_ends`]). When no record decodes at all,
+/// the topic is in another format: that is fatal.
+fn restore_tables(r: &Restore<'_>, parts: &[i32]) -> Result<(Tables, u64, BTreeMap<i32, i64>)> {
     let started = Instant::now();
     let mut tables: BTreeMap<i32, HashMap<String, i64>> =
         parts.iter().map(|&p| (p, HashMap::new())).collect();
     let (mut bad, mut records) = (0u64, 0u64);
     let serde = r.serde;
-    restore::read_to_end_until(r.kafka, &r.topics.changelog, parts, r.stop, |p, k, v| {
-        records += 1;
-        match (serde.decode_key(k), v.map(|v| serde.decode_value(v))) {
-            (Ok(word), Some(Ok(total))) => {
-                tables.entry(p).or_default().insert(word, total);
+    let (_, ends) =
+        restore::read_to_ends(r.kafka, &r.topics.changelog, parts, r.stop, |p, k, v| {
+            records += 1;
+            match (serde.decode_key(k), v.map(|v| serde.decode_value(v))) {
+                (Ok(word), Some(Ok(total))) => {
+                    tables.entry(p).or_default().insert(word, total);
+                }
+                (Ok(word), None) => {
+                    tables.entry(p).or_default().remove(&word);
+                }
+                _ => bad += 1,
             }
-            (Ok(word), None) => {
-                tables.entry(p).or_default().remove(&word);
-            }
-            _ => bad += 1,
-        }
-    })?;
+        })?;
     if bad > 0 && bad == records {
         return Err(anyhow!(Fatal(format!(
             "{bad} records of {} do not decode with --serde {}: is the topic written in another format?",
@@ -308,7 +304,7 @@ fn restore_tables(r: &Restore<'_>, parts: &[i32]) -> Result<(Tables, u64)> {
         entries,
         started,
     );
-    Ok((tables, bad))
+    Ok((tables, bad, ends))
 }
 
 /// Announces a restore that started at `started`.
