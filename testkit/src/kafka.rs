@@ -171,6 +171,45 @@ impl Stack {
             })
             .expect("ending a transaction");
         }
+        self.wait_for_markers(topic).await;
+    }
+
+    /// Waits until every partition of `topic` is stable: its last stable
+    /// offset (the end a read_committed reader sees) is its high watermark.
+    /// `commit_transaction` returns once the coordinator logged the decision;
+    /// the markers reach the partitions after that, so a reader started at
+    /// once may stop before the last transaction.
+    pub async fn wait_for_markers(&self, topic: &str) {
+        let this = self.clone();
+        let topic_owned = topic.to_string();
+        wait_for(T, &format!("the transaction markers of {topic}"), || {
+            let (this, topic) = (this.clone(), topic_owned.clone());
+            async move {
+                tokio::task::spawn_blocking(move || this.stable(&topic))
+                    .await
+                    .expect("watermarks task")
+            }
+        })
+        .await;
+    }
+
+    /// Whether every partition's read_committed end equals its high watermark.
+    pub fn stable(&self, topic: &str) -> bool {
+        let ends = |isolation: &str| -> Option<Vec<i64>> {
+            let c: BaseConsumer = self
+                .consumer_config()
+                .set("isolation.level", isolation)
+                .create()
+                .ok()?;
+            let md = c.fetch_metadata(Some(topic), T).ok()?;
+            md.topics()
+                .first()?
+                .partitions()
+                .iter()
+                .map(|p| c.fetch_watermarks(topic, p.id(), T).ok().map(|w| w.1))
+                .collect()
+        };
+        matches!((ends("read_committed"), ends("read_uncommitted")), (Some(a), Some(b)) if a == b)
     }
 
     /// Low and high watermarks of every partition of `topic`:

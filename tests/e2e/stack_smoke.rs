@@ -85,6 +85,10 @@ async fn kafka_transactions_committed_seen_aborted_not() {
         ],
     )
     .await;
+    assert!(
+        s.stable(&topic),
+        "the markers of the last transaction are written when produce_transactions returns"
+    );
 
     let committed = read_all(&topic, "read_committed").await;
     assert_eq!(
