@@ -39,13 +39,11 @@ use super::ledger::{split_key, unix_now, Entry};
 use super::notify::{Ack, Notice};
 use super::restore;
 use crate::config::KafkaArgs;
-use crate::s3;
 use anyhow::Result;
-use aws_sdk_s3::types::EncodingType;
 use aws_sdk_s3::Client;
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 /// ListObjectsV2 requests made by this process (for status lines, tests
@@ -129,6 +127,8 @@ pub struct Discovery {
     /// Keys an event said were removed, to confirm (HeadObject) before
     /// their removal is recorded.
     removal_notices: std::collections::BTreeSet<String>,
+    /// The next pages of the passes in progress, requested ahead.
+    ahead: Vec<page::Ahead>,
 }
 
 /// A listing in progress, one page at a time.
@@ -230,6 +230,7 @@ impl Discovery {
             undecodable: HashSet::new(),
             notices: crate::events::Notices::default(),
             removal_notices: std::collections::BTreeSet::new(),
+            ahead: Vec::new(),
         }
     }
 
@@ -296,14 +297,22 @@ impl Discovery {
         for full in [false, true] {
             let pass = if full { &self.full } else { &self.quick };
             let Some(pass) = pass.clone() else { continue };
-            let page = tokio::time::timeout(page_timeout, self.page(client, &pass)).await;
+            let page = match self.take_ahead(full, &pass) {
+                Some(ahead) => ahead.page(page_timeout).await,
+                None => {
+                    let req = self.request(&pass);
+                    tokio::time::timeout(page_timeout, page::list(client, &req))
+                        .await
+                        .ok()
+                }
+            };
             let (objects, next) = match page {
-                Ok(Ok(page)) => page,
-                Ok(Err(e)) => {
+                Some(Ok(page)) => self.decoded(page),
+                Some(Err(e)) => {
                     listed.error = Some(e);
                     continue;
                 }
-                Err(_) => {
+                None => {
                     listed.error = Some(anyhow::anyhow!(
                         "cannot list s3://{}: no answer within {} s (the page is listed again)",
                         self.bucket,
@@ -370,6 +379,7 @@ impl Discovery {
                 self.quick = (!done).then_some(moved);
             }
         }
+        self.list_ahead(client);
         listed.found.sort_by(|a, b| a.key.cmp(&b.key));
         listed.found.dedup_by(|a, b| a.key == b.key);
         for f in &listed.found {
@@ -381,57 +391,52 @@ impl Discovery {
         listed
     }
 
-    /// One page of `pass`: its objects (keys decoded), and the token of the
-    /// next page, if any.
-    async fn page(&mut self, client: &Client, pass: &Pass) -> Result<(Vec<Found>, Option<String>)> {
-        let mut req = client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .encoding_type(EncodingType::Url);
-        if !self.prefix.is_empty() {
-            req = req.prefix(&self.prefix);
+    /// The request for the next page of `pass`.
+    fn request(&self, pass: &Pass) -> page::Request {
+        page::Request {
+            bucket: self.bucket.clone(),
+            prefix: self.prefix.clone(),
+            page_size: self.page_size,
+            token: pass.token.clone(),
+            after: pass.last.clone(),
         }
-        if let Some(n) = self.page_size {
-            req = req.max_keys(n);
+    }
+
+    /// The page listed ahead for `pass` (the full one or not) at its
+    /// position, if there is one still fresh; the others are dropped.
+    fn take_ahead(&mut self, full: bool, pass: &Pass) -> Option<page::Ahead> {
+        let i = self.ahead.iter().position(|a| a.serves(full, pass));
+        let taken = i.map(|i| self.ahead.swap_remove(i));
+        self.ahead.retain(|a| a.full() != full);
+        taken
+    }
+
+    /// Requests the next page of each pass still in progress (see
+    /// [`page`]).
+    fn list_ahead(&mut self, client: &Client) {
+        self.ahead.clear();
+        for (full, pass) in [(false, &self.quick), (true, &self.full)] {
+            let Some(pass) = pass else { continue };
+            if let Some(a) = page::Ahead::start(client, full, pass, self.request(pass)) {
+                self.ahead.push(a);
+            }
         }
-        match (&pass.token, &pass.last) {
-            (Some(t), _) => req = req.continuation_token(t),
-            // A resumed pass (no token survives a restart) starts after the
-            // last key it listed.
-            (None, Some(after)) => req = req.start_after(after),
-            (None, None) => {}
-        }
-        LIST_CALLS.fetch_add(1, Ordering::Relaxed);
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| s3::describe(&format!("cannot list s3://{}", self.bucket), &e))?;
-        // A server may ignore encoding-type (versitygw 1.7 does): decode
-        // only what the answer says is encoded.
-        let encoded = resp.encoding_type() == Some(&EncodingType::Url);
-        let mut objects = Vec::new();
-        for obj in resp.contents() {
-            let Some(listed) = obj.key() else { continue };
-            let key = if encoded {
-                let Some(key) = self.decode(listed) else {
-                    continue;
-                };
-                key.into_owned()
-            } else {
-                listed.to_string()
-            };
-            objects.push(Found {
-                key,
-                etag: obj.e_tag().unwrap_or_default().to_string(),
-                size: obj.size().unwrap_or(0).max(0) as u64,
-                change: false,
+    }
+
+    /// A page's objects, keys decoded, and the token of the next page.
+    fn decoded(&mut self, page: page::Page) -> (Vec<Found>, Option<String>) {
+        let mut objects = page.objects;
+        if page.encoded {
+            objects.retain_mut(|o| match self.decode(&o.key) {
+                Some(Cow::Owned(key)) => {
+                    o.key = key;
+                    true
+                }
+                Some(Cow::Borrowed(_)) => true,
+                None => false,
             });
         }
-        let next = match resp.next_continuation_token() {
-            Some(t) if resp.is_truncated() == Some(true) => Some(t.to_string()),
-            _ => None,
-        };
-        Ok((objects, next))
+        (objects, page.next)
     }
 
     /// A listed key, URL-decoded. A key that is not UTF-8 once decoded
@@ -577,6 +582,7 @@ impl Discovery {
                 }
             }
         }
+        self.ahead.clear();
         // The next quick listing starts after the watermark as it was about
         // [`WATERMARK_LAG`] ago (its history is kept): before the forgotten
         // keys, which it finds again.
@@ -717,5 +723,6 @@ pub fn names_of(
     Ok(names)
 }
 
+mod page;
 #[cfg(test)]
 mod tests;
