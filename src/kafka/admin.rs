@@ -201,15 +201,16 @@ async fn cleanup_policy(
     Ok(policy)
 }
 
-/// The pipeline's topics (changelog, ledger, repartition): checks existing
-/// ones and creates missing ones, then waits until every
-/// partition has a leader. Returns the partition counts of the changelog
+/// The pipeline's topics (changelog, ledger, repartition, and with
+/// `contributions` the contributions topic): checks existing ones and
+/// creates missing ones, then waits until every partition has a leader. Returns the partition counts of the changelog
 /// (= repartition) and of the ledger.
 pub fn prepare_pipeline_topics(
     k: &KafkaArgs,
     topics: &Topics,
     partitions: i32,
     replication: i32,
+    contributions: bool,
     rt: &tokio::runtime::Runtime,
 ) -> Result<(i32, i32)> {
     // one client for every metadata query (each new one costs a connection)
@@ -218,7 +219,15 @@ pub fn prepare_pipeline_topics(
     let changelog = partition_count_from(&consumer, k, &topics.changelog)?;
     let repart = partition_count_from(&consumer, k, &topics.repartition)?;
     let ledger = partition_count_from(&consumer, k, &topics.ledger)?;
+    let contrib = match contributions {
+        true => partition_count_from(&consumer, k, &topics.contributions)?,
+        false => None,
+    };
     let n = changelog.or(repart).unwrap_or(partitions);
+    let ledger_n = ledger.unwrap_or(n);
+    if let Some(c) = contrib {
+        contributions_match(topics, c, ledger_n)?;
+    }
     if let Some(r) = repart {
         if r != n {
             bail!(
@@ -249,8 +258,14 @@ pub fn prepare_pipeline_topics(
                 keep_until_purged(k, &topics.repartition).await;
             }
         };
-        let (c, l, ()) = tokio::join!(changelog_ok, ledger_ok, purged);
-        c.and(l)
+        let contrib_ok = async {
+            match contrib {
+                Some(_) => check_compacted(k, &topics.contributions).await,
+                None => Ok(()),
+            }
+        };
+        let (c, l, (), o) = tokio::join!(changelog_ok, ledger_ok, purged, contrib_ok);
+        c.and(l).and(o)
     })?;
     let compact = || vec![("cleanup.policy", "compact".to_string())];
     let specs = [
@@ -262,7 +277,7 @@ pub fn prepare_pipeline_topics(
         },
         TopicSpec {
             name: topics.ledger.clone(),
-            partitions: ledger.unwrap_or(n),
+            partitions: ledger_n,
             replication,
             config: compact(),
         },
@@ -276,19 +291,45 @@ pub fn prepare_pipeline_topics(
                 ("retention.ms", "-1".to_string()),
             ],
         },
+        contributions_spec(topics, ledger_n, replication),
     ];
     // the topics this worker creates (or another one does at the same time)
-    let missing: Vec<TopicSpec> = [changelog, ledger, repart]
+    let missing: Vec<TopicSpec> = [changelog, ledger, repart, contrib]
         .iter()
         .zip(&specs)
-        .filter(|(count, _)| count.is_none())
-        .map(|(_, spec)| spec.clone())
+        .zip([true, true, true, contributions])
+        .filter(|((count, _), wanted)| *wanted && count.is_none())
+        .map(|((_, spec), _)| spec.clone())
         .collect();
     if !missing.is_empty() {
         rt.block_on(ensure_topics(k, &missing))?;
         wait_for_leaders(&consumer, k, &missing)?;
     }
-    Ok((n, ledger.unwrap_or(n)))
+    Ok((n, ledger_n))
+}
+
+/// The contributions topic: compacted, `ledger_partitions` partitions (an
+/// object's contribution goes with its ledger partition).
+fn contributions_spec(topics: &Topics, ledger_partitions: i32, replication: i32) -> TopicSpec {
+    TopicSpec {
+        name: topics.contributions.clone(),
+        partitions: ledger_partitions,
+        replication,
+        config: vec![("cleanup.policy", "compact".to_string())],
+    }
+}
+
+/// An existing contributions topic of `n` partitions must have as many as
+/// the ledger.
+fn contributions_match(topics: &Topics, n: i32, ledger_partitions: i32) -> Result<()> {
+    if n != ledger_partitions {
+        bail!(
+            "topic {} has {n} partitions but {} has {ledger_partitions}: they must match (delete the contributions topic only together with the ledger)",
+            topics.contributions,
+            topics.ledger
+        );
+    }
+    Ok(())
 }
 
 /// Creates the contributions topic (compacted, `ledger_partitions`
@@ -302,20 +343,14 @@ pub fn prepare_contributions_topic(
     rt: &tokio::runtime::Runtime,
 ) -> Result<()> {
     let name = &topics.contributions;
-    let spec = TopicSpec {
-        name: name.clone(),
-        partitions: ledger_partitions,
-        replication,
-        config: vec![("cleanup.policy", "compact".to_string())],
-    };
+    let spec = contributions_spec(topics, ledger_partitions, replication);
     k.check_security()?;
     let consumer = base_consumer(&client_config(k))?;
     match partition_count_from(&consumer, k, name)? {
-        Some(n) if n != ledger_partitions => bail!(
-            "topic {name} has {n} partitions but {} has {ledger_partitions}: they must match (delete the contributions topic only together with the ledger)",
-            topics.ledger
-        ),
-        Some(_) => rt.block_on(check_compacted(k, name)),
+        Some(n) => {
+            contributions_match(topics, n, ledger_partitions)?;
+            rt.block_on(check_compacted(k, name))
+        }
         None => {
             rt.block_on(ensure_topics(k, std::slice::from_ref(&spec)))?;
             wait_for_leaders(&consumer, k, &[spec])

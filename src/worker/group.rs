@@ -488,7 +488,9 @@ fn create(config: &GroupConfig, topics: &Topics) -> Result<BaseConsumer<GroupCon
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "2000")
-        .set("fetch.wait.max.ms", "100");
+        .set("fetch.wait.max.ms", "100")
+        // Its group coordinator found at once, not on a timer (see txn.rs).
+        .set("enable.sparse.connections", "false");
     kafka::reapply_properties(&mut c, &config.kafka, config.own_properties);
     let consumer: BaseConsumer<GroupContext> = c
         .set("group.id", &config.kafka.app_id)

@@ -262,30 +262,24 @@ impl Worker {
                 settings.replication,
             ))
         });
+        // Under --on-change recount the contributions topic is made with the
+        // others; without it, when a big object's ranges first need it
+        // (`Worker::range_contributions`).
         let (partitions, ledger_partitions) = kafka::prepare_pipeline_topics(
             &settings.kafka,
             &topics,
             settings.partitions,
             settings.replication,
+            settings.recount,
             &rt,
         )?;
         step("topics ready");
-        // Without --on-change recount, the topic is made when a big
-        // object's ranges first need it (`Worker::range_contributions`).
-        let contributions = if settings.recount {
-            kafka::admin::prepare_contributions_topic(
-                &settings.kafka,
-                &topics,
-                ledger_partitions,
-                settings.replication,
-                &rt,
-            )?;
-            Some(contrib::Reader::new(
+        let contributions = match settings.recount {
+            true => Some(contrib::Reader::new(
                 &settings.kafka,
                 &topics.contributions,
-            )?)
-        } else {
-            None
+            )?),
+            false => None,
         };
         let txn = txn
             .join()

@@ -28,6 +28,8 @@ pub fn reader(args: &KafkaArgs, purpose: &str) -> Result<BaseConsumer<QuietConte
         .set("isolation.level", "read_committed")
         // The end shows as an empty fetch: do not let the broker hold it.
         .set("fetch.wait.max.ms", "10")
+        // The partitions' leaders connected at once (see txn.rs).
+        .set("enable.sparse.connections", "false")
         .create_with_context(QuietContext)
         .context("cannot create Kafka consumer")?;
     kafka::prime(consumer.client()); // OAUTHBEARER: a token before the first poll

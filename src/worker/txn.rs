@@ -287,17 +287,23 @@ fn create(config: &TxnConfig, changelog: &str) -> Result<TxnProducer> {
     // partitions (see group::Group::wait_stable) until this timeout.
     c.set("transaction.timeout.ms", "10000")
         .set("linger.ms", "5")
-        .set("queue.buffering.max.messages", "1000000");
+        .set("queue.buffering.max.messages", "1000000")
+        // Connect to the brokers as soon as they are known (see below).
+        .set("enable.sparse.connections", "false");
     kafka::reapply_properties(&mut c, &config.kafka, config.own_properties);
     let producer: TxnProducer = c
         .set("transactional.id", config.transactional_id())
         .create_with_context(DeliveryContext::new(changelog))
         .context("cannot create Kafka producer")?;
     kafka::prime(producer.client()); // OAUTHBEARER: the first token at once
-                                     // A connection first: init_transactions asks for its coordinator at once
-                                     // and, with no broker connected yet, only again on librdkafka's 500 ms
-                                     // coordinator timer (measured: 0.5 s of most starts). Any answer will
-                                     // do: the metadata of one small topic, not looked at.
+                                     // Brokers first: init_transactions asks for its coordinator at once and,
+                                     // with no broker connected yet, only again on librdkafka's 500 ms
+                                     // coordinator timer. The answer to one metadata request (of a small
+                                     // topic, not looked at) names the brokers, and without sparse
+                                     // connections librdkafka connects to them at once: measured on the local
+                                     // stack, init_transactions in 4-5 ms instead of 505 ms (with the
+                                     // metadata request alone: 505 ms in most starts, the broker it names not
+                                     // yet connected).
     let _ = producer.client().fetch_metadata(
         Some("__transaction_state"),
         Duration::from_secs(config.kafka.connect_timeout),
