@@ -7,6 +7,7 @@
 
 use super::contrib::{chunk_key, chunks, diff};
 use super::discover::{Discovery, Listed};
+use super::here;
 use super::keyset::etag_tag;
 use super::ledger::{
     change_key, listing_key, partition_of, split_key, unix_now, Contribution, Entry,
@@ -35,6 +36,8 @@ pub enum Input {
 pub struct Polled {
     pub input: Input,
     pub partition: i32,
+    /// Its offset; [`here::FOUND_HERE`] for an object the batch found
+    /// itself (no input offset moves for it).
     pub offset: i64,
     pub key: Vec<u8>,
     pub value: Option<Vec<u8>>,
@@ -147,8 +150,10 @@ pub fn plan_with(
     let mut job_of: HashMap<String, usize> = HashMap::new();
     let mut overlay: HashMap<String, Option<Done>> = HashMap::new();
     for rec in polled {
-        plan.offsets
-            .insert((rec.input, rec.partition), rec.offset + 1);
+        if rec.offset != here::FOUND_HERE {
+            plan.offsets
+                .insert((rec.input, rec.partition), rec.offset + 1);
+        }
         let key = String::from_utf8_lossy(&rec.key).into_owned();
         let at = format!("[{}]@{}", rec.partition, rec.offset);
         match rec.input {

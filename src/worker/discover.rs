@@ -160,6 +160,9 @@ impl Pass {
 pub struct Listed {
     /// Objects not seen before (or failed ones due for a retry).
     pub found: Vec<Found>,
+    /// Found objects the batch counts itself (see [`super::here`]): they
+    /// get no `discovered` record.
+    pub here: Vec<Found>,
     /// The full pass's progress to write with them, if it moved.
     pub progress: Option<Entry>,
     /// Known keys a completed full pass did not list (by fingerprint):
@@ -560,7 +563,7 @@ impl Discovery {
     /// changed ones of unknown version, removed ones unmarked (the pass
     /// goes on from its last committed position and finds them again).
     pub fn forget(&mut self, listed: Listed) {
-        for f in listed.found {
+        for f in listed.found.into_iter().chain(listed.here) {
             match self.seen.get(&f.key) {
                 Some(v) if f.change => {
                     self.seen.set(&f.key, UNKNOWN | (v & MARK));

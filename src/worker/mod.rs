@@ -13,6 +13,7 @@
 //! - [`txn`]: the transactional producer (begin, send, commit with offsets);
 //! - [`state`]: the tables, done sets and discovery, restored from Kafka;
 //! - [`batch`]: planning a batch and settling its outcomes (pure functions);
+//! - [`here`]: small objects the lister counts in the batch that found them;
 //! - [`discover`], [`object`], [`ledger`], [`restore`]: listing the bucket,
 //!   counting one object, the ledger's records, reading a topic to its end.
 //!
@@ -31,6 +32,7 @@ pub mod batch;
 pub mod contrib;
 pub mod discover;
 pub mod group;
+pub mod here;
 pub mod keyset;
 mod known;
 pub mod ledger;

@@ -8,8 +8,21 @@ use super::*;
 impl Worker {
     /// Counts the batch's objects, applies its deltas to the totals, and
     /// commits all of it in one transaction with the input offsets.
-    pub(super) fn process(&mut self, polled: Vec<Polled>, mut listed: Listed) -> Result<()> {
+    pub(super) fn process(&mut self, mut polled: Vec<Polled>, mut listed: Listed) -> Result<()> {
         let epoch = self.group.epoch();
+        if !self.state.parked {
+            let done = &self.state.done;
+            let (here, records) = super::here::take(
+                &mut listed.found,
+                &polled,
+                &self.settings.s3.bucket,
+                self.ledger_partitions,
+                &self.settings.ranged,
+                |p| done.contains_key(&p),
+            );
+            listed.here = here;
+            polled.extend(records);
+        }
         let (done, tables) = (&self.state.done, &self.state.tables);
         let mut plan = batch::plan_with(
             polled,
@@ -125,7 +138,7 @@ impl Worker {
                     }
                 }
                 Event::BatchCommitted {
-                    discovered: listed.found.len() as u64,
+                    discovered: (listed.found.len() + listed.here.len()) as u64,
                     objects: settled.counted + settled.failed + settled.retracted,
                     failed: settled.failed,
                     deltas: settled.deltas.len() as u64,

@@ -459,6 +459,42 @@ async fn startup_error_changelog_in_another_format() {
     );
 }
 
+/// Small objects the lister finds in ledger partitions it owns (a single
+/// worker owns them all) are counted in the batch that found them
+/// (`worker::here`): the ledger holds one `counted` record of each and no
+/// `discovered` one. A big object (over 1 MiB) still goes through the
+/// ledger's queue: `discovered`, then `counted`.
+#[tokio::test(flavor = "multi_thread")]
+async fn small_objects_are_counted_in_the_batch_that_finds_them() {
+    let _stack = shared().await;
+    let (app, files) = App::with_papers("ws-here", 400, 40).await;
+    let para = PARAGRAPH.as_bytes();
+    let reps = (2 << 20) / para.len();
+    app.put_repeated("big.txt", para, reps).await;
+    let big = (
+        "big.txt".to_string(),
+        times(&count_bytes(para), reps as i64),
+    );
+    let mut w = app.worker("here-1", &[]);
+    w.wait_ready(READY).await;
+    app.assert_exactly_once(&files, &[big], Duration::from_secs(120), &[&w])
+        .await;
+    let mut history: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (k, v) in app.ledger().await {
+        let state = v["state"].as_str().unwrap_or("?").to_string();
+        history.entry(k).or_default().push(state);
+    }
+    for (k, _) in &files {
+        assert_eq!(history[&app.url(k)], ["counted"], "ledger records of {k}");
+    }
+    assert_eq!(
+        history[&app.url("big.txt")],
+        ["discovered", "counted"],
+        "ledger records of big.txt"
+    );
+    w.stop().await;
+}
+
 /// Two workers with the same app id split the partitions (one group); one
 /// leaves mid-run (SIGTERM, default id: dynamic membership, leaves at once)
 /// and the other takes over its partitions: totals exact, each object
