@@ -10,6 +10,7 @@ separate words (a newline) except those of INLINE elements; the content of
 EXCLUDED elements, comments, processing instructions and the doctype does
 not count. Pipe the output into tests/oracle.py for the counts.
 """
+import re
 import sys
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
@@ -84,10 +85,21 @@ class Html(HTMLParser):
             self.out.append(data)
 
 
+def html_charset(data):
+    """The encoding an HTML document declares: its BOM, else a <meta>
+    charset in its first 1,024 bytes, else UTF-8."""
+    for bom, name in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
+        if data.startswith(bom):
+            return name
+    m = re.search(rb"<meta[^>]*?charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", data[:1024], re.I)
+    return m.group(1).decode("ascii") if m else "utf-8"
+
+
 def html_text(path):
     p = Html()
-    with open(path, encoding="utf-8", errors="replace") as f:
-        p.feed(f.read())
+    with open(path, "rb") as f:
+        data = f.read()
+    p.feed(data.decode(html_charset(data), errors="replace"))
     p.close()
     return "".join(p.out)
 

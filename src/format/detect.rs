@@ -214,8 +214,12 @@ fn tar_checksum_ok(p: &[u8]) -> bool {
     sum == want
 }
 
-/// XML or HTML by how they start (after a BOM and white space).
+/// XML or HTML by how they start (after a BOM and white space; a UTF-16
+/// document is looked at as UTF-8).
 fn markup_magic(p: &[u8]) -> Option<Kind> {
+    if let Some(p) = utf16_as_utf8(p) {
+        return markup_magic(&p);
+    }
     let p = lead_trimmed(p);
     let lower: Vec<u8> = p.iter().take(64).map(u8::to_ascii_lowercase).collect();
     if lower.starts_with(b"<?xml") {
@@ -241,7 +245,19 @@ fn markup_magic(p: &[u8]) -> Option<Kind> {
 /// Whether the document's first character (after a BOM and white space) is
 /// `<`: a hint makes markup only of what looks like markup.
 fn starts_with_tag(p: &[u8]) -> bool {
-    lead_trimmed(p).first() == Some(&b'<')
+    match utf16_as_utf8(p) {
+        Some(p) => lead_trimmed(&p).first() == Some(&b'<'),
+        None => lead_trimmed(p).first() == Some(&b'<'),
+    }
+}
+
+/// `p` decoded to UTF-8 if it starts with a UTF-16 byte order mark.
+fn utf16_as_utf8(p: &[u8]) -> Option<Vec<u8>> {
+    let (encoding, bom) = encoding_rs::Encoding::for_bom(p)?;
+    (encoding != encoding_rs::UTF_8).then(|| {
+        let (text, _) = encoding.decode_without_bom_handling(&p[bom..]);
+        text.into_owned().into_bytes()
+    })
 }
 
 /// `p` without a UTF-8 BOM and leading white space.

@@ -14,9 +14,11 @@
 //! [`detect`] on the first bytes and keep their fast path; [`count`] is for
 //! everything else (and also counts plain text correctly).
 //!
-//! Plain text bytes decode as `--encoding` says; text extracted from markup
-//! is Unicode and is always counted as UTF-8.
+//! Plain text bytes decode as `--encoding` says; markup is read in the
+//! encoding it declares ([`charset`]: BOM, Content-Type, XML declaration,
+//! HTML `<meta>`; else UTF-8), and its text is counted as UTF-8.
 
+pub mod charset;
 pub mod compress;
 pub mod detect;
 pub mod markup;
@@ -185,6 +187,7 @@ pub(crate) fn document(
     let prefix = sniff(&mut reader).map_err(|e| reason(chain, &e))?;
     let kind = detect(&prefix, hints);
     chain.push(kind.name());
+    let head = matches!(kind, Kind::Xml | Kind::Html).then(|| prefix.clone());
     let reader: Box<dyn Read + '_> = Box::new(std::io::Cursor::new(prefix).chain(reader));
     match kind {
         Kind::Gzip | Kind::Zstd | Kind::Bzip2 => {
@@ -194,6 +197,8 @@ pub(crate) fn document(
         Kind::Tar => tar::members(reader, hints, budget, name, chain, sink),
         Kind::Xml | Kind::Html => {
             sink.begin(name, kind.name(), true);
+            let head = head.unwrap_or_default();
+            let reader = charset::utf8(kind, &head, hints.content_type.as_deref(), reader);
             let r = markup::extract(kind, reader, sink).map_err(|e| reason(chain, &e));
             sink.end();
             r

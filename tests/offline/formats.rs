@@ -196,6 +196,26 @@ fn markup_counts_the_text_nodes_as_python_does() {
             fmt::html(&text).as_bytes(),
         ));
     }
+    // Documents in the encodings they declare (`format::charset`).
+    let accents = "Café naïve Zoë façade déjà vu Größe «guillemets»";
+    let latin1: Vec<u8> = accents.chars().map(|c| c as u32 as u8).collect();
+    let mut xml = b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\n<article><p>".to_vec();
+    xml.extend(&latin1);
+    xml.extend(b"</p></article>\n");
+    files.push(write(tmp.path(), "declared-latin1.xml", &xml));
+    let mut utf16 = vec![0xff, 0xfe];
+    let doc = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-16\"?>\n<article><p>{accents} Привет</p></article>\n"
+    );
+    for u in doc.encode_utf16() {
+        utf16.extend(u.to_le_bytes());
+    }
+    files.push(write(tmp.path(), "utf16.xml", &utf16));
+    let mut html =
+        b"<html><head><meta charset=\"windows-1252\"><title>t</title></head><body><p>".to_vec();
+    html.extend(&latin1);
+    html.extend(b" \x93quoted\x94 \x97 dash</p></body></html>\n");
+    files.push(write(tmp.path(), "declared-cp1252.html", &html));
     for file in &files {
         let got = count_local_tsv(file);
         let want = reference_tsv(file);
