@@ -127,6 +127,11 @@ pub struct Settings {
 /// Objects read and counted at the same time (small objects are bound by
 /// the S3 round trip, large ones by the CPU).
 const COUNT_CONCURRENCY: usize = 32;
+/// Bytes of objects read and counted at the same time, in KiB: a batch of
+/// big objects reads fewer at once than one of small ones (a PDF is held
+/// whole in memory while its text is extracted), and an object bigger than
+/// this is read alone.
+const COUNT_KIB_AT_ONCE: u32 = 256 << 10;
 /// Timeout of one page of a bucket listing (a page that times out is
 /// listed again; a pass is never started over for it).
 const PAGE_TIMEOUT: Duration = Duration::from_secs(30);

@@ -286,7 +286,9 @@ impl Worker {
     }
 
     /// Reads and counts the batch's objects, [`COUNT_CONCURRENCY`] at a
-    /// time; outcomes in the order of `jobs` (a retraction reads nothing). The group is served meanwhile,
+    /// time and no more than [`COUNT_KIB_AT_ONCE`] of them at once
+    /// ([`kib_of`]); outcomes in the order of `jobs` (a retraction reads
+    /// nothing). The group is served meanwhile,
     /// however long it takes (see [`Group::serve_while`]).
     pub(super) fn count_objects(&mut self, jobs: &[batch::Job]) -> Result<Vec<Outcome>> {
         if jobs.is_empty() {
@@ -297,6 +299,7 @@ impl Worker {
         let permits = Arc::new(tokio::sync::Semaphore::new(
             self.settings.ranged.concurrency.max(1),
         ));
+        let bytes = Arc::new(tokio::sync::Semaphore::new(COUNT_KIB_AT_ONCE as usize));
         let tasks: Vec<_> = jobs
             .iter()
             .map(|job| {
@@ -321,6 +324,7 @@ impl Worker {
                     _ => None,
                 };
                 let permits = Arc::clone(&permits);
+                let (bytes, kib) = (Arc::clone(&bytes), kib_of(job));
                 let count = object::count(
                     self.s3.clone(),
                     self.settings.s3.bucket.clone(),
@@ -341,6 +345,9 @@ impl Worker {
                     if retract {
                         return Outcome::Failed(String::new()); // not read
                     }
+                    let Ok(_bytes) = bytes.acquire_many(kib).await else {
+                        return Outcome::Interrupted;
+                    };
                     // A test's slow object (see crate::failpoint).
                     let _ = tokio::task::spawn_blocking(|| failpoint::hit("count.slow")).await;
                     count.await
@@ -385,5 +392,48 @@ impl Worker {
         }
         // Their events must come again.
         self.events.nack(ack);
+    }
+}
+
+/// The share of [`COUNT_KIB_AT_ONCE`] an object's read takes: its listed
+/// size in KiB, at least 1, at most all of it.
+fn kib_of(job: &batch::Job) -> u32 {
+    let size = match &job.listed {
+        Entry::Discovered { size, .. } => *size,
+        _ => 0,
+    };
+    size.div_ceil(1024).clamp(1, COUNT_KIB_AT_ONCE as u64) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(size: u64) -> batch::Job {
+        batch::Job {
+            partition: 0,
+            ledger_key: "s3://b/k".into(),
+            object_key: "k".into(),
+            listed: Entry::Discovered {
+                etag: "\"e\"".into(),
+                size,
+            },
+            action: batch::Action::Count,
+            old: None,
+            change: false,
+        }
+    }
+
+    #[test]
+    fn objects_take_their_size_of_the_bytes_read_at_once() {
+        assert_eq!(kib_of(&job(0)), 1);
+        assert_eq!(kib_of(&job(10)), 1);
+        assert_eq!(kib_of(&job(1025)), 2);
+        assert_eq!(kib_of(&job(64 << 20)), 64 << 10);
+        // 32 objects of 8 MiB: all at once; of 64 MiB: 4 at once; one of
+        // 1 GiB: alone (it takes everything)
+        assert!(32 * kib_of(&job(8 << 20)) <= COUNT_KIB_AT_ONCE);
+        assert_eq!(COUNT_KIB_AT_ONCE / kib_of(&job(64 << 20)), 4);
+        assert_eq!(kib_of(&job(1 << 30)), COUNT_KIB_AT_ONCE);
     }
 }
