@@ -294,6 +294,64 @@ async fn signals_during_a_multipart_upload_abort_it() {
     assert!(st.list(&bucket).await.is_empty());
 }
 
+/// A signal that lands after the server started a multipart upload and
+/// before the upload command learned its id (failpoint `upload.created`
+/// holds that moment for 3 s): the command still aborts it. Before, the
+/// request was cancelled with the rest and the upload stayed in progress
+/// on the server ("aborted 0 multipart upload(s)"; seen once in a full run).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signal_while_a_multipart_upload_starts_aborts_it() {
+    let st = shared().await;
+    let bucket = st.new_bucket("clih-sig-start").await;
+    let (_dir, big) = temp_file("big.bin", &testkit::corpus::test_bytes(16 << 20, 3));
+    let mut c = cmd(
+        &st,
+        &[
+            "upload",
+            "-q",
+            "--bucket",
+            &bucket,
+            "--multipart-threshold",
+            "5MiB",
+            "--part-size",
+            "5MiB",
+            s(&big),
+        ],
+    );
+    c.env(wordstream::failpoint::VAR, "upload.created=sleep(3000)");
+    let child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("upload");
+    let pid = child.id();
+    let waiter = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap());
+    let start = Instant::now();
+    while st.uploads_in_progress(&bucket).await.is_empty() {
+        assert!(
+            !waiter.is_finished() && start.elapsed() < Duration::from_secs(60),
+            "the multipart upload never showed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    testkit::procfs::signal(pid, libc::SIGTERM).unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(30), waiter)
+        .await
+        .expect("upload exits after the signal")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.ends_with(
+            "wordstream: error: interrupted by SIGTERM after 0 of 1 files (aborted 1 \
+             multipart upload(s))\n"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(st.uploads_in_progress(&bucket).await, Vec::<String>::new());
+    assert!(st.list(&bucket).await.is_empty());
+}
+
 /// Item 8: `count-local --verify … | head -1`, `| true`, `> /dev/full`.
 #[tokio::test(flavor = "multi_thread")]
 async fn verify_with_a_closed_or_full_stdout() {

@@ -14,7 +14,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -108,6 +108,9 @@ pub(super) struct Ctx {
     /// Multipart uploads started and not yet completed or aborted, by key,
     /// so an interrupted run can abort them.
     open: Mutex<HashMap<String, String>>,
+    /// CreateMultipartUpload requests in flight: an interrupted run waits
+    /// for their answers, so an upload the server started is aborted too.
+    creating: AtomicUsize,
     fail_after_parts: Option<u32>,
     /// Skip SHA-256 payload signing (HTTPS only: TLS and the CRC32 checksum
     /// the SDK adds keep the bytes intact, as botocore does by default).
@@ -163,6 +166,7 @@ impl Ctx {
             permits: Arc::new(Semaphore::new(concurrency)),
             progress: Progress::new(show_progress, total_bytes, files),
             open: Mutex::new(HashMap::new()),
+            creating: AtomicUsize::new(0),
             fail_after_parts,
             unsigned_payload: args
                 .s3
@@ -196,9 +200,16 @@ impl Ctx {
         }
     }
 
-    /// Aborts every multipart upload still open (after an interruption);
-    /// returns how many it aborted.
+    /// Aborts every multipart upload still open (after an interruption),
+    /// once the ones being started have their ids (for at most
+    /// `--s3-timeout`); returns how many it aborted.
     pub(super) async fn abort_open(&self) -> usize {
+        let started = Instant::now();
+        while self.creating.load(Ordering::SeqCst) > 0
+            && started.elapsed() < Duration::from_secs(self.timeout_secs.max(1))
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let open: Vec<(String, String)> = match self.open.lock() {
             Ok(mut m) => m.drain().collect(),
             Err(poisoned) => poisoned.into_inner().drain().collect(),
@@ -285,6 +296,49 @@ impl Ctx {
         Ok(())
     }
 
+    /// Starts a multipart upload of `key` and records it as open. The
+    /// request runs on a task of its own that an interruption does not
+    /// cancel: once the server has started the upload, its id is recorded,
+    /// so that [`Ctx::abort_open`] aborts it (cancelled mid-request, it
+    /// would stay in progress on the server, unknown to this run).
+    async fn create(self: Arc<Self>, key: &str, url: &str) -> Result<String> {
+        /// Counts a request in flight until dropped.
+        struct InFlight(Arc<Ctx>);
+        impl Drop for InFlight {
+            fn drop(&mut self) {
+                self.0.creating.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        self.creating.fetch_add(1, Ordering::SeqCst);
+        let in_flight = InFlight(Arc::clone(&self));
+        let (key, url) = (key.to_string(), url.to_string());
+        let request = tokio::spawn(async move {
+            let ctx = &in_flight.0;
+            let created = ctx
+                .client
+                .create_multipart_upload()
+                .bucket(&ctx.bucket)
+                .key(&key)
+                .content_type(&ctx.content_type)
+                .send()
+                .await
+                .map_err(|e| {
+                    s3::describe(&format!("cannot start multipart upload to {url}"), &e)
+                })?;
+            let upload_id = created
+                .upload_id()
+                .ok_or_else(|| anyhow!("cannot start multipart upload to {url}: no upload id"))?
+                .to_string();
+            // A test's moment between the server's start and its record here.
+            let _ = tokio::task::spawn_blocking(|| crate::failpoint::hit("upload.created")).await;
+            ctx.set_open(&key, Some(&upload_id));
+            Ok(upload_id)
+        });
+        request
+            .await
+            .map_err(|e| anyhow!("starting a multipart upload: {e}"))?
+    }
+
     /// A multipart upload, aborted on any failure.
     async fn multipart(
         self: Arc<Self>,
@@ -294,20 +348,7 @@ impl Ctx {
         bar: &ProgressBar,
     ) -> Result<()> {
         let url = self.url(&item.key);
-        let created = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(&item.key)
-            .content_type(&self.content_type)
-            .send()
-            .await
-            .map_err(|e| s3::describe(&format!("cannot start multipart upload to {url}"), &e))?;
-        let upload_id = created
-            .upload_id()
-            .ok_or_else(|| anyhow!("cannot start multipart upload to {url}: no upload id"))?
-            .to_string();
-        self.set_open(&item.key, Some(&upload_id));
+        let upload_id = self.clone().create(&item.key, &url).await?;
 
         let t0 = Instant::now();
         let result = self
