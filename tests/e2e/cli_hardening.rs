@@ -232,6 +232,46 @@ async fn odd_keys_are_listed_and_counted() {
     w.stop().await;
 }
 
+/// Runs `c` (an upload to `bucket`), sends `sig` once a multipart upload
+/// shows in progress on the server, and returns its exit code and stderr.
+async fn interrupted_upload(
+    st: &testkit::stack::Stack,
+    bucket: &str,
+    mut c: Command,
+    sig: libc::c_int,
+) -> (Option<i32>, String) {
+    let child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("upload");
+    let pid = child.id();
+    let waiter = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap());
+    let start = Instant::now();
+    while st.uploads_in_progress(bucket).await.is_empty() {
+        assert!(
+            !waiter.is_finished() && start.elapsed() < Duration::from_secs(60),
+            "the multipart upload never showed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    testkit::procfs::signal(pid, sig).unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(30), waiter)
+        .await
+        .expect("upload exits after the signal")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code(), stderr)
+}
+
+/// The line an upload of one file interrupted by `name` ends with.
+fn aborted_line(name: &str) -> String {
+    format!(
+        "wordstream: error: interrupted by {name} after 0 of 1 files (aborted 1 \
+         multipart upload(s))\n"
+    )
+}
+
 /// Item 6: SIGTERM and SIGHUP during a multipart upload abort it as SIGINT
 /// does: no upload stays in progress, exit 1 with one line.
 #[tokio::test(flavor = "multi_thread")]
@@ -244,7 +284,7 @@ async fn signals_during_a_multipart_upload_abort_it() {
         (libc::SIGHUP, "SIGHUP"),
         (libc::SIGINT, "SIGINT"),
     ] {
-        let mut c = cmd(
+        let c = cmd(
             &st,
             &[
                 "upload",
@@ -260,35 +300,9 @@ async fn signals_during_a_multipart_upload_abort_it() {
                 s(&big),
             ],
         );
-        let child = c
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("upload");
-        let pid = child.id();
-        let waiter = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap());
-        let start = Instant::now();
-        while st.uploads_in_progress(&bucket).await.is_empty() {
-            assert!(
-                !waiter.is_finished() && start.elapsed() < Duration::from_secs(60),
-                "{name}: the multipart upload never showed"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        testkit::procfs::signal(pid, sig).unwrap();
-        let out = tokio::time::timeout(Duration::from_secs(30), waiter)
-            .await
-            .expect("upload exits after the signal")
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
-        assert_eq!(
-            stderr,
-            format!(
-                "wordstream: error: interrupted by {name} after 0 of 1 files (aborted 1 \
-                 multipart upload(s))\n"
-            )
-        );
+        let (code, stderr) = interrupted_upload(&st, &bucket, c, sig).await;
+        assert_eq!(code, Some(1), "{name}: {stderr}");
+        assert_eq!(stderr, aborted_line(name));
         assert_eq!(st.uploads_in_progress(&bucket).await, Vec::<String>::new());
     }
     assert!(st.list(&bucket).await.is_empty());
@@ -319,35 +333,9 @@ async fn a_signal_while_a_multipart_upload_starts_aborts_it() {
         ],
     );
     c.env(wordstream::failpoint::VAR, "upload.created=sleep(3000)");
-    let child = c
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("upload");
-    let pid = child.id();
-    let waiter = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap());
-    let start = Instant::now();
-    while st.uploads_in_progress(&bucket).await.is_empty() {
-        assert!(
-            !waiter.is_finished() && start.elapsed() < Duration::from_secs(60),
-            "the multipart upload never showed"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    testkit::procfs::signal(pid, libc::SIGTERM).unwrap();
-    let out = tokio::time::timeout(Duration::from_secs(30), waiter)
-        .await
-        .expect("upload exits after the signal")
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.ends_with(
-            "wordstream: error: interrupted by SIGTERM after 0 of 1 files (aborted 1 \
-             multipart upload(s))\n"
-        ),
-        "{stderr}"
-    );
+    let (code, stderr) = interrupted_upload(&st, &bucket, c, libc::SIGTERM).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.ends_with(&aborted_line("SIGTERM")), "{stderr}");
     assert_eq!(st.uploads_in_progress(&bucket).await, Vec::<String>::new());
     assert!(st.list(&bucket).await.is_empty());
 }
