@@ -51,9 +51,10 @@ pub fn utf8<'a>(
     )
 }
 
-/// The `charset` parameter of a Content-Type value.
+/// The `charset` parameter of a Content-Type value (its media type, which
+/// has no `=`, is passed over with the other parameters).
 fn charset_param(content_type: &str) -> Option<String> {
-    content_type.split(';').skip(1).find_map(|param| {
+    content_type.split(';').find_map(|param| {
         let (name, value) = param.split_once('=')?;
         name.trim()
             .eq_ignore_ascii_case("charset")
@@ -64,9 +65,7 @@ fn charset_param(content_type: &str) -> Option<String> {
 
 /// The `encoding` of an XML declaration at the start of `prefix`.
 fn xml_declaration(prefix: &[u8]) -> Option<String> {
-    let p = prefix.strip_prefix(b"\xef\xbb\xbf").unwrap_or(prefix);
-    let start = p.iter().position(|b| !b.is_ascii_whitespace())?;
-    let p = &p[start..];
+    let p = super::detect::lead_trimmed(prefix);
     if !p.starts_with(b"<?xml") {
         return None;
     }
@@ -93,7 +92,7 @@ fn html_meta(prefix: &[u8]) -> Option<String> {
         let is_content_type =
             attribute(tag, b"http-equiv").is_some_and(|v| v.eq_ignore_ascii_case("content-type"));
         if let (true, Some(content)) = (is_content_type, attribute(tag, b"content")) {
-            if let Some(c) = charset_param(&format!("x;{content}")) {
+            if let Some(c) = charset_param(&content) {
                 return Some(c);
             }
         }

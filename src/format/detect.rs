@@ -261,7 +261,7 @@ fn utf16_as_utf8(p: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// `p` without a UTF-8 BOM and leading white space.
-fn lead_trimmed(p: &[u8]) -> &[u8] {
+pub(super) fn lead_trimmed(p: &[u8]) -> &[u8] {
     let p = p.strip_prefix(b"\xef\xbb\xbf").unwrap_or(p);
     let start = p
         .iter()

@@ -203,8 +203,9 @@ async fn cleanup_policy(
 
 /// The pipeline's topics (changelog, ledger, repartition, and with
 /// `contributions` the contributions topic): checks existing ones and
-/// creates missing ones, then waits until every partition has a leader. Returns the partition counts of the changelog
-/// (= repartition) and of the ledger.
+/// creates missing ones, then waits until every partition has a leader.
+/// Returns the partition counts of the changelog (= repartition) and of the
+/// ledger.
 pub fn prepare_pipeline_topics(
     k: &KafkaArgs,
     topics: &Topics,
@@ -239,36 +240,22 @@ pub fn prepare_pipeline_topics(
     }
     // the existing topics' configs, asked at once
     rt.block_on(async {
-        let changelog_ok = async {
-            match changelog {
-                Some(_) => check_compacted(k, &topics.changelog).await,
-                None => Ok(()),
-            }
-        };
-        let ledger_ok = async {
-            match ledger {
-                Some(_) => check_compacted(k, &topics.ledger)
-                    .await
-                    .map_err(|e| anyhow!("{e:#} (the ledger keeps one record per object)")),
-                None => Ok(()),
-            }
-        };
         let purged = async {
             if repart.is_some() {
                 keep_until_purged(k, &topics.repartition).await;
             }
         };
-        let contrib_ok = async {
-            match contrib {
-                Some(_) => check_compacted(k, &topics.contributions).await,
-                None => Ok(()),
-            }
-        };
-        let (c, l, (), o) = tokio::join!(changelog_ok, ledger_ok, purged, contrib_ok);
-        c.and(l).and(o)
+        let (c, l, (), o) = tokio::join!(
+            compacted_if(k, changelog, &topics.changelog),
+            compacted_if(k, ledger, &topics.ledger),
+            purged,
+            compacted_if(k, contrib, &topics.contributions)
+        );
+        c.and(l.map_err(|e| anyhow!("{e:#} (the ledger keeps one record per object)")))
+            .and(o)
     })?;
     let compact = || vec![("cleanup.policy", "compact".to_string())];
-    let specs = [
+    let mut specs = vec![
         TopicSpec {
             name: topics.changelog.clone(),
             partitions: n,
@@ -291,21 +278,33 @@ pub fn prepare_pipeline_topics(
                 ("retention.ms", "-1".to_string()),
             ],
         },
-        contributions_spec(topics, ledger_n, replication),
     ];
+    let mut counts = vec![changelog, ledger, repart];
+    if contributions {
+        specs.push(contributions_spec(topics, ledger_n, replication));
+        counts.push(contrib);
+    }
     // the topics this worker creates (or another one does at the same time)
-    let missing: Vec<TopicSpec> = [changelog, ledger, repart, contrib]
+    let missing: Vec<TopicSpec> = counts
         .iter()
-        .zip(&specs)
-        .zip([true, true, true, contributions])
-        .filter(|((count, _), wanted)| *wanted && count.is_none())
-        .map(|((_, spec), _)| spec.clone())
+        .zip(specs)
+        .filter(|(count, _)| count.is_none())
+        .map(|(_, spec)| spec)
         .collect();
     if !missing.is_empty() {
         rt.block_on(ensure_topics(k, &missing))?;
         wait_for_leaders(&consumer, k, &missing)?;
     }
     Ok((n, ledger_n))
+}
+
+/// Checks that `topic` is compacted if it exists (`count` is its partition
+/// count, `None` when it does not).
+async fn compacted_if(k: &KafkaArgs, count: Option<i32>, topic: &str) -> Result<()> {
+    match count {
+        Some(_) => check_compacted(k, topic).await,
+        None => Ok(()),
+    }
 }
 
 /// The contributions topic: compacted, `ledger_partitions` partitions (an

@@ -457,7 +457,12 @@ impl Worker {
         let Some(listed) = self.list() else {
             return Ok(()); // stopping
         };
+        // What the listing found commits now: waiting for records that may
+        // not come would only delay it (the first page of a backlog: the
+        // ledger holds nothing to count yet).
+        let found = !listed.found.is_empty() || listed.progress.is_some();
         let first_wait = match self.state.last_listing {
+            _ if found => Duration::ZERO,
             Some(t) if self.state.discovery.is_some() => {
                 self.settings.interval.saturating_sub(t.elapsed())
             }
@@ -468,14 +473,6 @@ impl Worker {
         } else {
             Duration::from_millis(200)
         });
-        // What the listing found commits now: waiting for records that may
-        // not come would only delay it (the first page of a backlog: the
-        // ledger holds nothing to count yet).
-        let first_wait = if listed.found.is_empty() && listed.progress.is_none() {
-            first_wait
-        } else {
-            Duration::ZERO
-        };
         watchdog::step("poll");
         let polled = match self.group.poll_batch(epoch, first_wait)? {
             Poll::Batch(polled) => polled,

@@ -288,8 +288,8 @@ impl Worker {
     /// Reads and counts the batch's objects, [`COUNT_CONCURRENCY`] at a
     /// time and no more than [`COUNT_KIB_AT_ONCE`] of them at once
     /// ([`kib_of`]); outcomes in the order of `jobs` (a retraction reads
-    /// nothing). The group is served meanwhile,
-    /// however long it takes (see [`Group::serve_while`]).
+    /// nothing). The group is served meanwhile, however long it takes (see
+    /// [`Group::serve_while`]).
     pub(super) fn count_objects(&mut self, jobs: &[batch::Job]) -> Result<Vec<Outcome>> {
         if jobs.is_empty() {
             return Ok(Vec::new());

@@ -100,11 +100,7 @@ pub fn read_to_ends(
         return Ok((0, ends));
     }
     let consumer = ClosedAside(Some(reader(args, "restore")?));
-    // The log's true end (read_uncommitted): under read_committed the
-    // watermarks stop at the last stable offset, before open transactions.
-    let log_end = kafka::base_consumer(
-        kafka::client_config(args).set("isolation.level", "read_uncommitted"),
-    )?;
+    let log_end = log_end_client(args)?;
     let mut tpl = TopicPartitionList::new();
     let mut remaining: HashSet<i32> = HashSet::new();
     let mut total: i64 = 0;
@@ -201,13 +197,18 @@ pub fn log_ends(
     if partitions.is_empty() {
         return Ok(Default::default());
     }
-    let client = kafka::base_consumer(
-        kafka::client_config(args).set("isolation.level", "read_uncommitted"),
-    )?;
+    let client = log_end_client(args)?;
     partitions
         .iter()
         .map(|&p| Ok((p, watermarks(&client, topic, p, stop)?.1)))
         .collect()
+}
+
+/// A client that sees the log's true end (read_uncommitted): under
+/// read_committed the watermarks stop at the last stable offset, before
+/// open transactions.
+fn log_end_client(args: &KafkaArgs) -> Result<BaseConsumer<QuietContext>> {
+    kafka::base_consumer(kafka::client_config(args).set("isolation.level", "read_uncommitted"))
 }
 
 /// The low and high watermarks of `topic[p]` as `client` sees them (the

@@ -295,15 +295,16 @@ fn create(config: &TxnConfig, changelog: &str) -> Result<TxnProducer> {
         .set("transactional.id", config.transactional_id())
         .create_with_context(DeliveryContext::new(changelog))
         .context("cannot create Kafka producer")?;
-    kafka::prime(producer.client()); // OAUTHBEARER: the first token at once
-                                     // Brokers first: init_transactions asks for its coordinator at once and,
-                                     // with no broker connected yet, only again on librdkafka's 500 ms
-                                     // coordinator timer. The answer to one metadata request (of a small
-                                     // topic, not looked at) names the brokers, and without sparse
-                                     // connections librdkafka connects to them at once: measured on the local
-                                     // stack, init_transactions in 4-5 ms instead of 505 ms (with the
-                                     // metadata request alone: 505 ms in most starts, the broker it names not
-                                     // yet connected).
+    // OAUTHBEARER: the first token at once.
+    kafka::prime(producer.client());
+    // Brokers first: init_transactions asks for its coordinator at once and,
+    // with no broker connected yet, only again on librdkafka's 500 ms
+    // coordinator timer. The answer to one metadata request (of a small
+    // topic, not looked at) names the brokers, and without sparse
+    // connections librdkafka connects to them at once: measured on the local
+    // stack, init_transactions in 4-5 ms instead of 505 ms (with the
+    // metadata request alone: 505 ms in most starts, the broker it names not
+    // yet connected).
     let _ = producer.client().fetch_metadata(
         Some("__transaction_state"),
         Duration::from_secs(config.kafka.connect_timeout),
